@@ -1,0 +1,279 @@
+//! `Config`: the whole run, decided once from the command line.
+//!
+//! Every default and every cross-flag policy lives in [`Config::from_cli`]; nothing downstream
+//! re-reads flags. The result is immutable and shared by reference with the walker and workers.
+
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, FilterArg, FitArg, FormatArg, WhenArg};
+use crate::error::ConfigError;
+use crate::format::Format;
+use crate::geometry::{Dim, Fit, Target};
+
+/// Resampling filter, independent of the resizer library's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Lanczos, 3 lobes.
+    Lanczos3,
+    /// Mitchell-Netravali.
+    Mitchell,
+    /// Catmull-Rom.
+    CatmullRom,
+    /// Bilinear.
+    Bilinear,
+    /// Box.
+    Box,
+    /// Nearest neighbour.
+    Nearest,
+}
+
+/// Per-image resize and encode parameters (the part of [`Config`] a worker needs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Target size and fit. Default: none (one of -w/-H/-s is required).
+    pub target: Target,
+    /// Output format; `None` keeps each input's format. Default: `None`.
+    pub format: Option<Format>,
+    /// JPEG/WebP quality 1-100. Default: 82.
+    pub quality: u8,
+    /// Lossless WebP. Default: false.
+    pub lossless: bool,
+    /// Resampling filter. Default: Lanczos3.
+    pub filter: Filter,
+    /// Flatten/pad colour. Default: white.
+    pub background: [u8; 3],
+    /// Let the JPEG decoder shrink by 1/2, 1/4, 1/8 while keeping ≥ the target. Default: true.
+    pub fast_shrink: bool,
+    /// Largest accepted width × height. Default: 268,402,689 (16383², as sharp).
+    pub max_pixels: u64,
+}
+
+impl Settings {
+    /// The output format for an input of format `input`.
+    pub fn output_format(&self, input: Format) -> Format {
+        self.format.unwrap_or(input)
+    }
+}
+
+/// How much the run prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Only errors.
+    Quiet,
+    /// Errors and the summary.
+    Normal,
+    /// Also every written and skipped file.
+    Verbose,
+}
+
+/// The whole run. Built once by [`Config::from_cli`] and never changed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Files and folders to process, as given.
+    pub inputs: Vec<PathBuf>,
+    /// Output root. Required.
+    pub out_dir: PathBuf,
+    /// Per-image parameters.
+    pub settings: Settings,
+    /// Worker threads. Default: number of logical CPUs.
+    pub jobs: NonZeroUsize,
+    /// Replace existing outputs even when they are newer than the input. Default: false.
+    pub overwrite: bool,
+    /// Plan only. Default: false.
+    pub dry_run: bool,
+    /// NDJSON report on stdout. Default: false.
+    pub json: bool,
+    /// How much human output goes to stderr. Default: Normal.
+    pub verbosity: Verbosity,
+    /// Whether a progress bar is drawn on stderr. Default: only on a terminal, not with -q/--json.
+    pub progress: bool,
+}
+
+impl Config {
+    /// Validates the command line and makes every default decision.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let (width, height) = match (cli.size, cli.width, cli.height) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ConfigError::SizeConflict),
+            (Some(spec), None, None) => (spec.width, spec.height),
+            (None, w, h) => (w, h),
+        };
+        if width.is_none() && height.is_none() {
+            return Err(ConfigError::NoSize);
+        }
+        let fit = match cli.fit {
+            FitArg::Inside => Fit::Inside,
+            FitArg::Cover => Fit::Cover,
+            FitArg::Fill => Fit::Fill,
+            FitArg::Contain => Fit::Contain,
+        };
+        if fit != Fit::Inside && (width.is_none() || height.is_none()) {
+            let name = match fit {
+                Fit::Cover => "cover",
+                Fit::Fill => "fill",
+                _ => "contain",
+            };
+            return Err(ConfigError::FitNeedsBox(name));
+        }
+        if !(1..=100).contains(&cli.quality) {
+            return Err(ConfigError::BadQuality(cli.quality));
+        }
+        let out_dir = cli.out_dir.ok_or(ConfigError::NoOutDir)?;
+        for input in &cli.inputs {
+            if std::fs::symlink_metadata(input).is_err() {
+                return Err(ConfigError::MissingInput(input.clone()));
+            }
+            if input.is_dir() && same_dir(input, &out_dir) {
+                return Err(ConfigError::OutDirIsInput(out_dir));
+            }
+        }
+
+        let settings = Settings {
+            target: Target {
+                width,
+                height,
+                fit,
+                upscale: cli.upscale,
+            },
+            format: format_from(cli.format),
+            quality: cli.quality,
+            lossless: cli.lossless,
+            filter: filter_from(cli.filter),
+            background: cli.background.0,
+            fast_shrink: !cli.no_fast_shrink,
+            max_pixels: cli.max_pixels,
+        };
+        let jobs = cli
+            .jobs
+            .unwrap_or_else(|| NonZeroUsize::new(num_cpus::get()).unwrap_or(NonZeroUsize::MIN));
+        let verbosity = if cli.quiet {
+            Verbosity::Quiet
+        } else if cli.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        let progress = match cli.progress {
+            WhenArg::Always => true,
+            WhenArg::Never => false,
+            WhenArg::Auto => {
+                std::io::stderr().is_terminal() && verbosity != Verbosity::Quiet && !cli.json
+            }
+        };
+        Ok(Config {
+            inputs: cli.inputs,
+            out_dir,
+            settings,
+            jobs,
+            overwrite: cli.overwrite,
+            dry_run: cli.dry_run,
+            json: cli.json,
+            verbosity,
+            progress,
+        })
+    }
+}
+
+/// Returns true if and only if both paths name the same existing folder.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn format_from(arg: FormatArg) -> Option<Format> {
+    match arg {
+        FormatArg::Same => None,
+        FormatArg::Jpeg => Some(Format::Jpeg),
+        FormatArg::Png => Some(Format::Png),
+        FormatArg::Webp => Some(Format::Webp),
+        FormatArg::Gif => Some(Format::Gif),
+        FormatArg::Tiff => Some(Format::Tiff),
+        FormatArg::Bmp => Some(Format::Bmp),
+    }
+}
+
+fn filter_from(arg: FilterArg) -> Filter {
+    match arg {
+        FilterArg::Lanczos3 => Filter::Lanczos3,
+        FilterArg::Mitchell => Filter::Mitchell,
+        FilterArg::CatmullRom => Filter::CatmullRom,
+        FilterArg::Bilinear => Filter::Bilinear,
+        FilterArg::Box => Filter::Box,
+        FilterArg::Nearest => Filter::Nearest,
+    }
+}
+
+/// Used by tests and benches: settings for a plain width-limited JPEG-or-same run.
+pub fn settings_for_width(width: u32) -> Settings {
+    Settings {
+        target: Target {
+            width: Some(Dim::Px(width)),
+            height: None,
+            fit: Fit::Inside,
+            upscale: false,
+        },
+        format: None,
+        quality: 82,
+        lossless: false,
+        filter: Filter::Lanczos3,
+        background: [255, 255, 255],
+        fast_shrink: true,
+        max_pixels: 268_402_689,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir();
+        let mut argv = vec!["presize", dir.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        Config::from_cli(Cli::try_parse_from(argv).expect("clap accepts"))
+    }
+
+    #[test]
+    fn a_size_is_required() {
+        assert_eq!(
+            parse(&["-o", "/nonexistent/out"]).unwrap_err(),
+            ConfigError::NoSize
+        );
+    }
+
+    #[test]
+    fn size_spec_excludes_width_and_height() {
+        let err = parse(&["-o", "/x", "-s", "10x10", "-w", "5"]).unwrap_err();
+        assert_eq!(err, ConfigError::SizeConflict);
+    }
+
+    #[test]
+    fn box_fits_need_both_dimensions() {
+        let err = parse(&["-o", "/x", "-w", "5", "--fit", "cover"]).unwrap_err();
+        assert_eq!(err, ConfigError::FitNeedsBox("cover"));
+    }
+
+    #[test]
+    fn out_dir_is_required_and_must_not_be_the_input() {
+        assert_eq!(parse(&["-w", "5"]).unwrap_err(), ConfigError::NoOutDir);
+        let tmp = std::env::temp_dir();
+        let err = parse(&["-w", "5", "-o", tmp.to_str().unwrap()]).unwrap_err();
+        assert!(matches!(err, ConfigError::OutDirIsInput(_)));
+    }
+
+    #[test]
+    fn defaults_are_decided_here() {
+        let c = parse(&["-o", "/x/out", "-w", "800"]).unwrap();
+        assert_eq!(c.jobs.get(), num_cpus::get());
+        assert_eq!(c.settings.quality, 82);
+        assert_eq!(c.settings.filter, Filter::Lanczos3);
+        assert!(c.settings.fast_shrink);
+        assert!(!c.settings.target.upscale);
+        assert_eq!(c.settings.format, None);
+        assert_eq!(c.verbosity, Verbosity::Normal);
+    }
+}

@@ -1,0 +1,169 @@
+//! Error types, split the way the run treats them.
+//!
+//! `ConfigError` is fatal and stops the run before any worker starts; `JobError` belongs to one
+//! input file, travels over the results channel as data inside a [`Failure`], and never stops the
+//! run. The classification mirrors `image::ImageError` so the summary can group failures by kind.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// A per-file failure: the only way a worker reports that one input could not be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Reading the input or writing the output failed at the file-system level.
+    #[error("{context}: {source}")]
+    Io {
+        /// What presize was doing, e.g. "cannot read file".
+        context: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file looks like an image but its data is corrupt or truncated.
+    #[error("cannot decode {format}: {message}")]
+    Decode {
+        /// The detected container format, e.g. "JPEG".
+        format: &'static str,
+        /// The decoder's own words.
+        message: String,
+    },
+    /// The file promises an image (by its name) but is empty or holds something else.
+    #[error("{0}")]
+    Unrecognised(String),
+    /// The image is valid but uses a feature presize cannot handle.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The image declares more pixels than allowed (decompression-bomb guard).
+    #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit} (raise it with --max-pixels)")]
+    TooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// width × height.
+        pixels: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Resizing failed (should not happen for valid sizes; kept as data, never a panic).
+    #[error("cannot resize: {0}")]
+    Resize(String),
+    /// Encoding the output failed.
+    #[error("cannot encode {format}: {message}")]
+    Encode {
+        /// The output format, e.g. "WebP".
+        format: &'static str,
+        /// The encoder's own words.
+        message: String,
+    },
+    /// Writing would lose data: the output is an input, or another input already claimed it.
+    #[error("{0}")]
+    Conflict(String),
+    /// The decoder or encoder panicked; the worker survived and carried on.
+    #[error("internal error (panic) while processing: {0}")]
+    Panicked(String),
+}
+
+impl JobError {
+    /// Wraps an I/O error with what presize was doing when it happened.
+    pub fn io(context: &'static str, source: io::Error) -> Self {
+        JobError::Io { context, source }
+    }
+
+    /// A short, stable name of the error class, used to group failures in the summary and in
+    /// `--json` output.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JobError::Io { .. } => ErrorKind::Io,
+            JobError::Decode { .. } => ErrorKind::Decode,
+            JobError::Unsupported(_) => ErrorKind::Unsupported,
+            JobError::Unrecognised(_) => ErrorKind::Unrecognised,
+            JobError::TooLarge { .. } => ErrorKind::TooLarge,
+            JobError::Resize(_) | JobError::Panicked(_) => ErrorKind::Internal,
+            JobError::Encode { .. } => ErrorKind::Encode,
+            JobError::Conflict(_) => ErrorKind::Conflict,
+        }
+    }
+}
+
+/// The class of a [`JobError`], for grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// File-system error.
+    Io,
+    /// Corrupt or truncated image data.
+    Decode,
+    /// Valid but unsupported image.
+    Unsupported,
+    /// Empty or mislabelled file.
+    Unrecognised,
+    /// Over the pixel limit.
+    TooLarge,
+    /// Output encoding failed.
+    Encode,
+    /// Output would overwrite an input or another output.
+    Conflict,
+    /// A bug inside presize or a codec.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Io => "file-system errors",
+            ErrorKind::Decode => "corrupt or truncated images",
+            ErrorKind::Unsupported => "unsupported images",
+            ErrorKind::Unrecognised => "empty or mislabelled files",
+            ErrorKind::TooLarge => "images over the pixel limit",
+            ErrorKind::Encode => "encoding errors",
+            ErrorKind::Conflict => "output conflicts",
+            ErrorKind::Internal => "internal errors",
+        })
+    }
+}
+
+/// One input that failed, with its path attached once, here.
+#[derive(Debug)]
+pub struct Failure {
+    /// The input file (or folder, for walk errors).
+    pub path: PathBuf,
+    /// What went wrong.
+    pub error: JobError,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.error)
+    }
+}
+
+/// A fatal configuration problem, found before any work starts. The text names the flag and the
+/// fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Neither a width, a height nor a size was given.
+    #[error("no target size: give --width, --height or --size (e.g. -w 800)")]
+    NoSize,
+    /// --size together with --width/--height.
+    #[error("--size cannot be combined with --width or --height; use one or the other")]
+    SizeConflict,
+    /// A zero or absurd dimension.
+    #[error("invalid size {0}: dimensions must be between 1 and 65535 pixels, percentages between 0 and 1000")]
+    BadSize(String),
+    /// --fit cover/fill/contain need both dimensions.
+    #[error("--fit {0} needs both a width and a height (e.g. -s 800x600)")]
+    FitNeedsBox(&'static str),
+    /// --out-dir was not given.
+    #[error("no output folder: give -o/--out-dir DIR (inputs are never overwritten)")]
+    NoOutDir,
+    /// The output folder is one of the input folders.
+    #[error("--out-dir {0} is an input folder; outputs would be mixed with inputs, choose another folder")]
+    OutDirIsInput(PathBuf),
+    /// An input does not exist.
+    #[error("input {0} does not exist")]
+    MissingInput(PathBuf),
+    /// --quality out of range.
+    #[error("--quality must be between 1 and 100, got {0}")]
+    BadQuality(u8),
+}

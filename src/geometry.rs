@@ -1,0 +1,372 @@
+//! Pure size math: from a source size and the user's target to the crop, resize and canvas.
+//!
+//! Everything here works in *displayed* (EXIF-oriented) coordinates and is free of I/O, so it is
+//! table-tested below. The pipeline transposes the result when the stored pixels are rotated.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One dimension: an absolute pixel count or a percentage of the source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dim {
+    /// Exact pixels.
+    Px(u32),
+    /// Percent of the source dimension.
+    Percent(f64),
+}
+
+impl Dim {
+    /// Resolves against the source dimension; never below one pixel.
+    pub fn resolve(self, src: u32) -> u32 {
+        match self {
+            Dim::Px(v) => v,
+            Dim::Percent(p) => round_dim(f64::from(src) * p / 100.0),
+        }
+    }
+}
+
+impl FromStr for Dim {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{s}' is not a percentage (e.g. 50%)"))?;
+            if !(v > 0.0 && v <= 1000.0) {
+                return Err(format!(
+                    "'{s}': percentage must be above 0 and at most 1000"
+                ));
+            }
+            return Ok(Dim::Percent(v));
+        }
+        let v: u32 = s
+            .parse()
+            .map_err(|_| format!("'{s}' is not a pixel count (e.g. 800) or a percentage (50%)"))?;
+        if v == 0 || v > 65_535 {
+            return Err(format!("'{s}': pixels must be between 1 and 65535"));
+        }
+        Ok(Dim::Px(v))
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Px(v) => write!(f, "{v}"),
+            Dim::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// How an image is fitted to a box when both dimensions are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Fit within the box, aspect kept.
+    Inside,
+    /// Cover the box, aspect kept, overflow cropped around the centre.
+    Cover,
+    /// Exactly the box, aspect ignored.
+    Fill,
+    /// Fit within the box, then pad to exactly the box.
+    Contain,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// Requested width, if any.
+    pub width: Option<Dim>,
+    /// Requested height, if any.
+    pub height: Option<Dim>,
+    /// Box fitting mode (only matters when both are given).
+    pub fit: Fit,
+    /// Whether enlarging is allowed.
+    pub upscale: bool,
+}
+
+/// A source rectangle, in source pixels (fractional, as the resampler accepts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    /// Left edge.
+    pub left: f64,
+    /// Top edge.
+    pub top: f64,
+    /// Width.
+    pub width: f64,
+    /// Height.
+    pub height: f64,
+}
+
+/// The resolved plan for one image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    /// The part of the source that is resampled (the whole source unless `--fit cover`).
+    pub crop: Rect,
+    /// Size of the resampled image.
+    pub size: (u32, u32),
+    /// Final canvas when padding (`--fit contain`); the image is centred on it.
+    pub canvas: Option<(u32, u32)>,
+}
+
+impl Geometry {
+    /// The final output dimensions.
+    pub fn output_size(&self) -> (u32, u32) {
+        self.canvas.unwrap_or(self.size)
+    }
+
+    /// Returns true if and only if the pixels pass through unchanged in size and extent.
+    pub fn is_identity(&self, src: (u32, u32)) -> bool {
+        self.canvas.is_none() && self.size == src && self.crop == full(src)
+    }
+
+    /// The same geometry seen with width and height exchanged (for sources stored rotated by
+    /// 90°). Crops are always centred, so swapping the axes is all that is needed.
+    pub fn transposed(&self) -> Geometry {
+        Geometry {
+            crop: Rect {
+                left: self.crop.top,
+                top: self.crop.left,
+                width: self.crop.height,
+                height: self.crop.width,
+            },
+            size: (self.size.1, self.size.0),
+            canvas: self.canvas.map(|(w, h)| (h, w)),
+        }
+    }
+}
+
+fn full((w, h): (u32, u32)) -> Rect {
+    Rect {
+        left: 0.0,
+        top: 0.0,
+        width: f64::from(w),
+        height: f64::from(h),
+    }
+}
+
+/// Rounds a computed dimension to whole pixels, never below one.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn round_dim(v: f64) -> u32 {
+    (v.round().clamp(1.0, f64::from(u32::MAX))) as u32
+}
+
+/// Computes crop, resize size and canvas for a source of `src` (displayed) pixels.
+pub fn plan(src: (u32, u32), target: &Target) -> Geometry {
+    let (sw, sh) = (f64::from(src.0), f64::from(src.1));
+    let whole = full(src);
+    let cap = |scale: f64| {
+        if target.upscale {
+            scale
+        } else {
+            scale.min(1.0)
+        }
+    };
+    let scaled = |scale: f64| (round_dim(sw * scale), round_dim(sh * scale));
+
+    let (bw, bh) = match (target.width, target.height) {
+        (None, None) => {
+            return Geometry {
+                crop: whole,
+                size: src,
+                canvas: None,
+            }
+        }
+        (Some(w), None) => {
+            let s = cap(f64::from(w.resolve(src.0)) / sw);
+            return Geometry {
+                crop: whole,
+                size: scaled(s),
+                canvas: None,
+            };
+        }
+        (None, Some(h)) => {
+            let s = cap(f64::from(h.resolve(src.1)) / sh);
+            return Geometry {
+                crop: whole,
+                size: scaled(s),
+                canvas: None,
+            };
+        }
+        (Some(w), Some(h)) => (w.resolve(src.0), h.resolve(src.1)),
+    };
+    let (fw, fh) = (f64::from(bw), f64::from(bh));
+
+    match target.fit {
+        Fit::Inside => {
+            let s = cap((fw / sw).min(fh / sh));
+            // Clamp so that rounding never pokes outside the box.
+            let (w, h) = scaled(s);
+            Geometry {
+                crop: whole,
+                size: (w.min(bw), h.min(bh)),
+                canvas: None,
+            }
+        }
+        Fit::Contain => {
+            let s = cap((fw / sw).min(fh / sh));
+            let (w, h) = scaled(s);
+            let size = (w.min(bw), h.min(bh));
+            Geometry {
+                crop: whole,
+                size,
+                canvas: Some((bw, bh)),
+            }
+        }
+        Fit::Fill => {
+            let size = if target.upscale {
+                (bw, bh)
+            } else {
+                (bw.min(src.0), bh.min(src.1))
+            };
+            Geometry {
+                crop: whole,
+                size,
+                canvas: None,
+            }
+        }
+        Fit::Cover => {
+            let s = (fw / sw).max(fh / sh);
+            // Without --upscale a small source is cropped to the box's aspect, not enlarged.
+            let (ow, oh) = if target.upscale || s <= 1.0 {
+                (bw, bh)
+            } else {
+                (round_dim(fw / s).min(src.0), round_dim(fh / s).min(src.1))
+            };
+            let s = if target.upscale || s <= 1.0 { s } else { 1.0 };
+            let cw = (f64::from(ow) / s).min(sw);
+            let ch = (f64::from(oh) / s).min(sh);
+            let crop = Rect {
+                left: (sw - cw) / 2.0,
+                top: (sh - ch) / 2.0,
+                width: cw,
+                height: ch,
+            };
+            Geometry {
+                crop,
+                size: (ow, oh),
+                canvas: None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(width: Option<Dim>, height: Option<Dim>, fit: Fit, upscale: bool) -> Target {
+        Target {
+            width,
+            height,
+            fit,
+            upscale,
+        }
+    }
+    const W800: Option<Dim> = Some(Dim::Px(800));
+
+    #[test]
+    fn width_only_keeps_aspect_ratio_with_rounding() {
+        let cases = [
+            ((4032, 3024), 800, (800, 600)),
+            ((6028, 3391), 800, (800, 450)),  // 450.04
+            ((2560, 3837), 800, (800, 1199)), // 1199.06
+            ((1000, 3), 800, (800, 2)),       // 2.4
+            ((3000, 1), 800, (800, 1)),       // never below one pixel
+        ];
+        for (src, w, want) in cases {
+            let g = plan(src, &t(Some(Dim::Px(w)), None, Fit::Inside, false));
+            assert_eq!(g.size, want, "{src:?} -> w{w}");
+            assert_eq!(g.canvas, None);
+        }
+    }
+
+    #[test]
+    fn never_upscales_unless_asked() {
+        let g = plan((400, 250), &t(W800, None, Fit::Inside, false));
+        assert_eq!(g.size, (400, 250));
+        assert!(g.is_identity((400, 250)));
+        let g = plan((400, 250), &t(W800, None, Fit::Inside, true));
+        assert_eq!(g.size, (800, 500));
+    }
+
+    #[test]
+    fn height_only_and_percent() {
+        let g = plan(
+            (4000, 3000),
+            &t(None, Some(Dim::Px(600)), Fit::Inside, false),
+        );
+        assert_eq!(g.size, (800, 600));
+        let half = Some(Dim::Percent(50.0));
+        let g = plan((1801, 1201), &t(half, half, Fit::Inside, false));
+        assert_eq!(g.size, (901, 601));
+    }
+
+    #[test]
+    fn inside_fits_the_box_on_the_tighter_side() {
+        let g = plan((4000, 3000), &t(W800, W800, Fit::Inside, false));
+        assert_eq!(g.size, (800, 600));
+        let g = plan((3000, 4000), &t(W800, W800, Fit::Inside, false));
+        assert_eq!(g.size, (600, 800));
+    }
+
+    #[test]
+    fn cover_crops_the_centre_to_the_box() {
+        let g = plan(
+            (4000, 3000),
+            &t(Some(Dim::Px(100)), Some(Dim::Px(100)), Fit::Cover, false),
+        );
+        assert_eq!(g.size, (100, 100));
+        assert_eq!(
+            g.crop,
+            Rect {
+                left: 500.0,
+                top: 0.0,
+                width: 3000.0,
+                height: 3000.0
+            }
+        );
+    }
+
+    #[test]
+    fn cover_without_upscale_crops_a_small_source_to_the_aspect() {
+        let g = plan(
+            (400, 300),
+            &t(Some(Dim::Px(800)), Some(Dim::Px(800)), Fit::Cover, false),
+        );
+        assert_eq!(g.size, (300, 300));
+        assert_eq!(
+            g.crop,
+            Rect {
+                left: 50.0,
+                top: 0.0,
+                width: 300.0,
+                height: 300.0
+            }
+        );
+    }
+
+    #[test]
+    fn fill_stretches_and_contain_pads() {
+        let box_ = (Some(Dim::Px(300)), Some(Dim::Px(100)));
+        let g = plan((1000, 1000), &t(box_.0, box_.1, Fit::Fill, false));
+        assert_eq!(g.output_size(), (300, 100));
+        let g = plan((1000, 1000), &t(box_.0, box_.1, Fit::Contain, false));
+        assert_eq!(g.size, (100, 100));
+        assert_eq!(g.output_size(), (300, 100));
+    }
+
+    #[test]
+    fn transposing_swaps_every_axis() {
+        let g = plan(
+            (4000, 3000),
+            &t(Some(Dim::Px(100)), Some(Dim::Px(50)), Fit::Cover, false),
+        );
+        let tg = g.transposed();
+        assert_eq!(tg.size, (50, 100));
+        assert_eq!(tg.crop.width, g.crop.height);
+        assert_eq!(tg.transposed(), g);
+    }
+}

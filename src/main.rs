@@ -1,0 +1,53 @@
+//! The `presize` binary: argv → `Config` → `presize::run` → exit code.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+
+use presize::cli::Cli;
+use presize::config::Config;
+use presize::exit::Exit;
+use presize::report::Reporter;
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(err) => {
+            eprintln!("presize: error: {err:#}");
+            ExitCode::from(Exit::Fatal.code())
+        }
+    }
+}
+
+fn run() -> anyhow::Result<Exit> {
+    let config = Config::from_cli(Cli::parse())?;
+    install_handlers();
+    let summary = presize::run(&config, &CANCEL, Reporter::new(&config))?;
+    Ok(Exit::from_summary(&summary))
+}
+
+/// Ctrl-C / SIGTERM: the first stops the walker and lets workers finish the image in hand; the
+/// second exits at once. Panics inside workers are caught and reported as that file's failure,
+/// so the default hook's backtrace noise is kept for other threads only.
+fn install_handlers() {
+    let _ = ctrlc::set_handler(|| {
+        if CANCEL.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(Exit::Interrupted.code()));
+        }
+        eprintln!(
+            "presize: interrupted, finishing the images in progress (Ctrl-C again to stop now)"
+        );
+    });
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("presize-worker"));
+        if !worker {
+            default_hook(info);
+        }
+    }));
+}

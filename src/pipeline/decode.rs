@@ -1,0 +1,444 @@
+//! Decoding: bytes in memory → 8-bit pixels, orientation and ICC profile.
+//!
+//! JPEGs go through libjpeg-turbo (the `turbojpeg` crate) so that the IDCT can shrink by 1/2,
+//! 1/4 or 1/8 while decoding (shrink-on-load): for a thumbnail of a 20 MP photo this skips most
+//! of the decoding work. Every other format goes through the `image` crate. The header is read
+//! first and checked against the pixel limit before any pixel buffer is allocated.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
+
+use crate::error::JobError;
+use crate::format::Format;
+
+/// Channel layout of an 8-bit pixel buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Grey.
+    L,
+    /// Grey + alpha.
+    La,
+    /// RGB.
+    Rgb,
+    /// RGB + alpha.
+    Rgba,
+}
+
+impl Layout {
+    /// Bytes per pixel.
+    pub fn channels(self) -> usize {
+        match self {
+            Layout::L => 1,
+            Layout::La => 2,
+            Layout::Rgb => 3,
+            Layout::Rgba => 4,
+        }
+    }
+
+    /// Returns true if and only if the layout carries alpha.
+    pub fn has_alpha(self) -> bool {
+        matches!(self, Layout::La | Layout::Rgba)
+    }
+}
+
+/// A tightly packed 8-bit image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pixels {
+    /// Row-major samples, `width * height * channels` bytes.
+    pub data: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Channel layout.
+    pub layout: Layout,
+}
+
+/// What the header says, read before any pixels are decoded.
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// Stored (un-oriented) width.
+    pub width: u32,
+    /// Stored (un-oriented) height.
+    pub height: u32,
+    /// EXIF orientation, 1..=8 (1 when absent or invalid).
+    pub orientation: u8,
+    /// Embedded ICC profile, if any.
+    pub icc: Option<Vec<u8>>,
+}
+
+impl Header {
+    /// Returns true if and only if the orientation swaps width and height (EXIF 5..=8).
+    pub fn is_transposed(&self) -> bool {
+        self.orientation >= 5
+    }
+
+    /// Width and height as displayed once the orientation is applied.
+    pub fn displayed_size(&self) -> (u32, u32) {
+        if self.is_transposed() {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// Decoder state a worker keeps between images.
+#[derive(Default)]
+pub struct DecodeScratch {
+    jpeg: Option<Decompressor>,
+}
+
+impl DecodeScratch {
+    fn jpeg(&mut self) -> Result<&mut Decompressor, JobError> {
+        if self.jpeg.is_none() {
+            let d = Decompressor::new().map_err(|e| jpeg_err(&e))?;
+            self.jpeg = Some(d);
+        }
+        Ok(self.jpeg.as_mut().expect("initialised above"))
+    }
+}
+
+fn jpeg_err(e: &turbojpeg::Error) -> JobError {
+    let message = e.to_string();
+    let message = message
+        .strip_prefix("TurboJPEG error: ")
+        .unwrap_or(&message)
+        .to_string();
+    JobError::Decode {
+        format: "JPEG",
+        message,
+    }
+}
+
+fn image_err(format: Format, e: image::ImageError) -> JobError {
+    match e {
+        image::ImageError::Unsupported(u) => JobError::Unsupported(u.to_string()),
+        image::ImageError::Limits(l) => JobError::Unsupported(format!("decoder limit: {l}")),
+        other => JobError::Decode {
+            format: format.display_name(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Reads the header of an image already in memory and checks it against `max_pixels`.
+pub fn read_header(
+    bytes: &[u8],
+    format: Format,
+    max_pixels: u64,
+    scratch: &mut DecodeScratch,
+) -> Result<Header, JobError> {
+    let header = match format {
+        Format::Jpeg => {
+            let h = scratch
+                .jpeg()?
+                .read_header(bytes)
+                .map_err(|e| jpeg_err(&e))?;
+            let meta = jpeg_metadata(bytes);
+            Header {
+                width: u32::try_from(h.width).unwrap_or(u32::MAX),
+                height: u32::try_from(h.height).unwrap_or(u32::MAX),
+                orientation: meta.exif.as_deref().map_or(1, exif_orientation),
+                // A CMYK profile would be wrong on the RGB pixels we produce.
+                icc: meta
+                    .icc
+                    .filter(|_| !matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK)),
+            }
+        }
+        _ => {
+            let mut decoder = image_decoder(bytes, format, max_pixels)?;
+            let (width, height) = decoder.dimensions();
+            let orientation = decoder.orientation().map_or(1, |o| o.to_exif());
+            let icc = decoder.icc_profile().ok().flatten();
+            Header {
+                width,
+                height,
+                orientation,
+                icc,
+            }
+        }
+    };
+    check_pixels(header.width, header.height, max_pixels)?;
+    Ok(header)
+}
+
+fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), JobError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if width == 0 || height == 0 {
+        return Err(JobError::Decode {
+            format: "image",
+            message: "zero width or height".into(),
+        });
+    }
+    if pixels > limit {
+        return Err(JobError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+fn image_decoder(
+    bytes: &[u8],
+    format: Format,
+    max_pixels: u64,
+) -> Result<impl ImageDecoder + '_, JobError> {
+    let fmt = match format {
+        Format::Jpeg => image::ImageFormat::Jpeg,
+        Format::Png => image::ImageFormat::Png,
+        Format::Webp => image::ImageFormat::WebP,
+        Format::Gif => image::ImageFormat::Gif,
+        Format::Tiff => image::ImageFormat::Tiff,
+        Format::Bmp => image::ImageFormat::Bmp,
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), fmt);
+    let mut limits = Limits::default();
+    // Eight bytes per pixel covers 16-bit RGBA; a lying header cannot make the decoder allocate
+    // more than the pixel limit allows.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    reader.limits(limits);
+    reader.into_decoder().map_err(|e| image_err(format, e))
+}
+
+/// Decodes the image. For JPEG, `min_size` is the smallest (stored-orientation) size the
+/// decoded image may have: the IDCT shrinks by the largest power of two that keeps it.
+pub fn decode(
+    bytes: &[u8],
+    format: Format,
+    header: &Header,
+    min_size: Option<(f64, f64)>,
+    max_pixels: u64,
+    scratch: &mut DecodeScratch,
+) -> Result<Pixels, JobError> {
+    match format {
+        Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch),
+        _ => {
+            let decoder = image_decoder(bytes, format, max_pixels)?;
+            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
+            Ok(to_pixels(img))
+        }
+    }
+}
+
+/// The largest 1/d (d = 8, 4, 2, 1) such that `d`-fold shrinking keeps at least `min_size`.
+pub fn jpeg_shrink(width: u32, height: u32, min_size: Option<(f64, f64)>) -> usize {
+    let Some((mw, mh)) = min_size else { return 1 };
+    [8usize, 4, 2]
+        .into_iter()
+        .find(|&d| {
+            // libjpeg-turbo rounds scaled sizes up.
+            let sw = f64::from(width.div_ceil(d as u32));
+            let sh = f64::from(height.div_ceil(d as u32));
+            sw >= mw && sh >= mh
+        })
+        .unwrap_or(1)
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    header: &Header,
+    min_size: Option<(f64, f64)>,
+    scratch: &mut DecodeScratch,
+) -> Result<Pixels, JobError> {
+    let d = scratch.jpeg()?;
+    let h = d.read_header(bytes).map_err(|e| jpeg_err(&e))?;
+    let denom = if h.is_lossless {
+        1
+    } else {
+        jpeg_shrink(header.width, header.height, min_size)
+    };
+    d.set_scaling_factor(ScalingFactor::new(1, denom))
+        .map_err(|e| jpeg_err(&e))?;
+    let width = h.width.div_ceil(denom);
+    let height = h.height.div_ceil(denom);
+    let (format, layout, channels) = match h.colorspace {
+        Colorspace::Gray => (PixelFormat::GRAY, Layout::L, 1),
+        Colorspace::CMYK | Colorspace::YCCK => (PixelFormat::CMYK, Layout::Rgb, 4),
+        _ => (PixelFormat::RGB, Layout::Rgb, 3),
+    };
+    let mut data = vec![0u8; width * height * channels];
+    let image = turbojpeg::Image {
+        pixels: data.as_mut_slice(),
+        width,
+        pitch: width * channels,
+        height,
+        format,
+    };
+    d.decompress(bytes, image).map_err(|e| jpeg_err(&e))?;
+    if channels == 4 {
+        data = cmyk_to_rgb(&data, has_adobe_marker(bytes));
+    }
+    Ok(Pixels {
+        data,
+        width: u32::try_from(width).expect("header checked"),
+        height: u32::try_from(height).expect("header checked"),
+        layout,
+    })
+}
+
+/// Naive CMYK → RGB. Photoshop ("Adobe") CMYK JPEGs store inverted ink values.
+/// A colour-managed conversion through the embedded profile would be more exact.
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for px in cmyk.chunks_exact(4) {
+        let (c, m, y, k) = if inverted {
+            (
+                u32::from(px[0]),
+                u32::from(px[1]),
+                u32::from(px[2]),
+                u32::from(px[3]),
+            )
+        } else {
+            (
+                255 - u32::from(px[0]),
+                255 - u32::from(px[1]),
+                255 - u32::from(px[2]),
+                255 - u32::from(px[3]),
+            )
+        };
+        for ch in [c, m, y] {
+            out.push(u8::try_from((ch * k + 127) / 255).expect("≤ 255"));
+        }
+    }
+    out
+}
+
+fn to_pixels(img: DynamicImage) -> Pixels {
+    let (width, height) = (img.width(), img.height());
+    let (data, layout) = match img {
+        DynamicImage::ImageLuma8(b) => (b.into_raw(), Layout::L),
+        DynamicImage::ImageLumaA8(b) => (b.into_raw(), Layout::La),
+        DynamicImage::ImageRgb8(b) => (b.into_raw(), Layout::Rgb),
+        DynamicImage::ImageRgba8(b) => (b.into_raw(), Layout::Rgba),
+        DynamicImage::ImageLuma16(_) => (img.to_luma8().into_raw(), Layout::L),
+        DynamicImage::ImageLumaA16(_) => (img.to_luma_alpha8().into_raw(), Layout::La),
+        other if other.color().has_alpha() => (other.to_rgba8().into_raw(), Layout::Rgba),
+        other => (other.to_rgb8().into_raw(), Layout::Rgb),
+    };
+    Pixels {
+        data,
+        width,
+        height,
+        layout,
+    }
+}
+
+/// EXIF and ICC segments found before the first scan of a JPEG.
+#[derive(Debug, Default)]
+pub struct JpegMetadata {
+    /// The EXIF TIFF structure (after the `Exif\0\0` prefix).
+    pub exif: Option<Vec<u8>>,
+    /// The ICC profile, reassembled from its APP2 chunks.
+    pub icc: Option<Vec<u8>>,
+}
+
+/// Walks the JPEG marker segments up to the first scan. Malformed segments end the walk
+/// quietly: metadata is best-effort, the decoder reports real corruption.
+pub fn jpeg_metadata(bytes: &[u8]) -> JpegMetadata {
+    let mut meta = JpegMetadata::default();
+    let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
+    let mut pos = 2;
+    while pos + 4 <= bytes.len() {
+        if bytes[pos] != 0xFF {
+            break;
+        }
+        let marker = bytes[pos + 1];
+        if marker == 0xFF {
+            pos += 1; // fill byte
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
+        let Some(body) = bytes.get(pos + 4..pos + 2 + len).filter(|_| len >= 2) else {
+            break;
+        };
+        match marker {
+            0xE1 if body.starts_with(b"Exif\0\0") && meta.exif.is_none() => {
+                meta.exif = Some(body[6..].to_vec());
+            }
+            0xE2 if body.starts_with(b"ICC_PROFILE\0") && body.len() > 14 => {
+                icc_chunks.push((body[12], &body[14..]));
+            }
+            _ => {}
+        }
+        pos += 2 + len;
+    }
+    if !icc_chunks.is_empty() {
+        icc_chunks.sort_by_key(|c| c.0);
+        meta.icc = Some(
+            icc_chunks
+                .iter()
+                .flat_map(|c| c.1.iter().copied())
+                .collect(),
+        );
+    }
+    meta
+}
+
+fn has_adobe_marker(bytes: &[u8]) -> bool {
+    // APP14 "Adobe" appears in the first few KB when present.
+    bytes[..bytes.len().min(64 * 1024)]
+        .windows(7)
+        .any(|w| w[0] == 0xFF && w[1] == 0xEE && &w[4..7] == b"Ado")
+}
+
+/// The EXIF orientation (1..=8); invalid or missing values count as 1.
+pub fn exif_orientation(exif: &[u8]) -> u8 {
+    image::metadata::Orientation::from_exif_chunk(exif).map_or(1, |o| o.to_exif())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrink_keeps_at_least_the_minimum_size() {
+        assert_eq!(jpeg_shrink(4032, 3024, Some((800.0, 600.0))), 4); // 1008x756
+        assert_eq!(jpeg_shrink(6400, 4800, Some((800.0, 600.0))), 8); // exactly 800x600
+        assert_eq!(jpeg_shrink(6401, 4800, Some((800.0, 600.0))), 8); // rounds up to 801
+        assert_eq!(jpeg_shrink(1600, 1200, Some((900.0, 675.0))), 1);
+        assert_eq!(jpeg_shrink(4000, 3000, None), 1);
+    }
+
+    #[test]
+    fn cmyk_conversion_handles_adobe_inversion() {
+        // Inverted (Adobe): 255 means no ink.
+        assert_eq!(
+            cmyk_to_rgb(&[255, 255, 255, 255], true),
+            vec![255, 255, 255]
+        );
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
+        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 255], false), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn jpeg_metadata_reassembles_icc_chunks_in_order() {
+        let mut jpeg = vec![0xFF, 0xD8];
+        for (seq, payload) in [(2u8, b"world".as_slice()), (1, b"hello ".as_slice())] {
+            let mut body = b"ICC_PROFILE\0".to_vec();
+            body.extend([seq, 2]);
+            body.extend_from_slice(payload);
+            jpeg.extend([0xFF, 0xE2]);
+            jpeg.extend(u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+            jpeg.extend(body);
+        }
+        jpeg.extend([0xFF, 0xDA, 0, 2]);
+        let meta = jpeg_metadata(&jpeg);
+        assert_eq!(meta.icc.as_deref(), Some(b"hello world".as_slice()));
+        assert!(meta.exif.is_none());
+    }
+
+    #[test]
+    fn metadata_walk_survives_garbage() {
+        let meta = jpeg_metadata(&[0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF]);
+        assert!(meta.exif.is_none() && meta.icc.is_none());
+    }
+}

@@ -1,0 +1,321 @@
+//! Encoding pixels to bytes, and writing them atomically.
+//!
+//! JPEG goes through libjpeg-turbo (about 8× faster than the pure-Rust encoder at 800 px, and
+//! 4:2:0 chroma like every web tool); WebP through libwebp; PNG, GIF, TIFF and BMP through the
+//! `image` crate. Outputs are written to a temporary file in the destination folder and renamed
+//! over the final name only when complete, so no reader ever sees a truncated image.
+
+use std::fs;
+use std::io::{Cursor, Write};
+use std::path::Path;
+
+use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder};
+use image::{ExtendedColorType, ImageEncoder};
+use turbojpeg::{Compressor, PixelFormat, Subsamp};
+
+use super::decode::{Layout, Pixels};
+use crate::config::Settings;
+use crate::error::JobError;
+use crate::format::Format;
+
+/// Encoder state a worker keeps between images.
+#[derive(Default)]
+pub struct EncodeScratch {
+    jpeg: Option<Compressor>,
+}
+
+fn enc_err(format: Format, e: impl std::fmt::Display) -> JobError {
+    JobError::Encode {
+        format: format.display_name(),
+        message: e.to_string(),
+    }
+}
+
+/// Encodes `px` as `format`, embedding `icc` where the format allows it.
+pub fn encode(
+    px: &Pixels,
+    format: Format,
+    settings: &Settings,
+    icc: Option<&[u8]>,
+    scratch: &mut EncodeScratch,
+) -> Result<Vec<u8>, JobError> {
+    let icc = icc.filter(|p| icc_matches(p, px.layout));
+    match format {
+        Format::Jpeg => encode_jpeg(px, settings.quality, icc, scratch),
+        Format::Png => {
+            let mut out = Vec::new();
+            let mut enc = PngEncoder::new(&mut out);
+            if let Some(icc) = icc {
+                // Not every build of the encoder supports ICC; the pixels are still right.
+                let _ = enc.set_icc_profile(icc.to_vec());
+            }
+            enc.write_image(&px.data, px.width, px.height, color_type(px.layout))
+                .map_err(|e| enc_err(format, e))?;
+            Ok(out)
+        }
+        Format::Webp => {
+            let rgb;
+            let (data, has_alpha) = match px.layout {
+                Layout::Rgb => (&px.data, false),
+                Layout::Rgba => (&px.data, true),
+                Layout::L | Layout::La => {
+                    rgb = expand_grey(px);
+                    (&rgb.data, rgb.layout == Layout::Rgba)
+                }
+            };
+            let enc = if has_alpha {
+                webp::Encoder::from_rgba(data, px.width, px.height)
+            } else {
+                webp::Encoder::from_rgb(data, px.width, px.height)
+            };
+            let mem = if settings.lossless {
+                enc.encode_lossless()
+            } else {
+                enc.encode(f32::from(settings.quality))
+            };
+            if mem.is_empty() {
+                return Err(enc_err(format, "libwebp returned no data"));
+            }
+            Ok(mem.to_vec())
+        }
+        Format::Gif => {
+            let rgba = to_rgba(px);
+            let mut out = Vec::new();
+            GifEncoder::new_with_speed(&mut out, 10)
+                .encode(&rgba, px.width, px.height, ExtendedColorType::Rgba8)
+                .map_err(|e| enc_err(format, e))?;
+            Ok(out)
+        }
+        Format::Tiff => {
+            let mut out = Cursor::new(Vec::new());
+            let (data, ct) = match px.layout {
+                Layout::La => (to_rgba(px), ExtendedColorType::Rgba8),
+                other => (px.data.clone(), color_type(other)),
+            };
+            TiffEncoder::new(&mut out)
+                .write_image(&data, px.width, px.height, ct)
+                .map_err(|e| enc_err(format, e))?;
+            Ok(out.into_inner())
+        }
+        Format::Bmp => {
+            let mut out = Vec::new();
+            BmpEncoder::new(&mut out)
+                .write_image(&px.data, px.width, px.height, color_type(px.layout))
+                .map_err(|e| enc_err(format, e))?;
+            Ok(out)
+        }
+    }
+}
+
+fn color_type(layout: Layout) -> ExtendedColorType {
+    match layout {
+        Layout::L => ExtendedColorType::L8,
+        Layout::La => ExtendedColorType::La8,
+        Layout::Rgb => ExtendedColorType::Rgb8,
+        Layout::Rgba => ExtendedColorType::Rgba8,
+    }
+}
+
+fn expand_grey(px: &Pixels) -> Pixels {
+    let (data, layout) = match px.layout {
+        Layout::L => (
+            px.data.iter().flat_map(|&g| [g, g, g]).collect(),
+            Layout::Rgb,
+        ),
+        Layout::La => (
+            px.data
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                .collect(),
+            Layout::Rgba,
+        ),
+        _ => (px.data.clone(), px.layout),
+    };
+    Pixels {
+        data,
+        width: px.width,
+        height: px.height,
+        layout,
+    }
+}
+
+fn to_rgba(px: &Pixels) -> Vec<u8> {
+    match px.layout {
+        Layout::Rgba => px.data.clone(),
+        Layout::Rgb => px
+            .data
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        Layout::L => px.data.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        Layout::La => px
+            .data
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+    }
+}
+
+/// Returns true if and only if the ICC profile's colour space fits the pixels (`RGB ` for
+/// colour, `GRAY` for grey), so a CMYK or grey profile is never attached to the wrong data.
+fn icc_matches(icc: &[u8], layout: Layout) -> bool {
+    let Some(space) = icc.get(16..20) else {
+        return false;
+    };
+    match layout {
+        Layout::L | Layout::La => space == b"GRAY",
+        Layout::Rgb | Layout::Rgba => space == b"RGB ",
+    }
+}
+
+fn encode_jpeg(
+    px: &Pixels,
+    quality: u8,
+    icc: Option<&[u8]>,
+    scratch: &mut EncodeScratch,
+) -> Result<Vec<u8>, JobError> {
+    let err = |e: turbojpeg::Error| enc_err(Format::Jpeg, e);
+    if scratch.jpeg.is_none() {
+        scratch.jpeg = Some(Compressor::new().map_err(err)?);
+    }
+    let c = scratch.jpeg.as_mut().expect("initialised above");
+    let (format, subsamp, channels) = match px.layout {
+        Layout::L => (PixelFormat::GRAY, Subsamp::Gray, 1),
+        Layout::Rgb => (PixelFormat::RGB, Subsamp::Sub2x2, 3),
+        Layout::La | Layout::Rgba => {
+            return Err(enc_err(
+                Format::Jpeg,
+                "alpha must be flattened before JPEG encoding",
+            ));
+        }
+    };
+    c.set_quality(i32::from(quality)).map_err(err)?;
+    c.set_subsamp(subsamp).map_err(err)?;
+    c.set_optimize(true).map_err(err)?;
+    let width = px.width as usize;
+    let image = turbojpeg::Image {
+        pixels: px.data.as_slice(),
+        width,
+        pitch: width * channels,
+        height: px.height as usize,
+        format,
+    };
+    let jpeg = c.compress_to_vec(image).map_err(err)?;
+    Ok(match icc {
+        Some(icc) => insert_icc(&jpeg, icc),
+        None => jpeg,
+    })
+}
+
+/// Inserts an ICC profile as APP2 `ICC_PROFILE` segments right after SOI and any JFIF APP0.
+fn insert_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
+    const MAX_CHUNK: usize = 65_519; // 65535 - 2 (length) - 12 (tag) - 2 (seq, count)
+    let mut at = 2;
+    if jpeg.get(2..4) == Some(&[0xFF, 0xE0]) {
+        at = 4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+    }
+    let chunks: Vec<&[u8]> = icc.chunks(MAX_CHUNK).collect();
+    let Ok(count) = u8::try_from(chunks.len()) else {
+        return jpeg.to_vec();
+    };
+    let mut out = Vec::with_capacity(jpeg.len() + icc.len() + 18 * chunks.len());
+    out.extend_from_slice(&jpeg[..at]);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let len = u16::try_from(2 + 12 + 2 + chunk.len()).expect("chunk bounded");
+        out.extend_from_slice(&[0xFF, 0xE2]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(b"ICC_PROFILE\0");
+        out.extend_from_slice(&[u8::try_from(i + 1).expect("≤ count"), count]);
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&jpeg[at..]);
+    out
+}
+
+/// Writes `bytes` to `dst` atomically: a hidden temporary file in the same folder, flushed, then
+/// renamed over `dst`. On any error the temporary file is removed and `dst` is untouched. With
+/// `replace` false, an output that appeared meanwhile is never replaced.
+pub fn write_atomic(dst: &Path, bytes: &[u8], replace: bool) -> Result<(), JobError> {
+    let dir = dst
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| JobError::io("cannot create output folder", e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".presize-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| JobError::io("cannot create temporary output file", e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| JobError::io("cannot write output", e))?;
+    // Flush explicitly: an error surfacing only at close would otherwise be lost.
+    tmp.flush()
+        .map_err(|e| JobError::io("cannot write output", e))?;
+    let persisted = if replace {
+        tmp.persist(dst).map(drop)
+    } else {
+        tmp.persist_noclobber(dst).map(drop)
+    };
+    persisted.map_err(|e| JobError::io("cannot move output into place", e.error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::decode::jpeg_metadata;
+
+    #[test]
+    fn icc_round_trips_through_jpeg_segments() {
+        let px = Pixels {
+            data: vec![128; 16 * 16 * 3],
+            width: 16,
+            height: 16,
+            layout: Layout::Rgb,
+        };
+        let mut icc = vec![0u8; 70_000];
+        icc[16..20].copy_from_slice(b"RGB ");
+        icc[100] = 7;
+        let settings = crate::config::settings_for_width(16);
+        let jpeg = encode(
+            &px,
+            Format::Jpeg,
+            &settings,
+            Some(&icc),
+            &mut EncodeScratch::default(),
+        )
+        .unwrap();
+        assert_eq!(jpeg_metadata(&jpeg).icc.as_deref(), Some(icc.as_slice()));
+        let header = turbojpeg::read_header(&jpeg).unwrap();
+        assert_eq!((header.width, header.height), (16, 16));
+    }
+
+    #[test]
+    fn a_cmyk_profile_is_not_attached_to_rgb_pixels() {
+        let mut icc = vec![0u8; 200];
+        icc[16..20].copy_from_slice(b"CMYK");
+        assert!(!icc_matches(&icc, Layout::Rgb));
+        icc[16..20].copy_from_slice(b"RGB ");
+        assert!(icc_matches(&icc, Layout::Rgba));
+        assert!(!icc_matches(&icc, Layout::L));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("sub/out.bin");
+        write_atomic(&dst, b"abc", false).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), b"abc");
+        assert!(
+            write_atomic(&dst, b"xyz", false).is_err(),
+            "no clobber without replace"
+        );
+        assert_eq!(fs::read(&dst).unwrap(), b"abc");
+        write_atomic(&dst, b"xyz", true).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), b"xyz");
+        let names: Vec<_> = fs::read_dir(dst.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.bin")]);
+    }
+}

@@ -1,0 +1,259 @@
+//! The per-image pipeline a worker runs: read → decode → resize → encode → write.
+//!
+//! [`process`] never panics on bad input and never returns early without a [`JobResult`]: every
+//! job ends as written, skipped or failed, with the time spent in each stage.
+
+pub mod decode;
+pub mod encode;
+pub mod resize;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Settings;
+use crate::error::JobError;
+use crate::format::Format;
+use crate::geometry;
+use crate::plan::Job;
+
+/// Time spent in each stage of one image (or summed over many).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stages {
+    /// Reading the input file.
+    pub read: Duration,
+    /// Decoding (including the header).
+    pub decode: Duration,
+    /// Resampling, flattening, padding and orienting.
+    pub resize: Duration,
+    /// Encoding.
+    pub encode: Duration,
+    /// Writing and renaming the output.
+    pub write: Duration,
+}
+
+impl std::ops::AddAssign for Stages {
+    fn add_assign(&mut self, o: Stages) {
+        self.read += o.read;
+        self.decode += o.decode;
+        self.resize += o.resize;
+        self.encode += o.encode;
+        self.write += o.write;
+    }
+}
+
+/// One file presize wrote (or, in a dry run, would write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Where.
+    pub path: PathBuf,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Format.
+    pub format: Format,
+    /// Size in bytes (0 in a dry run).
+    pub bytes: u64,
+}
+
+/// Why an input was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The output exists and is newer than the input (use --overwrite to redo it).
+    UpToDate,
+    /// The file is not an image presize reads (never counted as an input).
+    NotAnImage,
+}
+
+/// How a job ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Outputs were written.
+    Written(Vec<Output>),
+    /// Dry run: these outputs would be written.
+    Planned(Vec<Output>),
+    /// Nothing was written, on purpose.
+    Skipped(SkipReason),
+}
+
+/// Everything the results channel carries about one input.
+#[derive(Debug)]
+pub struct JobResult {
+    /// The input file.
+    pub src: PathBuf,
+    /// Its size in bytes.
+    pub bytes_in: u64,
+    /// Written, planned, skipped, or the error.
+    pub outcome: Result<Outcome, JobError>,
+    /// Time per stage.
+    pub stages: Stages,
+}
+
+impl JobResult {
+    /// A failure found before the job reached a worker (walker errors, conflicts).
+    pub fn failed(src: PathBuf, error: JobError) -> Self {
+        JobResult {
+            src,
+            bytes_in: 0,
+            outcome: Err(error),
+            stages: Stages::default(),
+        }
+    }
+}
+
+/// Run-wide switches a worker needs besides the image settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Replace outputs even when newer than the input.
+    pub overwrite: bool,
+    /// Plan only.
+    pub dry_run: bool,
+}
+
+/// A worker's reusable state: codec handles, resizer buffers, the input read buffer.
+#[derive(Default)]
+pub struct Scratch {
+    decode: decode::DecodeScratch,
+    resize: resize::ResizeScratch,
+    encode: encode::EncodeScratch,
+    input: Vec<u8>,
+}
+
+/// Processes one job completely. Never panics on bad data; errors come back as data.
+pub fn process(job: &Job, settings: &Settings, mode: Mode, scratch: &mut Scratch) -> JobResult {
+    let mut stages = Stages::default();
+    let outcome = run_stages(job, settings, mode, scratch, &mut stages);
+    // Keep the read buffer from pinning a huge allocation after one big file.
+    if scratch.input.capacity() > 64 << 20 {
+        scratch.input = Vec::new();
+    }
+    JobResult {
+        src: job.src.clone(),
+        bytes_in: job.bytes,
+        outcome,
+        stages,
+    }
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn run_stages(
+    job: &Job,
+    settings: &Settings,
+    mode: Mode,
+    scratch: &mut Scratch,
+    stages: &mut Stages,
+) -> Result<Outcome, JobError> {
+    let dst_exists = fs::symlink_metadata(&job.dst).is_ok();
+    if dst_exists {
+        if same_file::is_same_file(&job.src, &job.dst).unwrap_or(false) {
+            return Err(JobError::Conflict(format!(
+                "output {} is the input itself; refusing to overwrite it",
+                job.dst.display()
+            )));
+        }
+        if !mode.overwrite {
+            if let (Some(src_t), Some(dst_t)) = (mtime(&job.src), mtime(&job.dst)) {
+                if dst_t >= src_t {
+                    return Ok(Outcome::Skipped(SkipReason::UpToDate));
+                }
+            }
+        }
+    }
+
+    let t = Instant::now();
+    scratch.input.clear();
+    fs::File::open(&job.src)
+        .and_then(|mut f| f.read_to_end(&mut scratch.input))
+        .map_err(|e| JobError::io("cannot read file", e))?;
+    let bytes = &scratch.input[..];
+    stages.read = t.elapsed();
+
+    let t = Instant::now();
+    let header = decode::read_header(
+        bytes,
+        job.input_format,
+        settings.max_pixels,
+        &mut scratch.decode,
+    )?;
+    let shown = geometry::plan(header.displayed_size(), &settings.target);
+    // Work in stored orientation until the very end: rotating the small output is cheap.
+    let stored = if header.is_transposed() {
+        shown.transposed()
+    } else {
+        shown
+    };
+    let (out_w, out_h) = shown.output_size();
+    let output = |bytes: u64| Output {
+        path: job.dst.clone(),
+        width: out_w,
+        height: out_h,
+        format: job.output_format,
+        bytes,
+    };
+    if mode.dry_run {
+        stages.decode = t.elapsed();
+        return Ok(Outcome::Planned(vec![output(0)]));
+    }
+
+    let min_size = settings.fast_shrink.then(|| {
+        // The decoded crop must stay at least as large as the resampled size.
+        let sx = stored.crop.width / f64::from(header.width);
+        let sy = stored.crop.height / f64::from(header.height);
+        (f64::from(stored.size.0) / sx, f64::from(stored.size.1) / sy)
+    });
+    let px = decode::decode(
+        bytes,
+        job.input_format,
+        &header,
+        min_size,
+        settings.max_pixels,
+        &mut scratch.decode,
+    )?;
+    stages.decode = t.elapsed();
+
+    let t = Instant::now();
+    // The decoder may have shrunk the image: scale the crop to the decoded size.
+    let fx = f64::from(px.width) / f64::from(header.width);
+    let fy = f64::from(px.height) / f64::from(header.height);
+    let crop = geometry::Rect {
+        left: stored.crop.left * fx,
+        top: stored.crop.top * fy,
+        width: (stored.crop.width * fx).min(f64::from(px.width)),
+        height: (stored.crop.height * fy).min(f64::from(px.height)),
+    };
+    let mut px = resize::resize(px, crop, stored.size, settings.filter, &mut scratch.resize)?;
+    if let Some(canvas) = stored.canvas {
+        px = resize::pad(px, canvas, settings.background);
+    }
+    if !job.output_format.has_alpha() {
+        px = resize::flatten(px, settings.background);
+    }
+    let px = resize::orient(px, header.orientation);
+    stages.resize = t.elapsed();
+
+    let t = Instant::now();
+    let encoded = encode::encode(
+        &px,
+        job.output_format,
+        settings,
+        header.icc.as_deref(),
+        &mut scratch.encode,
+    )?;
+    stages.encode = t.elapsed();
+
+    let t = Instant::now();
+    encode::write_atomic(&job.dst, &encoded, dst_exists)?;
+    stages.write = t.elapsed();
+    let out_size = (px.width, px.height);
+    debug_assert_eq!(out_size, (out_w, out_h));
+    Ok(Outcome::Written(vec![Output {
+        width: px.width,
+        height: px.height,
+        ..output(encoded.len() as u64)
+    }]))
+}

@@ -1,0 +1,311 @@
+//! Resampling, and the other pixel operations after decoding: flatten, pad, orient.
+//!
+//! This is the only file that names `fast_image_resize` (SIMD convolution with runtime CPU
+//! dispatch). Resampling is done on gamma-encoded sRGB values, as vipsthumbnail, ImageMagick's
+//! default `-resize` and sharp do; alpha is premultiplied around the filter so transparent edges
+//! get no dark halo.
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageBuffer};
+
+use super::decode::{Layout, Pixels};
+use crate::config::Filter;
+use crate::error::JobError;
+use crate::geometry::Rect;
+
+/// Resizer state a worker keeps between images (its scratch buffers).
+#[derive(Default)]
+pub struct ResizeScratch {
+    resizer: Resizer,
+}
+
+fn pixel_type(layout: Layout) -> PixelType {
+    match layout {
+        Layout::L => PixelType::U8,
+        Layout::La => PixelType::U8x2,
+        Layout::Rgb => PixelType::U8x3,
+        Layout::Rgba => PixelType::U8x4,
+    }
+}
+
+fn algorithm(filter: Filter) -> ResizeAlg {
+    match filter {
+        Filter::Nearest => ResizeAlg::Nearest,
+        Filter::Lanczos3 => ResizeAlg::Convolution(FilterType::Lanczos3),
+        Filter::Mitchell => ResizeAlg::Convolution(FilterType::Mitchell),
+        Filter::CatmullRom => ResizeAlg::Convolution(FilterType::CatmullRom),
+        Filter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+        Filter::Box => ResizeAlg::Convolution(FilterType::Box),
+    }
+}
+
+/// Resamples the `crop` region of `src` to `size`. Returns `src` itself when nothing changes.
+pub fn resize(
+    src: Pixels,
+    crop: Rect,
+    size: (u32, u32),
+    filter: Filter,
+    scratch: &mut ResizeScratch,
+) -> Result<Pixels, JobError> {
+    let whole = crop.left == 0.0
+        && crop.top == 0.0
+        && crop.width == f64::from(src.width)
+        && crop.height == f64::from(src.height);
+    if whole && size == (src.width, src.height) {
+        return Ok(src);
+    }
+    let pt = pixel_type(src.layout);
+    let layout = src.layout;
+    let src_img = Image::from_vec_u8(src.width, src.height, src.data, pt)
+        .map_err(|e| JobError::Resize(e.to_string()))?;
+    let mut dst = Image::new(size.0, size.1, pt);
+    let options = ResizeOptions::new().resize_alg(algorithm(filter)).crop(
+        crop.left,
+        crop.top,
+        crop.width,
+        crop.height,
+    );
+    scratch
+        .resizer
+        .resize(&src_img, &mut dst, &options)
+        .map_err(|e| JobError::Resize(e.to_string()))?;
+    Ok(Pixels {
+        data: dst.into_vec(),
+        width: size.0,
+        height: size.1,
+        layout,
+    })
+}
+
+/// Composites an image with alpha onto an opaque background colour (for formats without alpha).
+pub fn flatten(px: Pixels, background: [u8; 3]) -> Pixels {
+    let blend = |c: u8, bg: u8, a: u8| {
+        let (c, bg, a) = (u32::from(c), u32::from(bg), u32::from(a));
+        u8::try_from((c * a + bg * (255 - a) + 127) / 255).expect("≤ 255")
+    };
+    match px.layout {
+        Layout::Rgba => {
+            let data = px
+                .data
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    [
+                        blend(p[0], background[0], p[3]),
+                        blend(p[1], background[1], p[3]),
+                        blend(p[2], background[2], p[3]),
+                    ]
+                })
+                .collect();
+            Pixels {
+                data,
+                layout: Layout::Rgb,
+                ..px
+            }
+        }
+        Layout::La => {
+            let grey = luma(background);
+            let data = px
+                .data
+                .chunks_exact(2)
+                .map(|p| blend(p[0], grey, p[1]))
+                .collect();
+            Pixels {
+                data,
+                layout: Layout::L,
+                ..px
+            }
+        }
+        Layout::L | Layout::Rgb => px,
+    }
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn luma([r, g, b]: [u8; 3]) -> u8 {
+    (0.2126 * f64::from(r) + 0.7152 * f64::from(g) + 0.0722 * f64::from(b)).round() as u8
+}
+
+/// Centres `px` on a `canvas`-sized image filled with `background` (transparent when the image
+/// has alpha), for `--fit contain`.
+pub fn pad(px: Pixels, canvas: (u32, u32), background: [u8; 3]) -> Pixels {
+    if canvas == (px.width, px.height) {
+        return px;
+    }
+    let ch = px.layout.channels();
+    let fill: Vec<u8> = match px.layout {
+        Layout::L => vec![luma(background)],
+        Layout::La => vec![luma(background), 0],
+        Layout::Rgb => background.to_vec(),
+        Layout::Rgba => vec![background[0], background[1], background[2], 0],
+    };
+    let (cw, chh) = (canvas.0 as usize, canvas.1 as usize);
+    let mut data: Vec<u8> = fill.iter().copied().cycle().take(cw * chh * ch).collect();
+    let left = (canvas.0 - px.width) as usize / 2;
+    let top = (canvas.1 - px.height) as usize / 2;
+    let row = px.width as usize * ch;
+    for (y, src_row) in px.data.chunks_exact(row).enumerate() {
+        let start = ((top + y) * cw + left) * ch;
+        data[start..start + row].copy_from_slice(src_row);
+    }
+    Pixels {
+        data,
+        width: canvas.0,
+        height: canvas.1,
+        layout: px.layout,
+    }
+}
+
+/// Applies an EXIF orientation (1..=8) so the pixels are stored upright.
+pub fn orient(px: Pixels, orientation: u8) -> Pixels {
+    let Some(o) = image::metadata::Orientation::from_exif(orientation) else {
+        return px;
+    };
+    if o == image::metadata::Orientation::NoTransforms {
+        return px;
+    }
+    let (w, h, layout) = (px.width, px.height, px.layout);
+    let mut img = match layout {
+        Layout::L => DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, px.data).expect("sized")),
+        Layout::La => {
+            DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, px.data).expect("sized"))
+        }
+        Layout::Rgb => {
+            DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, px.data).expect("sized"))
+        }
+        Layout::Rgba => {
+            DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, px.data).expect("sized"))
+        }
+    };
+    img.apply_orientation(o);
+    let (width, height) = (img.width(), img.height());
+    Pixels {
+        data: img.into_bytes(),
+        width,
+        height,
+        layout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgb(width: u32, height: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Pixels {
+        let data = (0..height)
+            .flat_map(|y| (0..width).map(move |x| (x, y)))
+            .flat_map(|(x, y)| f(x, y))
+            .collect();
+        Pixels {
+            data,
+            width,
+            height,
+            layout: Layout::Rgb,
+        }
+    }
+
+    #[test]
+    fn downscale_of_a_flat_colour_stays_that_colour() {
+        let src = rgb(64, 48, |_, _| [200, 100, 50]);
+        let out = resize(
+            src,
+            Rect {
+                left: 0.0,
+                top: 0.0,
+                width: 64.0,
+                height: 48.0,
+            },
+            (16, 12),
+            Filter::Lanczos3,
+            &mut ResizeScratch::default(),
+        )
+        .unwrap();
+        assert_eq!((out.width, out.height), (16, 12));
+        assert!(out.data.chunks_exact(3).all(|p| p == [200, 100, 50]));
+    }
+
+    #[test]
+    fn transparent_pixels_do_not_darken_edges() {
+        // Left half opaque white, right half fully transparent black.
+        let data = (0..8 * 8)
+            .flat_map(|i| {
+                if i % 8 < 4 {
+                    [255, 255, 255, 255]
+                } else {
+                    [0, 0, 0, 0]
+                }
+            })
+            .collect();
+        let src = Pixels {
+            data,
+            width: 8,
+            height: 8,
+            layout: Layout::Rgba,
+        };
+        let out = resize(
+            src,
+            Rect {
+                left: 0.0,
+                top: 0.0,
+                width: 8.0,
+                height: 8.0,
+            },
+            (4, 4),
+            Filter::Lanczos3,
+            &mut ResizeScratch::default(),
+        )
+        .unwrap();
+        for p in out.data.chunks_exact(4).filter(|p| p[3] > 16) {
+            assert!(
+                p[0] > 240,
+                "premultiplied resize keeps colour of visible pixels: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn flatten_blends_onto_the_background() {
+        let px = Pixels {
+            data: vec![0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 128],
+            width: 3,
+            height: 1,
+            layout: Layout::Rgba,
+        };
+        let out = flatten(px, [255, 255, 255]);
+        assert_eq!(out.layout, Layout::Rgb);
+        assert_eq!(out.data, vec![255, 255, 255, 0, 0, 0, 255, 127, 127]);
+    }
+
+    #[test]
+    fn orientation_six_rotates_clockwise() {
+        // 2x1: red, blue → rotated 90° clockwise becomes 1x2: red on top, blue below.
+        let px = Pixels {
+            data: vec![255, 0, 0, 0, 0, 255],
+            width: 2,
+            height: 1,
+            layout: Layout::Rgb,
+        };
+        let out = orient(px, 6);
+        assert_eq!((out.width, out.height), (1, 2));
+        assert_eq!(out.data, vec![255, 0, 0, 0, 0, 255]);
+        let px = Pixels {
+            data: vec![255, 0, 0, 0, 0, 255],
+            width: 2,
+            height: 1,
+            layout: Layout::Rgb,
+        };
+        let out = orient(px, 8);
+        assert_eq!(out.data, vec![0, 0, 255, 255, 0, 0]);
+    }
+
+    #[test]
+    fn pad_centres_the_image() {
+        let px = Pixels {
+            data: vec![9],
+            width: 1,
+            height: 1,
+            layout: Layout::L,
+        };
+        let out = pad(px, (3, 1), [0, 0, 0]);
+        assert_eq!(out.data, vec![0, 9, 0]);
+    }
+}

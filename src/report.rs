@@ -1,0 +1,554 @@
+//! Everything presize prints, in one place: per-file lines, the progress bar, the summary and
+//! the NDJSON report.
+//!
+//! Workers and the walker never print; their results arrive here on the main thread, so lines
+//! are never torn. Human output goes to stderr; stdout carries only `--json`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::{Config, Verbosity};
+use crate::error::{ErrorKind, Failure};
+use crate::pipeline::{JobResult, Outcome, Output, SkipReason, Stages};
+
+/// How many failed files the summary lists by name.
+pub const LISTED_FAILURES: usize = 20;
+
+/// Counts and totals of a run. A value: the exit code is computed from it.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Images found (written + skipped + failed + planned).
+    pub inputs: u64,
+    /// Images written.
+    pub written: u64,
+    /// Images planned (dry run).
+    pub planned: u64,
+    /// Images skipped because their output is up to date.
+    pub skipped: u64,
+    /// Inputs that failed.
+    pub failed: u64,
+    /// Files that are not images (not counted as inputs).
+    pub ignored: u64,
+    /// Bytes of the inputs that were written.
+    pub bytes_in: u64,
+    /// Bytes of all outputs written.
+    pub bytes_out: u64,
+    /// Time per stage, summed over workers.
+    pub stages: Stages,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+    /// Worker threads used.
+    pub workers: usize,
+    /// The first [`LISTED_FAILURES`] failures.
+    pub failures: Vec<Failure>,
+    /// Failures per class.
+    pub failures_by_kind: BTreeMap<ErrorKind, u64>,
+    /// Whether the run was stopped early.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// Adds one result to the counts. Consumes it so that failures can be kept without cloning.
+    pub fn record(&mut self, r: JobResult) {
+        self.stages += r.stages;
+        match r.outcome {
+            Ok(Outcome::Skipped(SkipReason::NotAnImage)) => self.ignored += 1,
+            Ok(Outcome::Skipped(SkipReason::UpToDate)) => {
+                self.inputs += 1;
+                self.skipped += 1;
+            }
+            Ok(Outcome::Written(outputs)) => {
+                self.inputs += 1;
+                self.written += 1;
+                self.bytes_in += r.bytes_in;
+                self.bytes_out += outputs.iter().map(|o| o.bytes).sum::<u64>();
+            }
+            Ok(Outcome::Planned(_)) => {
+                self.inputs += 1;
+                self.planned += 1;
+            }
+            Err(error) => {
+                self.inputs += 1;
+                self.failed += 1;
+                *self.failures_by_kind.entry(error.kind()).or_default() += 1;
+                if self.failures.len() < LISTED_FAILURES {
+                    self.failures.push(Failure { path: r.src, error });
+                }
+            }
+        }
+    }
+
+    /// Images per second over the whole run.
+    pub fn images_per_s(&self) -> f64 {
+        let done = (self.written + self.planned) as f64;
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            done / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Writes the human summary.
+    pub fn render(&self, out: &mut impl Write) -> io::Result<()> {
+        let secs = self.elapsed.as_secs_f64();
+        if self.interrupted {
+            writeln!(
+                out,
+                "presize: interrupted; finished outputs are complete, the rest was not processed"
+            )?;
+        }
+        writeln!(
+            out,
+            "presize: {} image{} in {:.2} s ({:.1} images/s, {} worker{})",
+            self.inputs,
+            plural(self.inputs),
+            secs,
+            self.images_per_s(),
+            self.workers,
+            plural(self.workers as u64),
+        )?;
+        if self.planned > 0 {
+            writeln!(
+                out,
+                "  planned  {:>6}  (dry run: nothing was written)",
+                self.planned
+            )?;
+        }
+        let saving = if self.bytes_in > 0 {
+            format!(
+                " ({:+.0}%)",
+                (self.bytes_out as f64 / self.bytes_in as f64 - 1.0) * 100.0
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  written  {:>6}  {} -> {}{}",
+            self.written,
+            human_bytes(self.bytes_in),
+            human_bytes(self.bytes_out),
+            saving
+        )?;
+        if self.skipped > 0 {
+            writeln!(
+                out,
+                "  skipped  {:>6}  (outputs up to date; --overwrite redoes them)",
+                self.skipped
+            )?;
+        } else {
+            writeln!(out, "  skipped  {:>6}", 0)?;
+        }
+        writeln!(out, "  failed   {:>6}", self.failed)?;
+        if self.failed > 0 {
+            let kinds: Vec<String> = self
+                .failures_by_kind
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            writeln!(out, "failed files ({}):", kinds.join(", "))?;
+            for f in &self.failures {
+                writeln!(out, "  {f}")?;
+            }
+            let more = self.failed - self.failures.len() as u64;
+            if more > 0 {
+                writeln!(out, "  ... and {more} more")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-stage line shown with --verbose.
+    pub fn render_stages(&self, out: &mut impl Write) -> io::Result<()> {
+        let s = &self.stages;
+        writeln!(
+            out,
+            "  time in stages (all workers): read {:.2} s, decode {:.2} s, resize {:.2} s, encode {:.2} s, write {:.2} s",
+            s.read.as_secs_f64(),
+            s.decode.as_secs_f64(),
+            s.resize.as_secs_f64(),
+            s.encode.as_secs_f64(),
+            s.write.as_secs_f64()
+        )
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Formats a byte count for people: 1.2 MB.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[derive(Serialize)]
+struct JsonOutput<'a> {
+    path: String,
+    width: u32,
+    height: u32,
+    format: &'a str,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    input: String,
+    status: &'static str,
+    outputs: Vec<JsonOutput<'a>>,
+    error: Option<String>,
+    reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct JsonStages {
+    decode: f64,
+    resize: f64,
+    encode: f64,
+    write: f64,
+    read: f64,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    inputs: u64,
+    written: u64,
+    skipped: u64,
+    failed: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    elapsed_s: f64,
+    images_per_s: f64,
+    stages_s: JsonStages,
+    planned: u64,
+    workers: usize,
+    interrupted: bool,
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The NDJSON line for one result, or `None` for files that are not images.
+pub fn json_line(r: &JobResult) -> Option<String> {
+    let outputs = |v: &[Output]| -> Vec<JsonOutput<'_>> {
+        v.iter()
+            .map(|o| JsonOutput {
+                path: path_str(&o.path),
+                width: o.width,
+                height: o.height,
+                format: o.format.name(),
+                bytes: o.bytes,
+            })
+            .collect()
+    };
+    let (status, outs, error, reason) = match &r.outcome {
+        Ok(Outcome::Skipped(SkipReason::NotAnImage)) => return None,
+        Ok(Outcome::Skipped(SkipReason::UpToDate)) => {
+            ("skipped", Vec::new(), None, Some("up-to-date"))
+        }
+        Ok(Outcome::Written(o)) => ("written", outputs(o), None, None),
+        Ok(Outcome::Planned(o)) => ("planned", outputs(o), None, Some("dry-run")),
+        Err(e) => ("failed", Vec::new(), Some(e.to_string()), None),
+    };
+    let line = JsonFile {
+        kind: "file",
+        input: path_str(&r.src),
+        status,
+        outputs: outs,
+        error,
+        reason,
+    };
+    serde_json::to_string(&line).ok()
+}
+
+/// The final NDJSON line.
+pub fn json_summary(s: &Summary) -> String {
+    let st = &s.stages;
+    let line = JsonSummary {
+        kind: "summary",
+        inputs: s.inputs,
+        written: s.written,
+        skipped: s.skipped,
+        failed: s.failed,
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        elapsed_s: s.elapsed.as_secs_f64(),
+        images_per_s: s.images_per_s(),
+        stages_s: JsonStages {
+            decode: st.decode.as_secs_f64(),
+            resize: st.resize.as_secs_f64(),
+            encode: st.encode.as_secs_f64(),
+            write: st.write.as_secs_f64(),
+            read: st.read.as_secs_f64(),
+        },
+        planned: s.planned,
+        workers: s.workers,
+        interrupted: s.interrupted,
+    };
+    serde_json::to_string(&line).expect("plain data serialises")
+}
+
+/// Receives every result on the main thread and prints as configured.
+pub struct Reporter {
+    json: bool,
+    verbosity: Verbosity,
+    bar: ProgressBar,
+    summary: Summary,
+}
+
+impl Reporter {
+    /// A reporter for the given run configuration.
+    pub fn new(config: &Config) -> Reporter {
+        let bar = if config.progress {
+            progress_bar()
+        } else {
+            ProgressBar::hidden()
+        };
+        Reporter {
+            json: config.json,
+            verbosity: config.verbosity,
+            bar,
+            summary: Summary {
+                workers: config.jobs.get(),
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// A reporter that prints nothing (for benches and library callers).
+    pub fn silent(workers: usize) -> Reporter {
+        Reporter {
+            json: false,
+            verbosity: Verbosity::Quiet,
+            bar: ProgressBar::hidden(),
+            summary: Summary {
+                workers,
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// Updates the progress bar's total as the walker discovers images.
+    pub fn set_total(&self, total: u64) {
+        self.bar.set_length(total);
+    }
+
+    /// Prints what the result calls for and adds it to the summary.
+    pub fn record(&mut self, r: JobResult) {
+        if self.json {
+            if let Some(line) = json_line(&r) {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let line = match &r.outcome {
+            Err(e) => Some(format!("{}: {e}", r.src.display())),
+            _ if self.verbosity < Verbosity::Verbose => None,
+            Ok(Outcome::Written(o)) | Ok(Outcome::Planned(o)) => o.first().map(|o| {
+                let verb = if matches!(r.outcome, Ok(Outcome::Planned(_))) {
+                    "would write"
+                } else {
+                    "wrote"
+                };
+                format!(
+                    "{} -> {verb} {} ({}x{}, {})",
+                    r.src.display(),
+                    o.path.display(),
+                    o.width,
+                    o.height,
+                    human_bytes(o.bytes)
+                )
+            }),
+            Ok(Outcome::Skipped(SkipReason::UpToDate)) => Some(format!(
+                "{}: skipped, output is up to date",
+                r.src.display()
+            )),
+            Ok(Outcome::Skipped(SkipReason::NotAnImage)) => {
+                Some(format!("{}: not an image, ignored", r.src.display()))
+            }
+        };
+        if let Some(line) = line {
+            self.bar.suspend(|| {
+                let _ = writeln!(io::stderr().lock(), "{line}");
+            });
+        }
+        if !matches!(r.outcome, Ok(Outcome::Skipped(SkipReason::NotAnImage))) {
+            self.bar.inc(1);
+        }
+        self.summary.record(r);
+        if self.summary.failed > 0 {
+            self.bar
+                .set_message(format!("{} failed", self.summary.failed));
+        }
+    }
+
+    /// Ends the run: clears the bar, prints the summary, returns it.
+    pub fn finish(mut self, elapsed: Duration, interrupted: bool) -> Summary {
+        self.bar.finish_and_clear();
+        self.summary.elapsed = elapsed;
+        self.summary.interrupted = interrupted;
+        if self.verbosity > Verbosity::Quiet {
+            let mut err = io::stderr().lock();
+            let _ = self.summary.render(&mut err);
+            if self.verbosity == Verbosity::Verbose {
+                let _ = self.summary.render_stages(&mut err);
+            }
+        }
+        if self.json {
+            let _ = writeln!(io::stdout().lock(), "{}", json_summary(&self.summary));
+        }
+        self.summary
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images ({per_sec}, eta {eta}) {msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::JobError;
+    use crate::format::Format;
+    use std::path::PathBuf;
+
+    fn written(name: &str, bytes_in: u64, bytes_out: u64) -> JobResult {
+        JobResult {
+            src: PathBuf::from(name),
+            bytes_in,
+            outcome: Ok(Outcome::Written(vec![Output {
+                path: PathBuf::from(format!("out/{name}")),
+                width: 800,
+                height: 600,
+                format: Format::Jpeg,
+                bytes: bytes_out,
+            }])),
+            stages: Stages::default(),
+        }
+    }
+
+    #[test]
+    fn summary_counts_every_kind_of_result() {
+        let mut s = Summary {
+            workers: 2,
+            elapsed: Duration::from_secs(2),
+            ..Summary::default()
+        };
+        s.record(written("a.jpg", 4_000_000, 100_000));
+        s.record(written("b.jpg", 1_000_000, 50_000));
+        s.record(JobResult::failed(
+            PathBuf::from("bad.jpg"),
+            JobError::Decode {
+                format: "JPEG",
+                message: "truncated".into(),
+            },
+        ));
+        s.record(JobResult {
+            src: "c.jpg".into(),
+            bytes_in: 5,
+            outcome: Ok(Outcome::Skipped(SkipReason::UpToDate)),
+            stages: Stages::default(),
+        });
+        s.record(JobResult {
+            src: "notes.txt".into(),
+            bytes_in: 5,
+            outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
+            stages: Stages::default(),
+        });
+        assert_eq!(
+            (s.inputs, s.written, s.failed, s.skipped, s.ignored),
+            (4, 2, 1, 1, 1)
+        );
+        assert_eq!((s.bytes_in, s.bytes_out), (5_000_000, 150_000));
+        let mut text = Vec::new();
+        s.render(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(
+            text,
+            "presize: 4 images in 2.00 s (1.0 images/s, 2 workers)\n  written       2  5.0 MB -> 150.0 KB (-97%)\n  skipped       1  (outputs up to date; --overwrite redoes them)\n  failed        1\nfailed files (1 corrupt or truncated images):\n  bad.jpg: cannot decode JPEG: truncated\n"
+        );
+    }
+
+    #[test]
+    fn only_the_first_failures_are_kept_by_name() {
+        let mut s = Summary::default();
+        for i in 0..25 {
+            s.record(JobResult::failed(
+                PathBuf::from(format!("{i}.png")),
+                JobError::Unsupported("x".into()),
+            ));
+        }
+        assert_eq!(s.failed, 25);
+        assert_eq!(s.failures.len(), LISTED_FAILURES);
+        let mut text = Vec::new();
+        s.render(&mut text).unwrap();
+        assert!(String::from_utf8(text).unwrap().contains("... and 5 more"));
+    }
+
+    #[test]
+    fn json_lines_follow_the_documented_shape() {
+        let line = json_line(&written("a.jpg", 10, 5)).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"file","input":"a.jpg","status":"written","outputs":[{"path":"out/a.jpg","width":800,"height":600,"format":"jpeg","bytes":5}],"error":null,"reason":null}"#
+        );
+        let fail = json_line(&JobResult::failed(
+            "b.png".into(),
+            JobError::Unsupported("odd".into()),
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&fail).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["error"], "unsupported: odd");
+        let summary: serde_json::Value =
+            serde_json::from_str(&json_summary(&Summary::default())).unwrap();
+        for key in [
+            "inputs",
+            "written",
+            "skipped",
+            "failed",
+            "bytes_in",
+            "bytes_out",
+            "elapsed_s",
+            "images_per_s",
+        ] {
+            assert!(summary.get(key).is_some(), "{key}");
+        }
+        for key in ["decode", "resize", "encode", "write"] {
+            assert!(summary["stages_s"].get(key).is_some(), "{key}");
+        }
+    }
+}

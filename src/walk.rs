@@ -1,0 +1,294 @@
+//! The walker thread: turns the inputs into [`Job`]s and feeds them to the pool.
+//!
+//! It walks folders in sorted order (so conflicts are resolved the same way whatever `-j` is),
+//! recognises images by their first bytes, maps each one to its output path, and refuses a
+//! second input that would write the same output. A small look-ahead window sends the largest
+//! files first, so a big panorama found last does not leave one core busy at the end while the
+//! others idle; memory stays bounded because the window is.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use crate::config::Config;
+use crate::error::JobError;
+use crate::format::{Format, SNIFF_LEN};
+use crate::pipeline::{JobResult, Outcome, SkipReason};
+use crate::plan::{self, Job};
+use crate::pool::Feeder;
+
+/// Extensions of images presize recognises by name but cannot decode: reported as failures so
+/// they are not silently left out of a photo folder.
+const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &["heic", "heif", "avif", "jxl"];
+
+/// Extensions that promise an image we read: such a file with other content is a failure
+/// (mislabelled or corrupt), not a silent skip.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "tif", "tiff", "bmp",
+];
+
+/// What the walker found at one path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// An image of this format.
+    Image(Format),
+    /// Not an image, to be skipped silently.
+    Other,
+}
+
+/// Decides whether `path` (a regular file) is an image, from its first bytes and, for files
+/// that are not, from what its name promises.
+pub fn classify(path: &Path) -> Result<Found, JobError> {
+    let mut head = [0u8; SNIFF_LEN];
+    let mut file = File::open(path).map_err(|e| JobError::io("cannot open file", e))?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(JobError::io("cannot read file", e)),
+        }
+    }
+    if let Some(format) = Format::sniff(&head[..n]) {
+        return Ok(Found::Image(format));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if UNSUPPORTED_IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        return Err(JobError::Unsupported(format!(
+            "{} images are not supported",
+            ext.to_ascii_uppercase()
+        )));
+    }
+    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        let what = if n == 0 {
+            "empty file"
+        } else {
+            "not an image: content matches no supported format (mislabelled or corrupt)"
+        };
+        return Err(JobError::Unrecognised(what.to_string()));
+    }
+    Ok(Found::Other)
+}
+
+struct Walker<'c, 'f, 'a> {
+    config: &'c Config,
+    feeder: &'f Feeder<'a, Job, JobResult>,
+    /// Canonical output folder, never walked into.
+    out_dir: Option<PathBuf>,
+    /// Output path → the input that claimed it first.
+    claimed: HashMap<PathBuf, PathBuf>,
+    /// Look-ahead window: largest first; ties in walk order.
+    window: BinaryHeap<(u64, Reverse<u64>, JobSlot)>,
+    capacity: usize,
+    seq: u64,
+    stopped: bool,
+}
+
+/// Wraps a job so the heap orders by the tuple's other fields only.
+struct JobSlot(Job);
+impl PartialEq for JobSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for JobSlot {}
+impl PartialOrd for JobSlot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for JobSlot {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+/// Walks every input of `config` and feeds the jobs. Runs on the walker thread.
+pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>) {
+    let mut w = Walker {
+        config,
+        feeder,
+        out_dir: config.out_dir.canonicalize().ok(),
+        claimed: HashMap::new(),
+        window: BinaryHeap::new(),
+        capacity: (4 * config.jobs.get()).min(64),
+        seq: 0,
+        stopped: false,
+    };
+    for input in &config.inputs {
+        if w.stopped || feeder.cancelled() {
+            break;
+        }
+        w.walk_root(input);
+    }
+    while let Some((_, _, JobSlot(job))) = w.window.pop() {
+        if w.stopped || !feeder.submit(job) {
+            break;
+        }
+    }
+}
+
+impl Walker<'_, '_, '_> {
+    fn walk_root(&mut self, root: &Path) {
+        let meta = match fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => return self.fail(root.to_path_buf(), JobError::io("cannot read input", e)),
+        };
+        if !meta.is_dir() {
+            return self.consider(root, false, root.to_path_buf(), meta.len(), true);
+        }
+        let walker = WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter();
+        let out_dir = self.out_dir.clone();
+        let walker = walker.filter_entry(|e| {
+            !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref()))
+        });
+        for entry in walker {
+            if self.stopped || self.feeder.cancelled() {
+                return;
+            }
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().unwrap_or(root).to_path_buf();
+                    let err = e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("file-system loop"));
+                    self.fail(path, JobError::io("cannot read folder entry", err));
+                    continue;
+                }
+            };
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            // A symlink to a file is processed as that file; links to folders are not followed.
+            let meta = if ft.is_symlink() {
+                fs::metadata(entry.path())
+            } else {
+                entry.metadata().map_err(Into::into)
+            };
+            match meta {
+                Ok(m) if m.is_file() => {
+                    self.consider(root, true, entry.into_path(), m.len(), false)
+                }
+                Ok(_) => {} // FIFOs, sockets, devices, links to folders: never opened.
+                Err(e) => self.fail(
+                    entry.into_path(),
+                    JobError::io("cannot read file metadata", e),
+                ),
+            }
+        }
+    }
+
+    fn consider(&mut self, root: &Path, root_is_dir: bool, src: PathBuf, bytes: u64, named: bool) {
+        let format = match classify(&src) {
+            Ok(Found::Image(f)) => f,
+            Ok(Found::Other) if named => {
+                return self.fail(src, JobError::Unrecognised("not an image: content matches no supported format (JPEG, PNG, WebP, GIF, TIFF, BMP)".into()));
+            }
+            Ok(Found::Other) => {
+                return self.feeder.report(JobResult {
+                    src,
+                    bytes_in: bytes,
+                    outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
+                    stages: Default::default(),
+                });
+            }
+            Err(e) => return self.fail(src, e),
+        };
+        let output_format = self.config.settings.output_format(format);
+        let dst = plan::output_path(
+            root,
+            root_is_dir,
+            &src,
+            &self.config.out_dir,
+            format,
+            output_format,
+        );
+        if let Some(first) = self.claimed.get(&dst) {
+            let msg = format!(
+                "output {} is already written from {}; rename one of them or use another --format",
+                dst.display(),
+                first.display()
+            );
+            return self.fail(src, JobError::Conflict(msg));
+        }
+        self.claimed.insert(dst.clone(), src.clone());
+        let job = Job {
+            src,
+            dst,
+            input_format: format,
+            output_format,
+            bytes,
+        };
+        self.window.push((bytes, Reverse(self.seq), JobSlot(job)));
+        self.seq += 1;
+        if self.window.len() > self.capacity {
+            let (_, _, JobSlot(job)) = self.window.pop().expect("non-empty");
+            if !self.feeder.submit(job) {
+                self.stopped = true;
+            }
+        }
+    }
+
+    fn fail(&self, path: PathBuf, error: JobError) {
+        self.feeder.report(JobResult::failed(path, error));
+    }
+}
+
+fn is_same_dir(path: &Path, out: Option<&Path>) -> bool {
+    let Some(out) = out else { return false };
+    // Cheap name check first; canonicalize only candidates.
+    path.file_name() == out.file_name() && path.canonicalize().is_ok_and(|p| p == out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_by_content_then_by_promise() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            fs::write(&p, bytes).unwrap();
+            p
+        };
+        let png_magic = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(
+            classify(&write("noext", png_magic)).unwrap(),
+            Found::Image(Format::Png)
+        );
+        assert_eq!(
+            classify(&write("x.jpg", png_magic)).unwrap(),
+            Found::Image(Format::Png)
+        );
+        assert_eq!(
+            classify(&write("notes.txt", b"hello")).unwrap(),
+            Found::Other
+        );
+        assert_eq!(classify(&write("README", b"")).unwrap(), Found::Other);
+        let err = classify(&write("empty.jpg", b"")).unwrap_err().to_string();
+        assert!(err.contains("empty file"), "{err}");
+        let err = classify(&write("text.PNG", b"hello world"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an image"), "{err}");
+        let err = classify(&write("IMG_1.HEIC", b"\0\0\0\x18ftypheic"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HEIC"), "{err}");
+    }
+}
