@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::geometry::Dim;
 
@@ -46,8 +46,16 @@ Use --help for examples.";
 /// place only when complete.
 #[derive(Debug, Parser)]
 #[command(name = "presize", version, after_help = SHORT_FOOTER, after_long_help = EXAMPLES)]
-#[command(max_term_width = 100)]
+#[command(
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    /// Extra modes (the default mode resizes the INPUTs).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Image files and/or folders (folders are walked recursively).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -56,6 +64,42 @@ pub struct Cli {
     #[arg(short = 'o', long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    /// Worker threads [default: number of CPUs].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
+
+    /// Replace outputs that already exist (default: an existing output newer than its input is
+    /// skipped; an older one is regenerated).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Plan and report what would be written; decode and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print a machine-readable report on stdout: one JSON line per input, then a summary line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing but errors.
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also list every written and skipped file, and the files that were not images.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Show a progress bar: auto (only when stderr is a terminal), always or never.
+    #[arg(long, value_enum, default_value_t = WhenArg::Auto, value_name = "WHEN")]
+    pub progress: WhenArg,
+}
+
+/// How each image is resized and encoded; shared by the default mode and `presize bench`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
     /// Target width in pixels, or a percentage of the source width (e.g. 800 or 50%).
     #[arg(short = 'w', long, value_name = "PX")]
     pub width: Option<Dim>,
@@ -104,38 +148,54 @@ pub struct Cli {
     #[arg(long)]
     pub no_fast_shrink: bool,
 
-    /// Worker threads [default: number of CPUs].
-    #[arg(short = 'j', long, value_name = "N")]
-    pub jobs: Option<NonZeroUsize>,
-
-    /// Replace outputs that already exist (default: an existing output newer than its input is
-    /// skipped; an older one is regenerated).
-    #[arg(long)]
-    pub overwrite: bool,
-
-    /// Plan and report what would be written; decode and write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Print a machine-readable report on stdout: one JSON line per input, then a summary line.
-    #[arg(long)]
-    pub json: bool,
-
     /// Refuse images with more pixels than this before decoding them (decompression bombs).
     #[arg(long, default_value_t = 268_402_689, value_name = "N")]
     pub max_pixels: u64,
+}
 
-    /// Print nothing but errors.
-    #[arg(short = 'q', long, conflicts_with = "verbose")]
-    pub quiet: bool,
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure the real pipeline on a folder at several worker counts (writes nothing unless
+    /// --write): images/s, megapixels/s, speed-up, parallel efficiency, time per stage and
+    /// per-image latency.
+    #[command(
+        after_help = "Example:\n  presize bench ~/photos -w 800 --jobs 1,2,4 --repeat 3\n\n\
+                           A folder literally named 'bench' is given as ./bench in the default mode."
+    )]
+    Bench(BenchArgs),
+}
 
-    /// Also list every written and skipped file, and the files that were not images.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
+/// `presize bench` arguments.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Image files and/or folders to measure on.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
 
-    /// Show a progress bar: auto (only when stderr is a terminal), always or never.
-    #[arg(long, value_enum, default_value_t = WhenArg::Auto, value_name = "WHEN")]
-    pub progress: WhenArg,
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    /// Worker counts to measure, comma-separated [default: 1, 2, 4, … up to the number of CPUs].
+    #[arg(
+        long = "jobs",
+        short = 'j',
+        value_delimiter = ',',
+        value_name = "N,N,…"
+    )]
+    pub jobs: Vec<NonZeroUsize>,
+
+    /// Runs per worker count; the median run is reported.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub repeat: usize,
+
+    /// Also write the outputs (to a temporary folder, deleted afterwards).
+    #[arg(long)]
+    pub write: bool,
+
+    /// Print one JSON object per worker count instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A `--size` geometry: `800`, `800x600`, `800x`, `x600` or `50%`.

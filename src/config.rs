@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, FilterArg, FitArg, FormatArg, WhenArg};
+use crate::cli::{Cli, FilterArg, FitArg, FormatArg, ImageArgs, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
@@ -51,6 +51,50 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Validates the image flags (shared by the default mode and `presize bench`).
+    pub fn from_args(args: &ImageArgs) -> Result<Settings, ConfigError> {
+        let (width, height) = match (args.size, args.width, args.height) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ConfigError::SizeConflict),
+            (Some(spec), None, None) => (spec.width, spec.height),
+            (None, w, h) => (w, h),
+        };
+        if width.is_none() && height.is_none() {
+            return Err(ConfigError::NoSize);
+        }
+        let fit = match args.fit {
+            FitArg::Inside => Fit::Inside,
+            FitArg::Cover => Fit::Cover,
+            FitArg::Fill => Fit::Fill,
+            FitArg::Contain => Fit::Contain,
+        };
+        if fit != Fit::Inside && (width.is_none() || height.is_none()) {
+            let name = match fit {
+                Fit::Cover => "cover",
+                Fit::Fill => "fill",
+                _ => "contain",
+            };
+            return Err(ConfigError::FitNeedsBox(name));
+        }
+        if !(1..=100).contains(&args.quality) {
+            return Err(ConfigError::BadQuality(args.quality));
+        }
+        Ok(Settings {
+            target: Target {
+                width,
+                height,
+                fit,
+                upscale: args.upscale,
+            },
+            format: format_from(args.format),
+            quality: args.quality,
+            lossless: args.lossless,
+            filter: filter_from(args.filter),
+            background: args.background.0,
+            fast_shrink: !args.no_fast_shrink,
+            max_pixels: args.max_pixels,
+        })
+    }
+
     /// The output format for an input of format `input`.
     pub fn output_format(&self, input: Format) -> Format {
         self.format.unwrap_or(input)
@@ -94,31 +138,7 @@ pub struct Config {
 impl Config {
     /// Validates the command line and makes every default decision.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
-        let (width, height) = match (cli.size, cli.width, cli.height) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ConfigError::SizeConflict),
-            (Some(spec), None, None) => (spec.width, spec.height),
-            (None, w, h) => (w, h),
-        };
-        if width.is_none() && height.is_none() {
-            return Err(ConfigError::NoSize);
-        }
-        let fit = match cli.fit {
-            FitArg::Inside => Fit::Inside,
-            FitArg::Cover => Fit::Cover,
-            FitArg::Fill => Fit::Fill,
-            FitArg::Contain => Fit::Contain,
-        };
-        if fit != Fit::Inside && (width.is_none() || height.is_none()) {
-            let name = match fit {
-                Fit::Cover => "cover",
-                Fit::Fill => "fill",
-                _ => "contain",
-            };
-            return Err(ConfigError::FitNeedsBox(name));
-        }
-        if !(1..=100).contains(&cli.quality) {
-            return Err(ConfigError::BadQuality(cli.quality));
-        }
+        let settings = Settings::from_args(&cli.image)?;
         let out_dir = cli.out_dir.ok_or(ConfigError::NoOutDir)?;
         for input in &cli.inputs {
             if std::fs::symlink_metadata(input).is_err() {
@@ -129,21 +149,6 @@ impl Config {
             }
         }
 
-        let settings = Settings {
-            target: Target {
-                width,
-                height,
-                fit,
-                upscale: cli.upscale,
-            },
-            format: format_from(cli.format),
-            quality: cli.quality,
-            lossless: cli.lossless,
-            filter: filter_from(cli.filter),
-            background: cli.background.0,
-            fast_shrink: !cli.no_fast_shrink,
-            max_pixels: cli.max_pixels,
-        };
         let jobs = cli
             .jobs
             .unwrap_or_else(|| NonZeroUsize::new(num_cpus::get()).unwrap_or(NonZeroUsize::MIN));

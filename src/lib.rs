@@ -4,6 +4,7 @@
 //! `walk` thread → bounded job channel → N `pipeline::process` workers → results channel → the
 //! calling thread (`report`) → all threads joined → [`report::Summary`] → [`exit::Exit`].
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -16,8 +17,8 @@ pub mod pool;
 pub mod report;
 pub mod walk;
 
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -36,7 +37,25 @@ pub fn run(
     cancel: &AtomicBool,
     mut reporter: Reporter,
 ) -> anyhow::Result<Summary> {
-    if !config.dry_run {
+    let mut seen = 0u64;
+    let elapsed = execute(config, cancel, false, |result| {
+        seen += 1;
+        reporter.set_total(seen);
+        reporter.record(result);
+    })?;
+    Ok(reporter.finish(elapsed, cancel.load(Ordering::Relaxed)))
+}
+
+/// The engine under [`run`] and `presize bench`: every result goes to `sink` on the calling
+/// thread as it arrives; returns the wall time once every thread is joined. With `discard`,
+/// outputs are encoded but not written.
+pub fn execute(
+    config: &Config,
+    cancel: &AtomicBool,
+    discard: bool,
+    sink: impl FnMut(JobResult),
+) -> anyhow::Result<Duration> {
+    if !config.dry_run && !discard {
         std::fs::create_dir_all(&config.out_dir)
             .with_context(|| format!("cannot create output folder {}", config.out_dir.display()))?;
     }
@@ -44,8 +63,8 @@ pub fn run(
     let mode = Mode {
         overwrite: config.overwrite,
         dry_run: config.dry_run,
+        discard,
     };
-    let mut seen = 0u64;
     pool::run(
         config.jobs,
         cancel,
@@ -53,12 +72,7 @@ pub fn run(
         Scratch::default,
         |job, scratch| pipeline::process(job, &config.settings, mode, scratch),
         |job, message| JobResult::failed(job.src.clone(), JobError::Panicked(message)),
-        |result| {
-            seen += 1;
-            reporter.set_total(seen.max(1));
-            reporter.record(result);
-        },
+        sink,
     );
-    let interrupted = cancel.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(reporter.finish(start.elapsed(), interrupted))
+    Ok(start.elapsed())
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
-use presize::cli::Cli;
+use presize::cli::{Cli, Command};
 use presize::config::Config;
 use presize::exit::Exit;
 use presize::report::Reporter;
@@ -23,7 +23,16 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<Exit> {
-    let config = Config::from_cli(Cli::parse())?;
+    let mut cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command.take() {
+        let rows = presize::bench::run(args)?;
+        return Ok(if rows.iter().any(|r| r.failed > 0) {
+            Exit::SomeFailed
+        } else {
+            Exit::Success
+        });
+    }
+    let config = Config::from_cli(cli)?;
     install_handlers();
     let summary = presize::run(&config, &CANCEL, Reporter::new(&config))?;
     Ok(Exit::from_summary(&summary))

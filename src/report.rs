@@ -449,6 +449,7 @@ mod tests {
         JobResult {
             src: PathBuf::from(name),
             bytes_in,
+            pixels_in: 0,
             outcome: Ok(Outcome::Written(vec![Output {
                 path: PathBuf::from(format!("out/{name}")),
                 width: 800,
@@ -479,12 +480,14 @@ mod tests {
         s.record(JobResult {
             src: "c.jpg".into(),
             bytes_in: 5,
+            pixels_in: 0,
             outcome: Ok(Outcome::Skipped(SkipReason::UpToDate)),
             stages: Stages::default(),
         });
         s.record(JobResult {
             src: "notes.txt".into(),
             bytes_in: 5,
+            pixels_in: 0,
             outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
             stages: Stages::default(),
         });

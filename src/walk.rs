@@ -202,6 +202,7 @@ impl Walker<'_, '_, '_> {
                 return self.feeder.report(JobResult {
                     src,
                     bytes_in: bytes,
+                    pixels_in: 0,
                     outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
                     stages: Default::default(),
                 });

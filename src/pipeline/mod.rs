@@ -85,6 +85,8 @@ pub struct JobResult {
     pub src: PathBuf,
     /// Its size in bytes.
     pub bytes_in: u64,
+    /// Its width × height as stored (0 when the header was never read).
+    pub pixels_in: u64,
     /// Written, planned, skipped, or the error.
     pub outcome: Result<Outcome, JobError>,
     /// Time per stage.
@@ -97,6 +99,7 @@ impl JobResult {
         JobResult {
             src,
             bytes_in: 0,
+            pixels_in: 0,
             outcome: Err(error),
             stages: Stages::default(),
         }
@@ -110,6 +113,8 @@ pub struct Mode {
     pub overwrite: bool,
     /// Plan only.
     pub dry_run: bool,
+    /// Do everything but write the output (benchmark mode).
+    pub discard: bool,
 }
 
 /// A worker's reusable state: codec handles, resizer buffers, the input read buffer.
@@ -124,7 +129,8 @@ pub struct Scratch {
 /// Processes one job completely. Never panics on bad data; errors come back as data.
 pub fn process(job: &Job, settings: &Settings, mode: Mode, scratch: &mut Scratch) -> JobResult {
     let mut stages = Stages::default();
-    let outcome = run_stages(job, settings, mode, scratch, &mut stages);
+    let mut pixels_in = 0;
+    let outcome = run_stages(job, settings, mode, scratch, &mut stages, &mut pixels_in);
     // Keep the read buffer from pinning a huge allocation after one big file.
     if scratch.input.capacity() > 64 << 20 {
         scratch.input = Vec::new();
@@ -132,6 +138,7 @@ pub fn process(job: &Job, settings: &Settings, mode: Mode, scratch: &mut Scratch
     JobResult {
         src: job.src.clone(),
         bytes_in: job.bytes,
+        pixels_in,
         outcome,
         stages,
     }
@@ -147,6 +154,7 @@ fn run_stages(
     mode: Mode,
     scratch: &mut Scratch,
     stages: &mut Stages,
+    pixels_in: &mut u64,
 ) -> Result<Outcome, JobError> {
     let dst_exists = fs::symlink_metadata(&job.dst).is_ok();
     if dst_exists {
@@ -180,6 +188,7 @@ fn run_stages(
         settings.max_pixels,
         &mut scratch.decode,
     )?;
+    *pixels_in = u64::from(header.width) * u64::from(header.height);
     let shown = geometry::plan(header.displayed_size(), &settings.target);
     // Work in stored orientation until the very end: rotating the small output is cheap.
     let stored = if header.is_transposed() {
@@ -246,9 +255,11 @@ fn run_stages(
     )?;
     stages.encode = t.elapsed();
 
-    let t = Instant::now();
-    encode::write_atomic(&job.dst, &encoded, dst_exists)?;
-    stages.write = t.elapsed();
+    if !mode.discard {
+        let t = Instant::now();
+        encode::write_atomic(&job.dst, &encoded, dst_exists)?;
+        stages.write = t.elapsed();
+    }
     let out_size = (px.width, px.height);
     debug_assert_eq!(out_size, (out_w, out_h));
     Ok(Outcome::Written(vec![Output {
