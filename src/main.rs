@@ -44,6 +44,7 @@ fn run() -> anyhow::Result<Exit> {
 fn install_handlers() {
     let _ = ctrlc::set_handler(|| {
         if CANCEL.swap(true, Ordering::SeqCst) {
+            presize::pipeline::encode::remove_in_flight();
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }
         eprintln!(

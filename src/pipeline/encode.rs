@@ -5,9 +5,11 @@
 //! `image` crate. Outputs are written to a temporary file in the destination folder and renamed
 //! over the final name only when complete, so no reader ever sees a truncated image.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Cursor, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
 
 use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder};
 use image::{ExtendedColorType, ImageEncoder};
@@ -232,6 +234,23 @@ fn insert_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Temporary files being written right now, so that an immediate exit (second Ctrl-C) can
+/// remove them instead of leaving `.presize-*.part` files behind.
+static IN_FLIGHT: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Mutex::default);
+
+fn in_flight() -> std::sync::MutexGuard<'static, HashSet<PathBuf>> {
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every temporary output still being written. Called just before an abrupt exit.
+pub fn remove_in_flight() {
+    for path in in_flight().drain() {
+        let _ = fs::remove_file(path);
+    }
+}
+
 /// Writes `bytes` to `dst` atomically: a hidden temporary file in the same folder, flushed, then
 /// renamed over `dst`. On any error the temporary file is removed and `dst` is untouched. With
 /// `replace` false, an output that appeared meanwhile is never replaced.
@@ -246,17 +265,23 @@ pub fn write_atomic(dst: &Path, bytes: &[u8], replace: bool) -> Result<(), JobEr
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(|e| JobError::io("cannot create temporary output file", e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| JobError::io("cannot write output", e))?;
-    // Flush explicitly: an error surfacing only at close would otherwise be lost.
-    tmp.flush()
-        .map_err(|e| JobError::io("cannot write output", e))?;
-    let persisted = if replace {
-        tmp.persist(dst).map(drop)
-    } else {
-        tmp.persist_noclobber(dst).map(drop)
-    };
-    persisted.map_err(|e| JobError::io("cannot move output into place", e.error))
+    let tmp_path = tmp.path().to_path_buf();
+    in_flight().insert(tmp_path.clone());
+    let result = (|| {
+        tmp.write_all(bytes)
+            .map_err(|e| JobError::io("cannot write output", e))?;
+        // Flush explicitly: an error surfacing only at close would otherwise be lost.
+        tmp.flush()
+            .map_err(|e| JobError::io("cannot write output", e))?;
+        let persisted = if replace {
+            tmp.persist(dst).map(drop)
+        } else {
+            tmp.persist_noclobber(dst).map(drop)
+        };
+        persisted.map_err(|e| JobError::io("cannot move output into place", e.error))
+    })();
+    in_flight().remove(&tmp_path);
+    result
 }
 
 #[cfg(test)]
