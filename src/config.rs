@@ -29,6 +29,33 @@ pub enum Filter {
     Nearest,
 }
 
+/// JPEG shrink-on-load policy: libjpeg-turbo can decode at 1/2, 1/4 or 1/8 scale almost for
+/// free, but its scaled IDCT is a block average, so the last factor of two is left to Lanczos.
+///
+/// Measured on the corpus photos at 800 px, PNG output, against ImageMagick's full-resolution
+/// Lanczos: `Quality` 48.9–51.3 dB (vipsthumbnail 50.0–51.3), `Fast` 40.8–47.0 dB, `Off`
+/// 51.0–51.3 dB; `Fast` is about 20 % quicker than `Quality`, `Off` about 2× slower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shrink {
+    /// Keep at least twice the target size before resampling (default).
+    Quality,
+    /// Keep at least the target size (fastest, softer and slightly aliased).
+    Fast,
+    /// Always decode at full size.
+    Off,
+}
+
+impl Shrink {
+    /// How many times the target size the decoded image must keep, or `None` for no shrinking.
+    pub fn margin(self) -> Option<f64> {
+        match self {
+            Shrink::Quality => Some(2.0),
+            Shrink::Fast => Some(1.0),
+            Shrink::Off => None,
+        }
+    }
+}
+
 /// Per-image resize and encode parameters (the part of [`Config`] a worker needs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -44,8 +71,8 @@ pub struct Settings {
     pub filter: Filter,
     /// Flatten/pad colour. Default: white.
     pub background: [u8; 3],
-    /// Let the JPEG decoder shrink by 1/2, 1/4, 1/8 while keeping ≥ the target. Default: true.
-    pub fast_shrink: bool,
+    /// How far the JPEG decoder may shrink while decoding. Default: [`Shrink::Quality`].
+    pub shrink: Shrink,
     /// Largest accepted width × height. Default: 268,402,689 (16383², as sharp).
     pub max_pixels: u64,
 }
@@ -90,7 +117,13 @@ impl Settings {
             lossless: args.lossless,
             filter: filter_from(args.filter),
             background: args.background.0,
-            fast_shrink: !args.no_fast_shrink,
+            shrink: if args.no_fast_shrink {
+                Shrink::Off
+            } else if args.fast {
+                Shrink::Fast
+            } else {
+                Shrink::Quality
+            },
             max_pixels: args.max_pixels,
         })
     }
@@ -225,7 +258,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         lossless: false,
         filter: Filter::Lanczos3,
         background: [255, 255, 255],
-        fast_shrink: true,
+        shrink: Shrink::Quality,
         max_pixels: 268_402_689,
     }
 }
@@ -276,7 +309,7 @@ mod tests {
         assert_eq!(c.jobs.get(), num_cpus::get());
         assert_eq!(c.settings.quality, 82);
         assert_eq!(c.settings.filter, Filter::Lanczos3);
-        assert!(c.settings.fast_shrink);
+        assert_eq!(c.settings.shrink, Shrink::Quality);
         assert!(!c.settings.target.upscale);
         assert_eq!(c.settings.format, None);
         assert_eq!(c.verbosity, Verbosity::Normal);

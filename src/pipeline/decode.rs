@@ -92,16 +92,31 @@ pub struct DecodeScratch {
 }
 
 impl DecodeScratch {
-    fn jpeg(&mut self) -> Result<&mut Decompressor, JobError> {
-        if self.jpeg.is_none() {
-            let d = Decompressor::new().map_err(|e| jpeg_err(&e))?;
-            self.jpeg = Some(d);
-        }
+    /// A fresh decompressor for a new image. Reusing one across images is unsafe in a subtle way:
+    /// for a stream without a frame header libjpeg-turbo reports the *previous* image's header,
+    /// so a garbage file would be judged by another file's size. `tj3Init` is cheap.
+    fn new_jpeg(&mut self) -> Result<&mut Decompressor, JobError> {
+        self.jpeg = Some(Decompressor::new().map_err(|e| jpeg_err(&e))?);
         Ok(self.jpeg.as_mut().expect("initialised above"))
+    }
+
+    /// The decompressor of the current image.
+    fn jpeg(&mut self) -> Result<&mut Decompressor, JobError> {
+        match self.jpeg {
+            Some(ref mut d) => Ok(d),
+            None => self.new_jpeg(),
+        }
     }
 }
 
 fn jpeg_err(e: &turbojpeg::Error) -> JobError {
+    if let turbojpeg::Error::IntegerOverflow(_) = e {
+        // libjpeg-turbo read no frame header and left the size unset (-1).
+        return JobError::Decode {
+            format: "JPEG",
+            message: "no image frame (SOF) found".into(),
+        };
+    }
     let message = e.to_string();
     let message = message
         .strip_prefix("TurboJPEG error: ")
@@ -134,7 +149,7 @@ pub fn read_header(
     let header = match format {
         Format::Jpeg => {
             let h = scratch
-                .jpeg()?
+                .new_jpeg()?
                 .read_header(bytes)
                 .map_err(|e| jpeg_err(&e))?;
             let meta = jpeg_metadata(bytes);

@@ -260,9 +260,13 @@ pub fn write_atomic(dst: &Path, bytes: &[u8], replace: bool) -> Result<(), JobEr
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| JobError::io("cannot create output folder", e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".presize-")
-        .suffix(".part")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".presize-").suffix(".part");
+    // Temporary files are private by default; an output is an ordinary new file, readable as
+    // the umask allows (a web server must be able to serve it).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| JobError::io("cannot create temporary output file", e))?;
     let tmp_path = tmp.path().to_path_buf();

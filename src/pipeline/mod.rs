@@ -209,11 +209,15 @@ fn run_stages(
         return Ok(Outcome::Planned(vec![output(0)]));
     }
 
-    let min_size = settings.fast_shrink.then(|| {
-        // The decoded crop must stay at least as large as the resampled size.
+    let min_size = settings.shrink.margin().map(|k| {
+        // The decoded crop must stay `k` times as large as the resampled size, so that Lanczos
+        // (not the IDCT's block averaging) does the final part of the reduction.
         let sx = stored.crop.width / f64::from(header.width);
         let sy = stored.crop.height / f64::from(header.height);
-        (f64::from(stored.size.0) / sx, f64::from(stored.size.1) / sy)
+        (
+            k * f64::from(stored.size.0) / sx,
+            k * f64::from(stored.size.1) / sy,
+        )
     });
     let px = decode::decode(
         bytes,
