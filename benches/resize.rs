@@ -137,6 +137,8 @@ fn bench_decode(c: &mut Criterion) {
     let photo = Photo::get();
     let mut scratch = DecodeScratch::default();
     let mut group = c.benchmark_group("decode");
+    // Tens of milliseconds per iteration, as in `process` below.
+    group.sampling_mode(SamplingMode::Flat);
     for (name, shrink) in SHRINKS {
         let min_size = min_size(shrink);
         // The id carries the decoded size, so results from different photos never get compared.
@@ -203,6 +205,8 @@ fn bench_encode(c: &mut Criterion) {
 
     let mut scratch = EncodeScratch::default();
     let mut group = c.benchmark_group("encode");
+    // WebP takes tens of milliseconds per iteration.
+    group.sampling_mode(SamplingMode::Flat);
     for (name, format) in [
         ("jpeg_q82", Format::Jpeg),
         ("webp_q82", Format::Webp),

@@ -107,7 +107,7 @@ impl JobResult {
 }
 
 /// Run-wide switches a worker needs besides the image settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Mode {
     /// Replace outputs even when newer than the input.
     pub overwrite: bool,
