@@ -121,6 +121,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             overwrite: true,
             dry_run: false,
             json: false,
+            report: None,
             verbosity: Verbosity::Quiet,
             progress: false,
         };

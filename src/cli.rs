@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// After the run, write a self-contained HTML page: contact sheet of the outputs, sizes
+    /// before and after, failures, settings and timing. Opens straight from disk.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+
     /// Print a machine-readable report on stdout: one JSON line per input, then a summary line.
     #[arg(long)]
     pub json: bool,
@@ -169,6 +174,14 @@ pub enum Command {
                            A folder literally named 'bench' is given as ./bench in the default mode."
     )]
     Bench(BenchArgs),
+    /// Print a shell completion script, e.g. `presize completions bash > /etc/bash_completion.d/presize`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `presize man > /usr/local/share/man/man1/presize.1`.
+    Man,
 }
 
 /// `presize bench` arguments.

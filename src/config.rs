@@ -162,6 +162,8 @@ pub struct Config {
     pub dry_run: bool,
     /// NDJSON report on stdout. Default: false.
     pub json: bool,
+    /// HTML report written after the run. Default: none.
+    pub report: Option<PathBuf>,
     /// How much human output goes to stderr. Default: Normal.
     pub verbosity: Verbosity,
     /// Whether a progress bar is drawn on stderr. Default: only on a terminal, not with -q/--json.
@@ -207,6 +209,7 @@ impl Config {
             overwrite: cli.overwrite,
             dry_run: cli.dry_run,
             json: cli.json,
+            report: cli.report,
             verbosity,
             progress,
         })

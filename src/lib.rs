@@ -6,11 +6,13 @@
 
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod exit;
 pub mod format;
 pub mod geometry;
+pub mod html;
 pub mod pipeline;
 pub mod plan;
 pub mod pool;
@@ -43,7 +45,12 @@ pub fn run(
         reporter.set_total(seen);
         reporter.record(result);
     })?;
-    Ok(reporter.finish(elapsed, cancel.load(Ordering::Relaxed)))
+    let records = reporter.take_records();
+    let summary = reporter.finish(elapsed, cancel.load(Ordering::Relaxed));
+    if let Some(path) = &config.report {
+        html::write(&records, &summary, config, path)?;
+    }
+    Ok(summary)
 }
 
 /// The engine under [`run`] and `presize bench`: every result goes to `sink` on the calling

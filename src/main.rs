@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
-use presize::cli::{Cli, Command};
+use presize::cli::Cli;
 use presize::config::Config;
 use presize::exit::Exit;
 use presize::report::Reporter;
@@ -24,13 +24,8 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<Exit> {
     let mut cli = Cli::parse();
-    if let Some(Command::Bench(args)) = cli.command.take() {
-        let rows = presize::bench::run(args)?;
-        return Ok(if rows.iter().any(|r| r.failed > 0) {
-            Exit::SomeFailed
-        } else {
-            Exit::Success
-        });
+    if let Some(command) = cli.command.take() {
+        return presize::commands::run(command);
     }
     let config = Config::from_cli(cli)?;
     install_handlers();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -314,8 +314,47 @@ pub fn json_summary(s: &Summary) -> String {
     serde_json::to_string(&line).expect("plain data serialises")
 }
 
+/// One input as the HTML report shows it. Collected only when `--report` is given.
+#[derive(Debug, Clone)]
+pub struct FileRecord {
+    /// The input file.
+    pub input: PathBuf,
+    /// Its size in bytes.
+    pub input_bytes: u64,
+    /// Its displayed size, when the header was read.
+    pub input_size: Option<(u32, u32)>,
+    /// `written`, `skipped`, `failed` or `planned`.
+    pub status: &'static str,
+    /// What was (or would be) written.
+    pub outputs: Vec<Output>,
+    /// The error, for failures.
+    pub error: Option<String>,
+}
+
+impl FileRecord {
+    /// Builds the record of one result; `None` for files that are not images.
+    pub fn from_result(r: &JobResult) -> Option<FileRecord> {
+        let (status, outputs, error) = match &r.outcome {
+            Ok(Outcome::Skipped(SkipReason::NotAnImage)) => return None,
+            Ok(Outcome::Skipped(SkipReason::UpToDate)) => ("skipped", Vec::new(), None),
+            Ok(Outcome::Written(o)) => ("written", o.clone(), None),
+            Ok(Outcome::Planned(o)) => ("planned", o.clone(), None),
+            Err(e) => ("failed", Vec::new(), Some(e.to_string())),
+        };
+        Some(FileRecord {
+            input: r.src.clone(),
+            input_bytes: r.bytes_in,
+            input_size: r.input_size,
+            status,
+            outputs,
+            error,
+        })
+    }
+}
+
 /// Receives every result on the main thread and prints as configured.
 pub struct Reporter {
+    records: Option<Vec<FileRecord>>,
     json: bool,
     verbosity: Verbosity,
     bar: ProgressBar,
@@ -331,6 +370,7 @@ impl Reporter {
             ProgressBar::hidden()
         };
         Reporter {
+            records: config.report.as_ref().map(|_| Vec::new()),
             json: config.json,
             verbosity: config.verbosity,
             bar,
@@ -344,6 +384,7 @@ impl Reporter {
     /// A reporter that prints nothing (for benches and library callers).
     pub fn silent(workers: usize) -> Reporter {
         Reporter {
+            records: None,
             json: false,
             verbosity: Verbosity::Quiet,
             bar: ProgressBar::hidden(),
@@ -361,6 +402,9 @@ impl Reporter {
 
     /// Prints what the result calls for and adds it to the summary.
     pub fn record(&mut self, r: JobResult) {
+        if let Some(records) = self.records.as_mut() {
+            records.extend(FileRecord::from_result(&r));
+        }
         if self.json {
             if let Some(line) = json_line(&r) {
                 let mut out = io::stdout().lock();
@@ -408,6 +452,11 @@ impl Reporter {
         }
     }
 
+    /// Takes the records collected for the HTML report (empty without `--report`).
+    pub fn take_records(&mut self) -> Vec<FileRecord> {
+        self.records.take().unwrap_or_default()
+    }
+
     /// Ends the run: clears the bar, prints the summary, returns it.
     pub fn finish(mut self, elapsed: Duration, interrupted: bool) -> Summary {
         self.bar.finish_and_clear();
@@ -450,6 +499,7 @@ mod tests {
             src: PathBuf::from(name),
             bytes_in,
             pixels_in: 0,
+            input_size: None,
             outcome: Ok(Outcome::Written(vec![Output {
                 path: PathBuf::from(format!("out/{name}")),
                 width: 800,
@@ -481,6 +531,7 @@ mod tests {
             src: "c.jpg".into(),
             bytes_in: 5,
             pixels_in: 0,
+            input_size: None,
             outcome: Ok(Outcome::Skipped(SkipReason::UpToDate)),
             stages: Stages::default(),
         });
@@ -488,6 +539,7 @@ mod tests {
             src: "notes.txt".into(),
             bytes_in: 5,
             pixels_in: 0,
+            input_size: None,
             outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
             stages: Stages::default(),
         });

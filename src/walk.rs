@@ -203,6 +203,7 @@ impl Walker<'_, '_, '_> {
                     src,
                     bytes_in: bytes,
                     pixels_in: 0,
+                    input_size: None,
                     outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
                     stages: Default::default(),
                 });

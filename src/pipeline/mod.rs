@@ -87,6 +87,8 @@ pub struct JobResult {
     pub bytes_in: u64,
     /// Its width × height as stored (0 when the header was never read).
     pub pixels_in: u64,
+    /// Its displayed (oriented) size, once the header was read.
+    pub input_size: Option<(u32, u32)>,
     /// Written, planned, skipped, or the error.
     pub outcome: Result<Outcome, JobError>,
     /// Time per stage.
@@ -100,6 +102,7 @@ impl JobResult {
             src,
             bytes_in: 0,
             pixels_in: 0,
+            input_size: None,
             outcome: Err(error),
             stages: Stages::default(),
         }
@@ -129,8 +132,8 @@ pub struct Scratch {
 /// Processes one job completely. Never panics on bad data; errors come back as data.
 pub fn process(job: &Job, settings: &Settings, mode: Mode, scratch: &mut Scratch) -> JobResult {
     let mut stages = Stages::default();
-    let mut pixels_in = 0;
-    let outcome = run_stages(job, settings, mode, scratch, &mut stages, &mut pixels_in);
+    let mut input_size = None;
+    let outcome = run_stages(job, settings, mode, scratch, &mut stages, &mut input_size);
     // Keep the read buffer from pinning a huge allocation after one big file.
     if scratch.input.capacity() > 64 << 20 {
         scratch.input = Vec::new();
@@ -138,7 +141,8 @@ pub fn process(job: &Job, settings: &Settings, mode: Mode, scratch: &mut Scratch
     JobResult {
         src: job.src.clone(),
         bytes_in: job.bytes,
-        pixels_in,
+        pixels_in: input_size.map_or(0, |(w, h)| u64::from(w) * u64::from(h)),
+        input_size,
         outcome,
         stages,
     }
@@ -154,7 +158,7 @@ fn run_stages(
     mode: Mode,
     scratch: &mut Scratch,
     stages: &mut Stages,
-    pixels_in: &mut u64,
+    input_size: &mut Option<(u32, u32)>,
 ) -> Result<Outcome, JobError> {
     let dst_exists = fs::symlink_metadata(&job.dst).is_ok();
     if dst_exists {
@@ -188,7 +192,7 @@ fn run_stages(
         settings.max_pixels,
         &mut scratch.decode,
     )?;
-    *pixels_in = u64::from(header.width) * u64::from(header.height);
+    *input_size = Some(header.displayed_size());
     let shown = geometry::plan(header.displayed_size(), &settings.target);
     // Work in stored orientation until the very end: rotating the small output is cheap.
     let stored = if header.is_transposed() {

@@ -1,0 +1,34 @@
+//! The subcommands beside the default resize: `bench`, `completions`, `man`.
+//!
+//! Completions and the man page are generated from the same clap definition as `--help`, so
+//! they never drift from the real flags.
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+/// Runs a subcommand, writing its output to stdout.
+pub fn run(command: Command) -> anyhow::Result<Exit> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Bench(args) => {
+            drop(out);
+            let rows = crate::bench::run(args)?;
+            let failed = rows.iter().any(|r| r.failed > 0);
+            Ok(if failed {
+                Exit::SomeFailed
+            } else {
+                Exit::Success
+            })
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "presize", &mut out);
+            Ok(Exit::Success)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            Ok(Exit::Success)
+        }
+    }
+}
