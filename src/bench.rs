@@ -123,6 +123,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             json: false,
             report: None,
             verbosity: Verbosity::Quiet,
+            color: false,
             progress: false,
         };
         let mut runs: Vec<RunStats> = Vec::with_capacity(repeat);
@@ -135,7 +136,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
                 stages: Stages::default(),
                 latencies: Vec::new(),
             };
-            s.wall = crate::execute(&config, &cancel, !args.write, |r| {
+            let found = std::sync::atomic::AtomicU64::new(0);
+            s.wall = crate::execute(&config, &cancel, !args.write, &found, |r| {
                 match r.outcome {
                     Ok(Outcome::Written(_)) => {
                         s.images += 1;

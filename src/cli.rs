@@ -97,6 +97,10 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    /// Colour on stderr: auto (terminal and no NO_COLOR), always or never.
+    #[arg(long, value_enum, default_value_t = WhenArg::Auto, value_name = "WHEN")]
+    pub color: WhenArg,
+
     /// Show a progress bar: auto (only when stderr is a terminal), always or never.
     #[arg(long, value_enum, default_value_t = WhenArg::Auto, value_name = "WHEN")]
     pub progress: WhenArg,

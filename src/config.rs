@@ -166,6 +166,8 @@ pub struct Config {
     pub report: Option<PathBuf>,
     /// How much human output goes to stderr. Default: Normal.
     pub verbosity: Verbosity,
+    /// Whether stderr output is coloured. Default: only on a terminal, and never with NO_COLOR.
+    pub color: bool,
     /// Whether a progress bar is drawn on stderr. Default: only on a terminal, not with -q/--json.
     pub progress: bool,
 }
@@ -194,6 +196,14 @@ impl Config {
         } else {
             Verbosity::Normal
         };
+        let color = match cli.color {
+            WhenArg::Always => true,
+            WhenArg::Never => false,
+            WhenArg::Auto => {
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
         let progress = match cli.progress {
             WhenArg::Always => true,
             WhenArg::Never => false,
@@ -211,6 +221,7 @@ impl Config {
             json: cli.json,
             report: cli.report,
             verbosity,
+            color,
             progress,
         })
     }

@@ -19,7 +19,7 @@ pub mod pool;
 pub mod report;
 pub mod walk;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,10 +39,9 @@ pub fn run(
     cancel: &AtomicBool,
     mut reporter: Reporter,
 ) -> anyhow::Result<Summary> {
-    let mut seen = 0u64;
-    let elapsed = execute(config, cancel, false, |result| {
-        seen += 1;
-        reporter.set_total(seen);
+    let found = AtomicU64::new(0);
+    let elapsed = execute(config, cancel, false, &found, |result| {
+        reporter.set_total(found.load(Ordering::Relaxed));
         reporter.record(result);
     })?;
     let records = reporter.take_records();
@@ -55,11 +54,12 @@ pub fn run(
 
 /// The engine under [`run`] and `presize bench`: every result goes to `sink` on the calling
 /// thread as it arrives; returns the wall time once every thread is joined. With `discard`,
-/// outputs are encoded but not written.
+/// outputs are encoded but not written. `found` counts the images the walker has discovered.
 pub fn execute(
     config: &Config,
     cancel: &AtomicBool,
     discard: bool,
+    found: &AtomicU64,
     sink: impl FnMut(JobResult),
 ) -> anyhow::Result<Duration> {
     if !config.dry_run && !discard {
@@ -75,7 +75,7 @@ pub fn execute(
     pool::run(
         config.jobs,
         cancel,
-        |feeder| walk::walk(config, feeder),
+        |feeder| walk::walk(config, feeder, found),
         Scratch::default,
         |job, scratch| pipeline::process(job, &config.settings, mode, scratch),
         |job, message| JobResult::failed(job.src.clone(), JobError::Panicked(message)),

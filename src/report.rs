@@ -50,6 +50,25 @@ pub struct Summary {
     pub failures_by_kind: BTreeMap<ErrorKind, u64>,
     /// Whether the run was stopped early.
     pub interrupted: bool,
+    /// The largest outputs written, largest first (at most [`LARGEST`]).
+    pub largest: Vec<(u64, PathBuf)>,
+}
+
+/// How many of the largest outputs the summary names.
+pub const LARGEST: usize = 3;
+/// How many failures per kind the summary names.
+const PER_KIND: usize = 5;
+
+const RED: &str = "\x1b[1;31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+
+fn paint(text: &str, code: &str, on: bool) -> String {
+    if on {
+        format!("{code}{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }
 
 impl Summary {
@@ -67,6 +86,11 @@ impl Summary {
                 self.written += 1;
                 self.bytes_in += r.bytes_in;
                 self.bytes_out += outputs.iter().map(|o| o.bytes).sum::<u64>();
+                for o in &outputs {
+                    self.largest.push((o.bytes, o.path.clone()));
+                }
+                self.largest.sort_by(|a, b| b.cmp(a));
+                self.largest.truncate(LARGEST);
             }
             Ok(Outcome::Planned(_)) => {
                 self.inputs += 1;
@@ -94,14 +118,18 @@ impl Summary {
         }
     }
 
-    /// Writes the human summary.
+    /// Writes the human summary, without colour.
     pub fn render(&self, out: &mut impl Write) -> io::Result<()> {
+        self.render_styled(out, false)
+    }
+
+    /// Writes the human summary; `color` adds ANSI colour to the counts that need attention.
+    pub fn render_styled(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
         let secs = self.elapsed.as_secs_f64();
         if self.interrupted {
-            writeln!(
-                out,
-                "presize: interrupted; finished outputs are complete, the rest was not processed"
-            )?;
+            let msg =
+                "presize: interrupted; finished outputs are complete, the rest was not processed";
+            writeln!(out, "{}", paint(msg, YELLOW, color))?;
         }
         writeln!(
             out,
@@ -128,14 +156,14 @@ impl Summary {
         } else {
             String::new()
         };
-        writeln!(
-            out,
+        let written = format!(
             "  written  {:>6}  {} -> {}{}",
             self.written,
             human_bytes(self.bytes_in),
             human_bytes(self.bytes_out),
             saving
-        )?;
+        );
+        writeln!(out, "{}", paint(&written, GREEN, color && self.written > 0))?;
         if self.skipped > 0 {
             writeln!(
                 out,
@@ -145,23 +173,43 @@ impl Summary {
         } else {
             writeln!(out, "  skipped  {:>6}", 0)?;
         }
-        writeln!(out, "  failed   {:>6}", self.failed)?;
+        let failed = format!("  failed   {:>6}", self.failed);
+        writeln!(out, "{}", paint(&failed, RED, color && self.failed > 0))?;
+        if let Some(line) = self.largest_line() {
+            writeln!(out, "{line}")?;
+        }
         if self.failed > 0 {
-            let kinds: Vec<String> = self
-                .failures_by_kind
-                .iter()
-                .map(|(k, n)| format!("{n} {k}"))
-                .collect();
-            writeln!(out, "failed files ({}):", kinds.join(", "))?;
-            for f in &self.failures {
-                writeln!(out, "  {f}")?;
-            }
-            let more = self.failed - self.failures.len() as u64;
-            if more > 0 {
-                writeln!(out, "  ... and {more} more")?;
+            writeln!(out, "{}", paint("failed files:", RED, color))?;
+            for (kind, &count) in &self.failures_by_kind {
+                let listed: Vec<&Failure> = self
+                    .failures
+                    .iter()
+                    .filter(|f| f.error.kind() == *kind)
+                    .take(PER_KIND)
+                    .collect();
+                writeln!(out, "  {kind} ({count}):")?;
+                for f in &listed {
+                    writeln!(out, "    {f}")?;
+                }
+                let more = count - listed.len() as u64;
+                if more > 0 {
+                    writeln!(out, "    ... and {more} more")?;
+                }
             }
         }
         Ok(())
+    }
+
+    fn largest_line(&self) -> Option<String> {
+        if self.largest.is_empty() {
+            return None;
+        }
+        let items: Vec<String> = self
+            .largest
+            .iter()
+            .map(|(b, p)| format!("{} ({})", p.display(), human_bytes(*b)))
+            .collect();
+        Some(format!("  largest outputs: {}", items.join(", ")))
     }
 
     /// The per-stage line shown with --verbose.
@@ -355,6 +403,7 @@ impl FileRecord {
 /// Receives every result on the main thread and prints as configured.
 pub struct Reporter {
     records: Option<Vec<FileRecord>>,
+    color: bool,
     json: bool,
     verbosity: Verbosity,
     bar: ProgressBar,
@@ -371,6 +420,7 @@ impl Reporter {
         };
         Reporter {
             records: config.report.as_ref().map(|_| Vec::new()),
+            color: config.color,
             json: config.json,
             verbosity: config.verbosity,
             bar,
@@ -385,6 +435,7 @@ impl Reporter {
     pub fn silent(workers: usize) -> Reporter {
         Reporter {
             records: None,
+            color: false,
             json: false,
             verbosity: Verbosity::Quiet,
             bar: ProgressBar::hidden(),
@@ -412,7 +463,7 @@ impl Reporter {
             }
         }
         let line = match &r.outcome {
-            Err(e) => Some(format!("{}: {e}", r.src.display())),
+            Err(e) => Some(paint(&format!("{}: {e}", r.src.display()), RED, self.color)),
             _ if self.verbosity < Verbosity::Verbose => None,
             Ok(Outcome::Written(o)) | Ok(Outcome::Planned(o)) => o.first().map(|o| {
                 let verb = if matches!(r.outcome, Ok(Outcome::Planned(_))) {
@@ -464,7 +515,7 @@ impl Reporter {
         self.summary.interrupted = interrupted;
         if self.verbosity > Verbosity::Quiet {
             let mut err = io::stderr().lock();
-            let _ = self.summary.render(&mut err);
+            let _ = self.summary.render_styled(&mut err, self.color);
             if self.verbosity == Verbosity::Verbose {
                 let _ = self.summary.render_stages(&mut err);
             }
@@ -553,7 +604,7 @@ mod tests {
         let text = String::from_utf8(text).unwrap();
         assert_eq!(
             text,
-            "presize: 4 images in 2.00 s (1.0 images/s, 2 workers)\n  written       2  5.0 MB -> 150.0 KB (-97%)\n  skipped       1  (outputs up to date; --overwrite redoes them)\n  failed        1\nfailed files (1 corrupt or truncated images):\n  bad.jpg: cannot decode JPEG: truncated\n"
+            "presize: 4 images in 2.00 s (1.0 images/s, 2 workers)\n  written       2  5.0 MB -> 150.0 KB (-97%)\n  skipped       1  (outputs up to date; --overwrite redoes them)\n  failed        1\n  largest outputs: out/a.jpg (100.0 KB), out/b.jpg (50.0 KB)\nfailed files:\n  corrupt or truncated images (1):\n    bad.jpg: cannot decode JPEG: truncated\n"
         );
     }
 
@@ -570,7 +621,10 @@ mod tests {
         assert_eq!(s.failures.len(), LISTED_FAILURES);
         let mut text = Vec::new();
         s.render(&mut text).unwrap();
-        assert!(String::from_utf8(text).unwrap().contains("... and 5 more"));
+        assert!(
+            String::from_utf8(text).unwrap().contains("... and 20 more"),
+            "5 named per kind"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use walkdir::WalkDir;
 
@@ -81,6 +82,7 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
 
 struct Walker<'c, 'f, 'a> {
     config: &'c Config,
+    found: &'c AtomicU64,
     feeder: &'f Feeder<'a, Job, JobResult>,
     /// Canonical output folder, never walked into.
     out_dir: Option<PathBuf>,
@@ -113,9 +115,11 @@ impl Ord for JobSlot {
 }
 
 /// Walks every input of `config` and feeds the jobs. Runs on the walker thread.
-pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>) {
+/// `found` counts the images discovered so far (for the progress bar's total).
+pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>, found: &AtomicU64) {
     let mut w = Walker {
         config,
+        found,
         feeder,
         out_dir: config.out_dir.canonicalize().ok(),
         claimed: HashMap::new(),
@@ -237,6 +241,7 @@ impl Walker<'_, '_, '_> {
         };
         self.window.push((bytes, Reverse(self.seq), JobSlot(job)));
         self.seq += 1;
+        self.found.fetch_add(1, Ordering::Relaxed);
         if self.window.len() > self.capacity {
             let (_, _, JobSlot(job)) = self.window.pop().expect("non-empty");
             if !self.feeder.submit(job) {
@@ -246,6 +251,7 @@ impl Walker<'_, '_, '_> {
     }
 
     fn fail(&self, path: PathBuf, error: JobError) {
+        self.found.fetch_add(1, Ordering::Relaxed);
         self.feeder.report(JobResult::failed(path, error));
     }
 }
