@@ -28,6 +28,12 @@ pub const SNIFF_LEN: usize = 16;
 
 impl Format {
     /// Identifies the format from the first bytes of a file; `None` if it is not one we read.
+    ///
+    /// ```
+    /// use presize::format::Format;
+    /// assert_eq!(Format::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some(Format::Png));
+    /// assert_eq!(Format::sniff(b"hello, world"), None);
+    /// ```
     pub fn sniff(head: &[u8]) -> Option<Format> {
         match head {
             [0xFF, 0xD8, 0xFF, ..] => Some(Format::Jpeg),

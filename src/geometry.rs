@@ -154,6 +154,13 @@ fn round_dim(v: f64) -> u32 {
 }
 
 /// Computes crop, resize size and canvas for a source of `src` (displayed) pixels.
+///
+/// ```
+/// use presize::geometry::{plan, Dim, Fit, Target};
+/// let target = Target { width: Some(Dim::Px(800)), height: None, fit: Fit::Inside, upscale: false };
+/// assert_eq!(plan((4032, 3024), &target).output_size(), (800, 600));
+/// assert_eq!(plan((400, 250), &target).output_size(), (400, 250)); // never enlarged
+/// ```
 pub fn plan(src: (u32, u32), target: &Target) -> Geometry {
     let (sw, sh) = (f64::from(src.0), f64::from(src.1));
     let whole = full(src);

@@ -40,9 +40,21 @@ pub fn run(
     mut reporter: Reporter,
 ) -> anyhow::Result<Summary> {
     let found = AtomicU64::new(0);
-    let elapsed = execute(config, cancel, false, &found, |result| {
-        reporter.set_total(found.load(Ordering::Relaxed));
-        reporter.record(result);
+    let estimate = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let elapsed = std::thread::scope(|scope| {
+        if config.progress {
+            scope.spawn(|| walk::estimate_total(config, &estimate, &done));
+        }
+        let elapsed = execute(config, cancel, false, &found, |result| {
+            let total = found
+                .load(Ordering::Relaxed)
+                .max(estimate.load(Ordering::Relaxed));
+            reporter.set_total(total);
+            reporter.record(result);
+        });
+        done.store(true, Ordering::Relaxed);
+        elapsed
     })?;
     let records = reporter.take_records();
     let summary = reporter.finish(elapsed, cancel.load(Ordering::Relaxed));

@@ -497,10 +497,23 @@ impl Reporter {
             self.bar.inc(1);
         }
         self.summary.record(r);
-        if self.summary.failed > 0 {
-            self.bar
-                .set_message(format!("{} failed", self.summary.failed));
-        }
+        let s = &self.summary;
+        let saved = s.bytes_in.saturating_sub(s.bytes_out);
+        let failed = if s.failed > 0 {
+            format!(", {} failed", s.failed)
+        } else {
+            String::new()
+        };
+        let secs = self.bar.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.bar.position() as f64 / secs
+        } else {
+            0.0
+        };
+        self.bar.set_message(format!(
+            "{rate:.1} img/s, {} saved{failed}",
+            human_bytes(saved)
+        ));
     }
 
     /// Takes the records collected for the HTML report (empty without `--report`).
@@ -530,7 +543,7 @@ impl Reporter {
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
     let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images ({per_sec}, eta {eta}) {msg}",
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images, eta {eta} ({msg})",
     )
     .expect("valid template")
     .progress_chars("=> ");

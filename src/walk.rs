@@ -256,6 +256,34 @@ impl Walker<'_, '_, '_> {
     }
 }
 
+/// Counts the files under `config.inputs` whose names promise an image, without opening them:
+/// a fast estimate of the total for the progress bar while the real walk is held back by the
+/// bounded queue. Stops early when `stop` is set.
+pub fn estimate_total(config: &Config, estimate: &AtomicU64, stop: &std::sync::atomic::AtomicBool) {
+    let out_dir = config.out_dir.canonicalize().ok();
+    for root in &config.inputs {
+        let walker = WalkDir::new(root).follow_links(false).into_iter();
+        let walker = walker.filter_entry(|e| {
+            !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref()))
+        });
+        for entry in walker.flatten() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let ext = entry
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if !entry.file_type().is_dir()
+                && ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+            {
+                estimate.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 fn is_same_dir(path: &Path, out: Option<&Path>) -> bool {
     let Some(out) = out else { return false };
     // Cheap name check first; canonicalize only candidates.
