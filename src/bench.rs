@@ -199,7 +199,61 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             )?;
         }
     }
+    if let Some(path) = &args.report {
+        crate::html::write_bench(&rows, &report_params(&args, &settings, &jobs, repeat), path)?;
+        if !args.json {
+            writeln!(out, "report: {}", path.display())?;
+        }
+    }
     Ok(rows)
+}
+
+/// The run parameters shown on the `--report` page, in page order.
+fn report_params(
+    args: &BenchArgs,
+    settings: &Settings,
+    jobs: &[NonZeroUsize],
+    repeat: usize,
+) -> Vec<(String, String)> {
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let counts: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+    let cpus = num_cpus::get();
+    let mut params = vec![("inputs".to_string(), inputs.join(", "))];
+    params.extend(
+        crate::html::settings_rows(settings)
+            .into_iter()
+            .map(|(label, value)| (label.to_string(), value)),
+    );
+    params.extend([
+        ("worker counts".to_string(), counts.join(", ")),
+        (
+            "runs per worker count".to_string(),
+            format!("{repeat} (the median run is shown)"),
+        ),
+        (
+            "outputs".to_string(),
+            if args.write {
+                "written to a temporary folder, then deleted"
+            } else {
+                "encoded, not written"
+            }
+            .to_string(),
+        ),
+        (
+            "machine".to_string(),
+            format!(
+                "{} {}, {cpus} CPU{}",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                if cpus == 1 { "" } else { "s" }
+            ),
+        ),
+    ]);
+    params
 }
 
 #[cfg(test)]

@@ -218,6 +218,10 @@ pub struct BenchArgs {
     /// Print one JSON object per worker count instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// After the benchmark, write a self-contained HTML page with throughput, efficiency and stage-time charts.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 /// A `--size` geometry: `800`, `800x600`, `800x`, `x600` or `50%`.

@@ -8,7 +8,8 @@
 use std::fmt::{self, Write as _};
 use std::path::{Component, Path, PathBuf, Prefix};
 
-use crate::config::{Config, Filter, Shrink};
+use crate::bench::BenchRow;
+use crate::config::{Config, Filter, Settings, Shrink};
 use crate::format::Format;
 use crate::geometry::{Dim, Fit};
 use crate::report::{human_bytes, FileRecord, Summary};
@@ -196,51 +197,10 @@ impl Page<'_> {
 
     fn settings(&self, w: &mut String) -> fmt::Result {
         let c = self.config;
-        let st = &c.settings;
-        let t = &st.target;
-        let size = match (t.width, t.height) {
-            (Some(wd), Some(h)) => format!("width {}, height {}", dim(wd), dim(h)),
-            (Some(wd), None) => format!("width {}", dim(wd)),
-            (None, Some(h)) => format!("height {}", dim(h)),
-            (None, None) => "unchanged".into(),
-        };
-        let fit = match t.fit {
-            Fit::Inside => "inside (aspect kept)",
-            Fit::Cover => "cover (aspect kept, cropped)",
-            Fit::Fill => "fill (aspect ignored)",
-            Fit::Contain => "contain (aspect kept, padded)",
-        };
-        let format = st
-            .format
-            .map_or("same as input", |f: Format| f.display_name());
-        let quality = if st.lossless {
-            format!("{} (lossless WebP)", st.quality)
-        } else {
-            st.quality.to_string()
-        };
-        let filter = match st.filter {
-            Filter::Lanczos3 => "Lanczos3",
-            Filter::Mitchell => "Mitchell",
-            Filter::CatmullRom => "Catmull-Rom",
-            Filter::Bilinear => "bilinear",
-            Filter::Box => "box",
-            Filter::Nearest => "nearest",
-        };
-        let shrink = match st.shrink {
-            Shrink::Quality => "quality (keeps 2× the target)",
-            Shrink::Fast => "fast",
-            Shrink::Off => "off",
-        };
-        let [r, g, b] = st.background;
         w.push_str("<section>\n<h2>Settings</h2>\n<dl>\n");
-        row(w, "target size", &size)?;
-        row(w, "fit", fit)?;
-        row(w, "upscale", yes_no(t.upscale))?;
-        row(w, "format", format)?;
-        row(w, "quality", &quality)?;
-        row(w, "filter", filter)?;
-        row(w, "JPEG shrink-on-load", shrink)?;
-        row(w, "background", &format!("#{r:02x}{g:02x}{b:02x}"))?;
+        for (label, value) in settings_rows(&c.settings) {
+            row(w, label, &value)?;
+        }
         row(w, "jobs", &c.jobs.to_string())?;
         row(w, "overwrite", yes_no(c.overwrite))?;
         w.push_str("</dl>\n</section>\n");
@@ -472,6 +432,648 @@ impl Page<'_> {
             .and_then(|base| relative_url(base, &target_abs))
             .unwrap_or_else(|| file_url(&target_abs))
     }
+}
+
+// ---- `presize bench --report` ------------------------------------------------------------------
+
+/// Renders the `presize bench --report` page: throughput and parallel efficiency against the
+/// worker count, the share of worker time per stage, the table of rows and the run parameters
+/// (`params`, label and value, shown in the given order).
+///
+/// Charts are inline SVG; the page has inline CSS only, no scripts, fonts or network references.
+/// Rows are shown by worker count (a stable sort, so repeated counts keep their order). The output
+/// depends only on the arguments, so the same rows render the same page.
+pub fn render_bench(rows: &[BenchRow], params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&BenchRow> = rows.iter().collect();
+    sorted.sort_by_key(|r| r.jobs);
+    let mut html = String::with_capacity(24 * 1024 + 1024 * rows.len());
+    bench_page(&mut html, rows.first(), &sorted, params).expect("writing to a String cannot fail");
+    html
+}
+
+/// Renders the `presize bench` page and writes it atomically to `report_path`.
+pub fn write_bench(
+    rows: &[BenchRow],
+    params: &[(String, String)],
+    report_path: &Path,
+) -> anyhow::Result<()> {
+    let page = render_bench(rows, params);
+    crate::pipeline::encode::write_atomic(report_path, page.as_bytes(), true)
+        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
+}
+
+/// What the bench page adds to [`CSS`]. Series colours are from the Okabe-Ito palette, which
+/// stays distinguishable with the common colour-vision deficiencies.
+const BENCH_CSS: &str = "\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(440px,100%),1fr));gap:16px}
+.scroll{overflow-x:auto}
+.chart{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;\
+padding:12px 16px 12px}
+.chart figcaption{font-weight:600;margin:0 0 2px}
+.chart p{color:var(--muted);font-size:12px;margin:0 0 6px}
+.chart svg{display:block;width:100%;height:auto}
+.chart text{font-size:11px;fill:var(--muted)}
+.chart .ttl{font-size:12px}
+.chart .axis{stroke:#8c959f}
+.chart .gl{stroke:#eaeef2}
+.chart .ref{stroke:#d55e00;stroke-opacity:.45;stroke-dasharray:2 3}
+.chart .lbl{font-size:11px;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:3px;\
+stroke-linejoin:round}
+.chart .seg{font-size:11px;font-weight:600}
+.tput{color:#0072b2;fill:#0072b2;stroke:#0072b2}
+.eff{color:#d55e00;fill:#d55e00;stroke:#d55e00}
+text.tput,text.eff{stroke:none}
+.chart text.lbl.tput,.chart text.ttl.tput{fill:#0072b2}
+.chart text.lbl.eff,.chart text.ttl.eff{fill:#d55e00}
+polyline.tput{fill:none;stroke-width:2.5;stroke-linejoin:round}
+polyline.eff{fill:none;stroke-width:2;stroke-dasharray:6 4;stroke-linejoin:round}
+.pt,.mark{stroke:#fff;stroke-width:1.5}
+.track{fill:#eef1f4}
+.s0{fill:#56b4e9;background:#56b4e9}
+.s1{fill:#0072b2;background:#0072b2}
+.s2{fill:#e69f00;background:#e69f00}
+.s3{fill:#cc79a7;background:#cc79a7}
+.s4{fill:#009e73;background:#009e73}
+.chart text.on-light{fill:#1f2328}
+.chart text.on-dark{fill:#fff}
+.legend{list-style:none;display:flex;flex-wrap:wrap;gap:4px 16px;margin:8px 0 0;padding:0;\
+font-size:12px;color:var(--muted)}
+.legend li{display:flex;align-items:center;gap:6px}
+.legend svg{width:24px;height:12px;display:inline}
+.key{display:inline-block;width:12px;height:12px;border-radius:2px}
+th.num,td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.empty{color:var(--muted);background:var(--card);border:1px solid var(--line);border-radius:8px;\
+padding:12px 16px}
+";
+
+/// The stages of [`BenchRow::stage_share`], in its order: name and whether its colour is light
+/// (labels on it are dark).
+const STAGES: [(&str, bool); 5] = [
+    ("read", true),
+    ("decode", false),
+    ("resize", true),
+    ("encode", true),
+    ("write", false),
+];
+
+/// A finite, non-negative value (charts must not print `NaN` or draw off the plot).
+fn finite(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+fn workers(n: usize) -> String {
+    format!("{n} worker{}", plural(n as u64))
+}
+
+/// `baseline` is the first row measured (speed-up and efficiency are relative to it); `rows` are
+/// sorted by worker count.
+fn bench_page(
+    w: &mut String,
+    baseline: Option<&BenchRow>,
+    rows: &[&BenchRow],
+    params: &[(String, String)],
+) -> fmt::Result {
+    w.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    // Enforces "no network" in the browser itself: nothing but the inline style.
+    w.push_str(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+         style-src 'unsafe-inline'\">\n",
+    );
+    w.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    let counts: Vec<String> = rows.iter().map(|r| r.jobs.to_string()).collect();
+    writeln!(
+        w,
+        "<title>presize bench: {} worker count{}</title>",
+        rows.len(),
+        plural(rows.len() as u64)
+    )?;
+    writeln!(
+        w,
+        "<style>\n{CSS}{BENCH_CSS}</style>\n</head>\n<body>\n<main>"
+    )?;
+    w.push_str("<header>\n<h1>presize bench</h1>\n<p class=\"sub\">");
+    match baseline {
+        Some(base) => write!(
+            w,
+            "Worker threads measured: {}. Each row is the median run; speed-up and efficiency \
+             are relative to -j{}.",
+            counts.join(", "),
+            base.jobs
+        )?,
+        None => w.push_str("No worker count was measured."),
+    }
+    w.push_str("</p>\n");
+    if rows.iter().any(|r| r.failed > 0) {
+        w.push_str(
+            "<p class=\"banner\">Some images failed; the figures count only the images that \
+             were processed.</p>\n",
+        );
+    }
+    bench_stats(w, rows)?;
+    w.push_str("</header>\n");
+    if rows.is_empty() {
+        w.push_str("<p class=\"empty\">Nothing to chart.</p>\n");
+    } else {
+        w.push_str("<section>\n<h2>Scaling</h2>\n<div class=\"charts\">\n");
+        throughput_chart(w, rows)?;
+        stage_chart(w, rows)?;
+        w.push_str("</div>\n</section>\n");
+        bench_table(w, rows)?;
+    }
+    if !params.is_empty() {
+        w.push_str("<section id=\"parameters\">\n<h2>Parameters</h2>\n<dl>\n");
+        for (label, value) in params {
+            row(w, label, value)?;
+        }
+        w.push_str("</dl>\n</section>\n");
+    }
+    writeln!(
+        w,
+        "<footer>Written by presize {}.</footer>\n</main>\n</body>\n</html>",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn bench_stats(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
+    let best = rows.iter().copied().reduce(|a, b| {
+        if finite(b.images_per_s) > finite(a.images_per_s) {
+            b
+        } else {
+            a
+        }
+    });
+    let Some(best) = best else { return Ok(()) };
+    let last = rows[rows.len() - 1];
+    w.push_str("<section class=\"stats\">\n");
+    stat(w, "", "images per run", &best.images.to_string())?;
+    stat(
+        w,
+        "",
+        &format!("peak images/s ({})", workers(best.jobs)),
+        &format!("{:.1}", finite(best.images_per_s)),
+    )?;
+    stat(
+        w,
+        "",
+        &format!("peak MP/s ({})", workers(best.jobs)),
+        &format!("{:.1}", finite(best.megapixels_per_s)),
+    )?;
+    stat(
+        w,
+        "",
+        &format!("speed-up at {}", workers(last.jobs)),
+        &format!("{:.2}×", finite(last.speedup)),
+    )?;
+    stat(
+        w,
+        "",
+        &format!("efficiency at {}", workers(last.jobs)),
+        &format!("{:.0}%", finite(last.efficiency) * 100.0),
+    )?;
+    let failed = rows.iter().map(|r| r.failed).max().unwrap_or(0);
+    let class = if failed > 0 { " bad" } else { "" };
+    stat(w, class, "failed per run", &failed.to_string())?;
+    w.push_str("</section>\n");
+    Ok(())
+}
+
+/// Axis ticks from 0: a step of 1, 2, 2.5 or 5 × 10ⁿ and at most five intervals of it that
+/// reach at least `max`; returns (step, intervals).
+fn nice_axis(max: f64) -> (f64, u32) {
+    let max = if finite(max) > 0.0 { max } else { 1.0 };
+    let magnitude = 10f64.powf((max / 5.0).log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|step| (max / step).ceil() <= 5.0)
+        .unwrap_or(10.0 * magnitude);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let intervals = (max / step).ceil().clamp(1.0, 5.0) as u32;
+    (step, intervals)
+}
+
+/// A tick value with no more decimals than the step needs.
+fn tick_label(v: f64, step: f64) -> String {
+    let mut decimals = 0;
+    while decimals < 6
+        && ((step * 10f64.powi(decimals)).round() - step * 10f64.powi(decimals)).abs() > 1e-6
+    {
+        decimals += 1;
+    }
+    format!("{v:.*}", decimals as usize)
+}
+
+/// Both charts share one frame, so a worker count sits at the same place in each.
+const CHART_W: f64 = 560.0;
+const CHART_H: f64 = 300.0;
+const CHART_LEFT: f64 = 58.0;
+const CHART_RIGHT: f64 = 58.0;
+const CHART_TOP: f64 = 18.0;
+const CHART_BOTTOM: f64 = 46.0;
+
+/// The plot area of a chart with `n` worker counts along the x axis.
+struct Frame {
+    n: f64,
+    /// Plot width and height.
+    pw: f64,
+    ph: f64,
+    /// The y of the x axis.
+    base: f64,
+}
+
+impl Frame {
+    fn new(n: usize) -> Frame {
+        let ph = CHART_H - CHART_TOP - CHART_BOTTOM;
+        Frame {
+            n: n.max(1) as f64,
+            pw: CHART_W - CHART_LEFT - CHART_RIGHT,
+            ph,
+            base: CHART_TOP + ph,
+        }
+    }
+
+    /// The x of the `i`-th worker count: the middle of its slot.
+    fn x(&self, i: usize) -> f64 {
+        CHART_LEFT + (i as f64 + 0.5) * self.pw / self.n
+    }
+
+    fn right(&self) -> f64 {
+        CHART_LEFT + self.pw
+    }
+
+    /// The axis lines (the right one only with `right_axis`), the worker counts under the x
+    /// axis and its title.
+    fn frame(&self, w: &mut String, rows: &[&BenchRow], right_axis: bool) -> fmt::Result {
+        let (base, right) = (self.base, self.right());
+        writeln!(
+            w,
+            "<line class=\"axis\" x1=\"{CHART_LEFT}\" y1=\"{CHART_TOP}\" x2=\"{CHART_LEFT}\" \
+             y2=\"{base}\"/><line class=\"axis\" x1=\"{CHART_LEFT}\" y1=\"{base}\" \
+             x2=\"{right:.1}\" y2=\"{base}\"/>"
+        )?;
+        if right_axis {
+            writeln!(
+                w,
+                "<line class=\"axis\" x1=\"{right:.1}\" y1=\"{CHART_TOP}\" x2=\"{right:.1}\" \
+                 y2=\"{base}\"/>"
+            )?;
+        }
+        for (i, r) in rows.iter().enumerate() {
+            writeln!(
+                w,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                self.x(i),
+                base + 16.0,
+                r.jobs
+            )?;
+        }
+        writeln!(
+            w,
+            "<text class=\"ttl\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">worker threads \
+             (--jobs)</text>",
+            CHART_LEFT + self.pw / 2.0,
+            CHART_H - 8.0
+        )
+    }
+}
+
+fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
+    let f = Frame::new(rows.len());
+    let (base, right) = (f.base, f.right());
+    // Headroom above the highest points for their labels.
+    let max_ips = rows
+        .iter()
+        .map(|r| finite(r.images_per_s))
+        .fold(0.0, f64::max);
+    let (ips_step, ips_n) = nice_axis(max_ips * 1.12);
+    let ips_top = ips_step * f64::from(ips_n);
+    let max_eff = rows
+        .iter()
+        .map(|r| finite(r.efficiency) * 100.0)
+        .fold(0.0, f64::max);
+    let (eff_step, eff_n) = nice_axis((max_eff * 1.12).max(100.0));
+    let eff_top = eff_step * f64::from(eff_n);
+    let y_ips = |v: f64| base - f.ph * finite(v) / ips_top;
+    let y_eff = |v: f64| base - f.ph * finite(v) * 100.0 / eff_top;
+
+    w.push_str("<figure class=\"chart\" id=\"throughput\">\n");
+    w.push_str("<figcaption>Throughput and parallel efficiency</figcaption>\n");
+    w.push_str(
+        "<p>Images per second (left axis) and efficiency: speed-up ÷ worker ratio (right \
+         axis).</p>\n",
+    );
+    writeln!(
+        w,
+        "<svg viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"Images per second \
+         and parallel efficiency for each worker count\">"
+    )?;
+    // Grid and left axis (throughput).
+    for k in 0..=ips_n {
+        let v = ips_step * f64::from(k);
+        let y = y_ips(v);
+        writeln!(
+            w,
+            "<line class=\"gl\" x1=\"{CHART_LEFT}\" y1=\"{y:.1}\" x2=\"{right:.1}\" \
+             y2=\"{y:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            CHART_LEFT - 8.0,
+            y + 4.0,
+            tick_label(v, ips_step)
+        )?;
+    }
+    // Right axis (efficiency): its own ticks, no grid lines.
+    for k in 0..=eff_n {
+        let e = eff_step * f64::from(k);
+        let y = base - f.ph * e / eff_top;
+        writeln!(
+            w,
+            "<line class=\"axis\" x1=\"{right:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}%</text>",
+            right + 4.0,
+            right + 7.0,
+            y + 4.0,
+            tick_label(e, eff_step)
+        )?;
+    }
+    // Perfect scaling, on the efficiency axis.
+    writeln!(
+        w,
+        "<line class=\"ref\" x1=\"{CHART_LEFT}\" y1=\"{0:.1}\" x2=\"{right:.1}\" y2=\"{0:.1}\"/>",
+        base - f.ph * 100.0 / eff_top
+    )?;
+    f.frame(w, rows, true)?;
+    writeln!(
+        w,
+        "<text class=\"ttl tput\" transform=\"translate(16 {0:.1}) rotate(-90)\" \
+         text-anchor=\"middle\">images/s</text>\
+         <text class=\"ttl eff\" transform=\"translate({1:.1} {0:.1}) rotate(90)\" \
+         text-anchor=\"middle\">parallel efficiency</text>",
+        CHART_TOP + f.ph / 2.0,
+        CHART_W - 12.0
+    )?;
+    // Series: lines first, then the points and their labels on top.
+    let points = |y: &dyn Fn(&BenchRow) -> f64| {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| format!("{:.1},{:.1}", f.x(i), y(r)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if rows.len() > 1 {
+        writeln!(
+            w,
+            "<polyline class=\"eff\" points=\"{}\"/>\n<polyline class=\"tput\" points=\"{}\"/>",
+            points(&|r| y_eff(r.efficiency)),
+            points(&|r| y_ips(r.images_per_s))
+        )?;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let (cx, ye, yi) = (f.x(i), y_eff(r.efficiency), y_ips(r.images_per_s));
+        let eff = finite(r.efficiency) * 100.0;
+        let ips = finite(r.images_per_s);
+        // Each label goes on the side of its point away from the other series' point, so the
+        // two never overlap; a label that would drop below the x axis goes above instead.
+        let place = |y: f64, above: bool| {
+            if above || y + 17.0 > base - 2.0 {
+                y - 9.0
+            } else {
+                y + 17.0
+            }
+        };
+        let tput_above = yi <= ye;
+        writeln!(
+            w,
+            "<rect class=\"pt eff\" x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\">\
+             <title>{}: efficiency {eff:.0}%, speed-up {:.2}×</title></rect>",
+            cx - 4.0,
+            ye - 4.0,
+            workers(r.jobs),
+            finite(r.speedup)
+        )?;
+        writeln!(
+            w,
+            "<circle class=\"pt tput\" cx=\"{cx:.1}\" cy=\"{yi:.1}\" r=\"4.5\">\
+             <title>{}: {ips:.1} images/s, {:.1} MP/s</title></circle>",
+            workers(r.jobs),
+            finite(r.megapixels_per_s),
+        )?;
+        writeln!(
+            w,
+            "<text class=\"lbl eff\" x=\"{cx:.1}\" y=\"{:.1}\" \
+             text-anchor=\"middle\">{eff:.0}%</text><text class=\"lbl tput\" x=\"{cx:.1}\" \
+             y=\"{:.1}\" text-anchor=\"middle\">{ips:.1}</text>",
+            place(ye, !tput_above),
+            place(yi, tput_above),
+        )?;
+    }
+    w.push_str("</svg>\n<ul class=\"legend\">\n");
+    w.push_str(
+        "<li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><polyline class=\"tput\" \
+         points=\"0,6 24,6\"/><circle class=\"mark tput\" cx=\"12\" cy=\"6\" r=\"4\"/></svg>\
+         images/s</li>\n\
+         <li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><polyline class=\"eff\" \
+         points=\"0,6 24,6\"/><rect class=\"mark eff\" x=\"8\" y=\"2\" width=\"8\" height=\"8\"/>\
+         </svg>parallel efficiency</li>\n\
+         <li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><line class=\"ref\" x1=\"0\" \
+         y1=\"6\" x2=\"24\" y2=\"6\"/></svg>100% efficiency (perfect scaling)</li>\n",
+    );
+    w.push_str("</ul>\n</figure>\n");
+    Ok(())
+}
+
+fn stage_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
+    let f = Frame::new(rows.len());
+    let bar = (0.6 * f.pw / rows.len() as f64).min(64.0);
+    w.push_str("<figure class=\"chart\" id=\"stages\">\n");
+    w.push_str("<figcaption>Share of worker time per stage</figcaption>\n");
+    w.push_str("<p>Time in each stage, summed over all workers, as a share of their total.</p>\n");
+    writeln!(
+        w,
+        "<svg viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"Share of worker time \
+         per stage for each worker count\">"
+    )?;
+    for pct in [0u32, 25, 50, 75, 100] {
+        let y = f.base - f.ph * f64::from(pct) / 100.0;
+        writeln!(
+            w,
+            "<line class=\"gl\" x1=\"{CHART_LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{pct}%</text>",
+            f.right(),
+            CHART_LEFT - 8.0,
+            y + 4.0
+        )?;
+    }
+    f.frame(w, rows, false)?;
+    writeln!(
+        w,
+        "<text class=\"ttl\" transform=\"translate(16 {:.1}) rotate(-90)\" \
+         text-anchor=\"middle\">share of worker time</text>",
+        CHART_TOP + f.ph / 2.0
+    )?;
+    for (i, r) in rows.iter().enumerate() {
+        let x = f.x(i) - bar / 2.0;
+        writeln!(
+            w,
+            "<g class=\"bar\"><rect class=\"track\" x=\"{x:.1}\" y=\"{CHART_TOP}\" \
+             width=\"{bar:.1}\" height=\"{:.1}\"/>",
+            f.ph
+        )?;
+        let total: f64 = r.stage_share.iter().copied().map(finite).sum();
+        // Stacked from the bottom in stage order, so read sits on the axis.
+        let mut done = 0.0;
+        for (s, &(name, light)) in STAGES.iter().enumerate() {
+            let share = if total > 0.0 {
+                finite(r.stage_share[s]) / total
+            } else {
+                0.0
+            };
+            if share <= 0.0 {
+                continue;
+            }
+            let (y0, y1) = (f.base - f.ph * (done + share), f.base - f.ph * done);
+            done += share;
+            writeln!(
+                w,
+                "<rect class=\"s{s}\" x=\"{x:.1}\" y=\"{y0:.1}\" width=\"{bar:.1}\" \
+                 height=\"{:.1}\"><title>{}: {name} {:.1}% of worker time</title></rect>",
+                y1 - y0,
+                workers(r.jobs),
+                share * 100.0
+            )?;
+            if y1 - y0 >= 15.0 && bar >= 26.0 {
+                writeln!(
+                    w,
+                    "<text class=\"seg {}\" x=\"{:.1}\" y=\"{:.1}\" \
+                     text-anchor=\"middle\">{:.0}%</text>",
+                    if light { "on-light" } else { "on-dark" },
+                    f.x(i),
+                    (y0 + y1) / 2.0 + 4.0,
+                    share * 100.0
+                )?;
+            }
+        }
+        w.push_str("</g>\n");
+    }
+    w.push_str("</svg>\n<ul class=\"legend\">\n");
+    for (s, (name, _)) in STAGES.iter().enumerate() {
+        writeln!(w, "<li><span class=\"key s{s}\"></span>{name}</li>")?;
+    }
+    w.push_str("</ul>\n</figure>\n");
+    Ok(())
+}
+
+fn bench_table(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
+    w.push_str(
+        "<section id=\"rows\">\n<h2>Measurements (median run per worker count)</h2>\n\
+         <div class=\"scroll\">\n<table>\n<thead><tr>",
+    );
+    let heads = [
+        "jobs",
+        "images/s",
+        "MP/s",
+        "speed-up",
+        "efficiency",
+        "read",
+        "decode",
+        "resize",
+        "encode",
+        "write",
+        "p50 ms",
+        "p95 ms",
+        "wall s",
+        "images",
+        "failed",
+    ];
+    for h in heads {
+        write!(w, "<th class=\"num\">{h}</th>")?;
+    }
+    w.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
+        w.push_str("<tr>");
+        let cells = [
+            r.jobs.to_string(),
+            format!("{:.1}", finite(r.images_per_s)),
+            format!("{:.1}", finite(r.megapixels_per_s)),
+            format!("{:.2}×", finite(r.speedup)),
+            format!("{:.0}%", finite(r.efficiency) * 100.0),
+        ]
+        .into_iter()
+        .chain(
+            r.stage_share
+                .iter()
+                .map(|&s| format!("{:.0}%", finite(s) * 100.0)),
+        )
+        .chain([
+            format!("{:.1}", finite(r.p50_ms)),
+            format!("{:.1}", finite(r.p95_ms)),
+            format!("{:.2}", finite(r.wall_s)),
+            r.images.to_string(),
+            r.failed.to_string(),
+        ]);
+        for (i, cell) in cells.enumerate() {
+            let class = if i == heads.len() - 1 && r.failed > 0 {
+                "num err"
+            } else {
+                "num"
+            };
+            write!(w, "<td class=\"{class}\">{cell}</td>")?;
+        }
+        w.push_str("</tr>\n");
+    }
+    w.push_str("</tbody>\n</table>\n</div>\n</section>\n");
+    Ok(())
+}
+
+/// The image settings in words, as label and value, in the order both pages show them.
+pub(crate) fn settings_rows(st: &Settings) -> Vec<(&'static str, String)> {
+    let t = &st.target;
+    let size = match (t.width, t.height) {
+        (Some(wd), Some(h)) => format!("width {}, height {}", dim(wd), dim(h)),
+        (Some(wd), None) => format!("width {}", dim(wd)),
+        (None, Some(h)) => format!("height {}", dim(h)),
+        (None, None) => "unchanged".into(),
+    };
+    let fit = match t.fit {
+        Fit::Inside => "inside (aspect kept)",
+        Fit::Cover => "cover (aspect kept, cropped)",
+        Fit::Fill => "fill (aspect ignored)",
+        Fit::Contain => "contain (aspect kept, padded)",
+    };
+    let format = st
+        .format
+        .map_or("same as input", |f: Format| f.display_name());
+    let quality = if st.lossless {
+        format!("{} (lossless WebP)", st.quality)
+    } else {
+        st.quality.to_string()
+    };
+    let filter = match st.filter {
+        Filter::Lanczos3 => "Lanczos3",
+        Filter::Mitchell => "Mitchell",
+        Filter::CatmullRom => "Catmull-Rom",
+        Filter::Bilinear => "bilinear",
+        Filter::Box => "box",
+        Filter::Nearest => "nearest",
+    };
+    let shrink = match st.shrink {
+        Shrink::Quality => "quality (keeps 2× the target)",
+        Shrink::Fast => "fast",
+        Shrink::Off => "off",
+    };
+    let [r, g, b] = st.background;
+    vec![
+        ("target size", size),
+        ("fit", fit.into()),
+        ("upscale", yes_no(t.upscale).into()),
+        ("format", format.into()),
+        ("quality", quality),
+        ("filter", filter.into()),
+        ("JPEG shrink-on-load", shrink.into()),
+        ("background", format!("#{r:02x}{g:02x}{b:02x}")),
+    ]
 }
 
 /// One tile of the summary; `class` is empty or starts with a space.
@@ -917,5 +1519,139 @@ mod tests {
             &report,
         );
         assert!(html.contains("src=\"../../out/a.jpg\""), "{html}");
+    }
+
+    fn bench_row(jobs: usize, images_per_s: f64, efficiency: f64) -> BenchRow {
+        BenchRow {
+            jobs,
+            images: 6,
+            failed: 0,
+            wall_s: 6.0 / images_per_s,
+            images_per_s,
+            megapixels_per_s: images_per_s * 0.6,
+            speedup: efficiency * jobs as f64,
+            efficiency,
+            stage_share: [0.01, 0.2, 0.7, 0.08, 0.01],
+            p50_ms: 80.0,
+            p95_ms: 120.0,
+        }
+    }
+
+    fn bench_rows() -> Vec<BenchRow> {
+        vec![
+            bench_row(1, 10.0, 1.0),
+            bench_row(2, 18.0, 0.9),
+            bench_row(4, 30.0, 0.75),
+        ]
+    }
+
+    fn params() -> Vec<(String, String)> {
+        vec![
+            ("inputs".into(), "photos".into()),
+            ("target size".into(), "width 200 px".into()),
+        ]
+    }
+
+    #[test]
+    fn bench_page_charts_every_row_once() {
+        let html = render_bench(&bench_rows(), &params());
+        assert_eq!(
+            html.matches("<svg viewBox=\"0 0 560 300\"").count(),
+            2,
+            "{html}"
+        );
+        assert_eq!(html.matches("class=\"pt tput\"").count(), 3, "{html}");
+        assert_eq!(html.matches("class=\"pt eff\"").count(), 3, "{html}");
+        assert_eq!(html.matches("<g class=\"bar\">").count(), 3, "{html}");
+        let table = &html[html.find("id=\"rows\"").expect("a table of rows")..];
+        assert_eq!(table.matches("<tr><td").count(), 3, "{table}");
+        // Five stages per bar, each with its share in a tooltip.
+        assert_eq!(html.matches("% of worker time</title>").count(), 15);
+        assert!(
+            html.contains("<title>4 workers: 30.0 images/s, 18.0 MP/s</title>"),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"num\">75%</td>"), "{html}");
+        assert!(
+            html.contains("<dt>target size</dt><dd>width 200 px</dd>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn bench_page_orders_by_worker_count_and_is_deterministic() {
+        let mut rows = bench_rows();
+        rows.rotate_left(2); // measured as -j4, -j1, -j2
+        let html = render_bench(&rows, &params());
+        assert_eq!(html, render_bench(&rows, &params()));
+        let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s} in {html}"));
+        assert!(at("<title>1 worker: ") < at("<title>2 workers: "));
+        assert!(at("<title>2 workers: ") < at("<title>4 workers: "));
+        // Speed-up and efficiency are relative to the first row measured, whatever its place.
+        assert!(html.contains("relative to -j4."), "{html}");
+    }
+
+    #[test]
+    fn bench_page_escapes_parameters() {
+        let params = vec![(
+            "in<put>".to_string(),
+            "<script>alert('x')</script> & \"q\"".to_string(),
+        )];
+        let html = render_bench(&bench_rows(), &params);
+        assert!(
+            !html.contains("<script") && !html.contains("<put>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<dt>in&lt;put&gt;</dt><dd>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; \
+                 &amp; &quot;q&quot;</dd>"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn bench_page_references_nothing_on_the_network() {
+        let html = render_bench(&bench_rows(), &params());
+        assert!(!html.contains("http://") && !html.contains("https://"));
+        assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("<img"));
+        assert!(
+            !html.contains("@import") && !html.contains("url(") && !html.contains("@font-face")
+        );
+        assert!(html.contains("content=\"default-src 'none'; style-src 'unsafe-inline'\""));
+    }
+
+    #[test]
+    fn bench_page_copes_with_no_rows_and_odd_values() {
+        let empty = render_bench(&[], &params());
+        assert!(
+            !empty.contains("<svg") && empty.contains("Nothing to chart."),
+            "{empty}"
+        );
+
+        let mut odd = bench_row(2, f64::NAN, f64::INFINITY);
+        odd.images = 0;
+        odd.failed = 3;
+        odd.stage_share = [0.0; 5];
+        let html = render_bench(&[bench_row(1, 0.0, 0.0), odd], &[]);
+        for bad in ["NaN", ">inf", "\"inf", ",inf", "inf%", "inf×"] {
+            assert!(!html.contains(bad), "{bad} in {html}");
+        }
+        assert_eq!(html.matches("class=\"pt tput\"").count(), 2);
+        assert!(html.contains("class=\"banner\""), "{html}");
+        assert!(!html.contains("id=\"parameters\""));
+    }
+
+    #[test]
+    fn axes_use_round_steps() {
+        assert_eq!(nice_axis(22.4), (5.0, 5));
+        assert_eq!(nice_axis(112.0), (25.0, 5));
+        assert_eq!(nice_axis(7.0), (2.0, 4));
+        assert_eq!(nice_axis(0.0), (0.2, 5));
+        assert_eq!(tick_label(7.5, 2.5), "7.5");
+        assert_eq!(tick_label(10.0, 2.5), "10.0");
+        assert_eq!(tick_label(40.0, 20.0), "40");
+        assert_eq!(tick_label(0.4, 0.2), "0.4");
     }
 }

@@ -371,3 +371,99 @@ fn browser_checks_catch_a_broken_image_and_a_console_message() {
     assert_eq!(browser.console.len(), 2, "{:?}", browser.console);
     assert!(browser.console[1].contains("Uncaught ReferenceError"));
 }
+
+// ---- `presize bench --report` -----------------------------------------------------------------
+
+/// `presize bench` on a copy of `testdata/photos` at one and two workers, run from inside the
+/// temp folder; the page is `<tmp>/bench.html`.
+fn run_bench_report() -> TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for entry in std::fs::read_dir(testdata("photos")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, input.join(path.file_name().unwrap())).unwrap();
+    }
+    Command::cargo_bin("presize")
+        .unwrap()
+        .current_dir(tmp.path())
+        .args(["bench", "in", "-w", "200", "--jobs", "1,2", "--repeat", "1"])
+        .args(["--report", "bench.html"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("report: bench.html"));
+    tmp
+}
+
+#[test]
+fn bench_report_charts_each_worker_count() {
+    let tmp = run_bench_report();
+    let html = std::fs::read_to_string(tmp.path().join("bench.html")).expect("the page exists");
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("<svg"), "{html}");
+    // One point per worker count on the throughput chart, one stacked bar on the stage chart.
+    assert_eq!(html.matches("class=\"pt tput\"").count(), 2, "{html}");
+    assert_eq!(html.matches("<g class=\"bar\">").count(), 2, "{html}");
+    assert!(html.contains("<title>1 worker: ") && html.contains("<title>2 workers: "));
+    assert!(html.contains("<dt>inputs</dt><dd>in</dd>"), "{html}");
+    assert!(
+        html.contains("<dt>worker counts</dt><dd>1, 2</dd>"),
+        "{html}"
+    );
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(!html.contains("<script"));
+    // Written atomically: no temporary file is left beside the page, and nothing else is written.
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bench.html", "in"]);
+}
+
+/// Pixels of the screenshot within a small tolerance of `rgb`.
+fn pixels_of(png: &Path, rgb: [u8; 3]) -> usize {
+    let img = image::open(png).expect("a PNG screenshot").to_rgb8();
+    img.pixels()
+        .filter(|p| p.0.iter().zip(rgb).all(|(&a, b)| a.abs_diff(b) <= 4))
+        .count()
+}
+
+#[test]
+fn bench_report_renders_in_chromium_with_a_silent_console() {
+    let Some(chromium) = chromium() else { return };
+    let tmp = run_bench_report();
+
+    let shot = tmp.path().join("shot.png");
+    let browser = chromium_open(
+        &chromium,
+        &tmp.path().join("bench.html"),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1000",
+        ],
+    );
+    assert!(
+        browser.console.is_empty(),
+        "the page logged: {:?}",
+        browser.console
+    );
+    let (width, height) = image::image_dimensions(&shot).expect("a screenshot was taken");
+    assert_eq!((width, height), (1280, 1000));
+    assert!(is_not_blank(&shot), "the screenshot is blank");
+    // The charts were drawn: the two stacked bars, whatever their split, cover well over
+    // 10,000 pixels in the five stage colours (read, decode, resize, encode, write).
+    let stages = [
+        [0x56, 0xb4, 0xe9],
+        [0x00, 0x72, 0xb2],
+        [0xe6, 0x9f, 0x00],
+        [0xcc, 0x79, 0xa7],
+        [0x00, 0x9e, 0x73],
+    ];
+    let bars: usize = stages.into_iter().map(|rgb| pixels_of(&shot, rgb)).sum();
+    assert!(
+        bars > 10_000,
+        "only {bars} pixels of bars: the charts did not render"
+    );
+}
