@@ -153,7 +153,7 @@ pub struct ImageArgs {
 
     /// Decode JPEGs at full resolution. By default the decoder shrinks by 1/2, 1/4 or 1/8 while
     /// keeping at least twice the target size, which loses about 1 dB against a full decode and
-    /// is several times faster.
+    /// is 1.5-2x as fast.
     #[arg(long, conflicts_with = "fast")]
     pub no_fast_shrink: bool,
 
