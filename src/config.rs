@@ -259,6 +259,7 @@ fn filter_from(arg: FilterArg) -> Filter {
 }
 
 /// Used by tests and benches: settings for a plain width-limited JPEG-or-same run.
+#[doc(hidden)]
 pub fn settings_for_width(width: u32) -> Settings {
     Settings {
         target: Target {
