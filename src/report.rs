@@ -212,9 +212,14 @@ impl Summary {
         Some(format!("  largest outputs: {}", items.join(", ")))
     }
 
-    /// The per-stage line shown with --verbose.
+    /// The lines shown only with --verbose: files ignored as non-images, time per stage.
     pub fn render_stages(&self, out: &mut impl Write) -> io::Result<()> {
         let s = &self.stages;
+        writeln!(
+            out,
+            "  ignored  {:>6}  (files that are not images)",
+            self.ignored
+        )?;
         writeln!(
             out,
             "  time in stages (all workers): read {:.2} s, decode {:.2} s, resize {:.2} s, encode {:.2} s, write {:.2} s",
