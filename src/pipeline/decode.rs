@@ -139,6 +139,14 @@ fn image_err(format: Format, e: image::ImageError) -> JobError {
     }
 }
 
+/// A header that has been read, with the decoder that read it (formats other than JPEG), so that
+/// decoding the pixels does not parse the file a second time.
+pub struct Probe<'a> {
+    /// What the header says.
+    pub header: Header,
+    decoder: Option<Box<dyn ImageDecoder + 'a>>,
+}
+
 /// Reads the header of an image already in memory and checks it against `max_pixels`.
 pub fn read_header(
     bytes: &[u8],
@@ -146,14 +154,24 @@ pub fn read_header(
     max_pixels: u64,
     scratch: &mut DecodeScratch,
 ) -> Result<Header, JobError> {
-    let header = match format {
+    probe(bytes, format, max_pixels, scratch).map(|p| p.header)
+}
+
+/// Like [`read_header`], keeping the decoder for [`decode_probed`].
+pub fn probe<'a>(
+    bytes: &'a [u8],
+    format: Format,
+    max_pixels: u64,
+    scratch: &mut DecodeScratch,
+) -> Result<Probe<'a>, JobError> {
+    let probe = match format {
         Format::Jpeg => {
             let h = scratch
                 .new_jpeg()?
                 .read_header(bytes)
                 .map_err(|e| jpeg_err(&e))?;
             let meta = jpeg_metadata(bytes);
-            Header {
+            let header = Header {
                 width: u32::try_from(h.width).unwrap_or(u32::MAX),
                 height: u32::try_from(h.height).unwrap_or(u32::MAX),
                 orientation: meta.exif.as_deref().map_or(1, exif_orientation),
@@ -161,6 +179,10 @@ pub fn read_header(
                 icc: meta
                     .icc
                     .filter(|_| !matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK)),
+            };
+            Probe {
+                header,
+                decoder: None,
             }
         }
         _ => {
@@ -168,16 +190,20 @@ pub fn read_header(
             let (width, height) = decoder.dimensions();
             let orientation = decoder.orientation().map_or(1, |o| o.to_exif());
             let icc = decoder.icc_profile().ok().flatten();
-            Header {
+            let header = Header {
                 width,
                 height,
                 orientation,
                 icc,
+            };
+            Probe {
+                header,
+                decoder: Some(Box::new(decoder)),
             }
         }
     };
-    check_pixels(header.width, header.height, max_pixels)?;
-    Ok(header)
+    check_pixels(probe.header.width, probe.header.height, max_pixels)?;
+    Ok(probe)
 }
 
 fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), JobError> {
@@ -238,6 +264,23 @@ pub fn decode(
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
             Ok(to_pixels(img))
         }
+    }
+}
+
+/// Decodes the pixels of a probed image, reusing the decoder that read its header.
+pub fn decode_probed(
+    bytes: &[u8],
+    format: Format,
+    probe: Probe<'_>,
+    min_size: Option<(f64, f64)>,
+    scratch: &mut DecodeScratch,
+) -> Result<Pixels, JobError> {
+    match probe.decoder {
+        Some(decoder) => {
+            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
+            Ok(to_pixels(img))
+        }
+        None => decode_jpeg(bytes, &probe.header, min_size, scratch),
     }
 }
 

@@ -186,12 +186,15 @@ fn run_stages(
     stages.read = t.elapsed();
 
     let t = Instant::now();
-    let header = decode::read_header(
+    let mut probe = decode::probe(
         bytes,
         job.input_format,
         settings.max_pixels,
         &mut scratch.decode,
     )?;
+    // What the later stages need from the header; the probe itself goes to the decoder.
+    let header = &probe.header;
+    let (stored_w, stored_h, orientation) = (header.width, header.height, header.orientation);
     *input_size = Some(header.displayed_size());
     let shown = geometry::plan(header.displayed_size(), &settings.target);
     // Work in stored orientation until the very end: rotating the small output is cheap.
@@ -216,27 +219,27 @@ fn run_stages(
     let min_size = settings.shrink.margin().map(|k| {
         // The decoded crop must stay `k` times as large as the resampled size, so that Lanczos
         // (not the IDCT's block averaging) does the final part of the reduction.
-        let sx = stored.crop.width / f64::from(header.width);
-        let sy = stored.crop.height / f64::from(header.height);
+        let sx = stored.crop.width / f64::from(stored_w);
+        let sy = stored.crop.height / f64::from(stored_h);
         (
             k * f64::from(stored.size.0) / sx,
             k * f64::from(stored.size.1) / sy,
         )
     });
-    let px = decode::decode(
+    let icc = probe.header.icc.take();
+    let px = decode::decode_probed(
         bytes,
         job.input_format,
-        &header,
+        probe,
         min_size,
-        settings.max_pixels,
         &mut scratch.decode,
     )?;
     stages.decode = t.elapsed();
 
     let t = Instant::now();
     // The decoder may have shrunk the image: scale the crop to the decoded size.
-    let fx = f64::from(px.width) / f64::from(header.width);
-    let fy = f64::from(px.height) / f64::from(header.height);
+    let fx = f64::from(px.width) / f64::from(stored_w);
+    let fy = f64::from(px.height) / f64::from(stored_h);
     let crop = geometry::Rect {
         left: stored.crop.left * fx,
         top: stored.crop.top * fy,
@@ -250,7 +253,7 @@ fn run_stages(
     if !job.output_format.has_alpha() {
         px = resize::flatten(px, settings.background);
     }
-    let px = resize::orient(px, header.orientation);
+    let px = resize::orient(px, orientation);
     stages.resize = t.elapsed();
 
     let t = Instant::now();
@@ -258,7 +261,7 @@ fn run_stages(
         &px,
         job.output_format,
         settings,
-        header.icc.as_deref(),
+        icc.as_deref(),
         &mut scratch.encode,
     )?;
     stages.encode = t.elapsed();
