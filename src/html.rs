@@ -239,13 +239,17 @@ impl Page<'_> {
         Ok(())
     }
 
-    fn failures(&self, w: &mut String) -> fmt::Result {
-        let failed: Vec<&FileRecord> = self
-            .records
+    /// The records with the given status, in page order.
+    fn with_status(&self, status: &str) -> Vec<&FileRecord> {
+        self.records
             .iter()
             .copied()
-            .filter(|r| r.status == "failed")
-            .collect();
+            .filter(|r| r.status == status)
+            .collect()
+    }
+
+    fn failures(&self, w: &mut String) -> fmt::Result {
+        let failed = self.with_status("failed");
         if failed.is_empty() {
             return Ok(());
         }
@@ -389,12 +393,7 @@ impl Page<'_> {
     }
 
     fn skipped(&self, w: &mut String) -> fmt::Result {
-        let skipped: Vec<&FileRecord> = self
-            .records
-            .iter()
-            .copied()
-            .filter(|r| r.status == "skipped")
-            .collect();
+        let skipped = self.with_status("skipped");
         if skipped.is_empty() {
             return Ok(());
         }

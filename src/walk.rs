@@ -89,28 +89,39 @@ struct Walker<'c, 'f, 'a> {
     /// Output path → the input that claimed it first.
     claimed: HashMap<PathBuf, PathBuf>,
     /// Look-ahead window: largest first; ties in walk order.
-    window: BinaryHeap<(u64, Reverse<u64>, JobSlot)>,
+    window: BinaryHeap<Pending>,
     capacity: usize,
     seq: u64,
     stopped: bool,
 }
 
-/// Wraps a job so the heap orders by the tuple's other fields only.
-struct JobSlot(Job);
-impl PartialEq for JobSlot {
-    fn eq(&self, _: &Self) -> bool {
-        true
+/// A job waiting in the look-ahead window, ordered largest first, then earliest found.
+struct Pending {
+    bytes: u64,
+    seq: u64,
+    job: Job,
+}
+
+impl Pending {
+    fn key(&self) -> (u64, Reverse<u64>) {
+        (self.bytes, Reverse(self.seq))
     }
 }
-impl Eq for JobSlot {}
-impl PartialOrd for JobSlot {
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for JobSlot {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
     }
 }
 
@@ -134,7 +145,7 @@ pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>, found: &Atomic
         }
         w.walk_root(input);
     }
-    while let Some((_, _, JobSlot(job))) = w.window.pop() {
+    while let Some(Pending { job, .. }) = w.window.pop() {
         if w.stopped || !feeder.submit(job) {
             break;
         }
@@ -239,11 +250,15 @@ impl Walker<'_, '_, '_> {
             output_format,
             bytes,
         };
-        self.window.push((bytes, Reverse(self.seq), JobSlot(job)));
+        self.window.push(Pending {
+            bytes,
+            seq: self.seq,
+            job,
+        });
         self.seq += 1;
         self.found.fetch_add(1, Ordering::Relaxed);
         if self.window.len() > self.capacity {
-            let (_, _, JobSlot(job)) = self.window.pop().expect("non-empty");
+            let Pending { job, .. } = self.window.pop().expect("non-empty");
             if !self.feeder.submit(job) {
                 self.stopped = true;
             }

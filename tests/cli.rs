@@ -25,6 +25,16 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("UTF-8 test path")
 }
 
+/// Runs presize on `input` into `out` with `args` and requires success (exit 0).
+fn resize_ok(input: impl AsRef<std::ffi::OsStr>, out: &Path, args: &[&str]) {
+    presize()
+        .arg(input)
+        .args(["-o", p(out)])
+        .args(args)
+        .assert()
+        .code(0);
+}
+
 fn rgb_at(img: &DynamicImage, x: u32, y: u32) -> [u8; 3] {
     let Rgba([r, g, b, _]) = img.get_pixel(x, y);
     [r, g, b]
@@ -144,11 +154,7 @@ fn images_are_never_enlarged_unless_upscale_is_given() {
 fn fit_cover_crops_the_overflow_around_the_centre() {
     let tree = TestTree::new().png_image("in/bands.png", &bands(100, 100));
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-s", "50x50", "--fit", "cover"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-s", "50x50", "--fit", "cover"]);
     let img = decode(&out.join("bands.png"));
     save_result("fit_cover", &img);
     assert_eq!(img.dimensions(), (50, 50));
@@ -167,11 +173,7 @@ fn fit_cover_crops_the_overflow_around_the_centre() {
 fn fit_fill_stretches_to_the_box_ignoring_the_aspect_ratio() {
     let tree = TestTree::new().png_image("in/bands.png", &bands(100, 100));
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-s", "60x60", "--fit", "fill"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-s", "60x60", "--fit", "fill"]);
     let img = decode(&out.join("bands.png"));
     assert_eq!(img.dimensions(), (60, 60));
     // All three bands survive, each squeezed to a third of the width.
@@ -213,11 +215,7 @@ fn folder_inputs_are_mirrored_below_the_output_folder() {
         .png("in/2024/summer/deeper/still/deeper.png", 100, 300)
         .jpeg("in/2023/winter.jpg", 64, 64);
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-w", "50"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-w", "50"]);
     let want: Vec<PathBuf> = [
         "2023/winter.jpg",
         "2024/summer/beach.jpg",
@@ -272,11 +270,7 @@ fn same_format_outputs_keep_the_input_extension_and_others_get_the_format_extens
         .file("in/noext", &png)
         .file("in/png_data_named.jpg", &png);
     let same = tree.path("same");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&same), "-w", "20"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &same, &["-w", "20"]);
     let want = [
         "long.jpeg",
         "mixed.Png",
@@ -292,11 +286,7 @@ fn same_format_outputs_keep_the_input_extension_and_others_get_the_format_extens
         .starts_with(b"\x89PNG"));
 
     let jpeg = tree.path("jpeg");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&jpeg), "-w", "20", "-f", "jpeg"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &jpeg, &["-w", "20", "-f", "jpeg"]);
     let want = [
         "long.jpeg",
         "mixed.jpg",
@@ -327,11 +317,11 @@ fn every_output_format_writes_a_decodable_file_of_that_format() {
         .png("in/a.png", 200, 100)
         .jpeg("in/b.jpg", 200, 100);
     let reference = tree.path("reference");
-    presize()
-        .arg(tree.path("in/a.png"))
-        .args(["-o", p(&reference), "-w", "100", "-f", "png"])
-        .assert()
-        .code(0);
+    resize_ok(
+        tree.path("in/a.png"),
+        &reference,
+        &["-w", "100", "-f", "png"],
+    );
     let reference = decode(&reference.join("a.png"));
 
     // (flag value, extension, magic bytes at offset 0 (or 8 for WebP), worst mean error vs PNG)
@@ -347,11 +337,7 @@ fn every_output_format_writes_a_decodable_file_of_that_format() {
     ];
     for &(flag, ext, magic, tolerance) in formats {
         let out = tree.path(&format!("out-{flag}"));
-        presize()
-            .arg(tree.path("in"))
-            .args(["-o", p(&out), "-w", "100", "-f", flag])
-            .assert()
-            .code(0);
+        resize_ok(tree.path("in"), &out, &["-w", "100", "-f", flag]);
         for stem in ["a", "b"] {
             let path = out.join(format!("{stem}.{ext}"));
             let bytes = fs::read(&path).unwrap_or_else(|e| panic!("-f {flag}: {stem}: {e}"));
@@ -399,20 +385,12 @@ fn a_lower_quality_gives_a_smaller_and_less_faithful_jpeg() {
     let tree = TestTree::new().copy("photos/rocket_640x427_adobergb_icc.jpg", "in/rocket.jpg");
     let run = |q: &str| {
         let out = tree.path(&format!("q{q}"));
-        presize()
-            .arg(tree.path("in"))
-            .args(["-o", p(&out), "-w", "320", "-Q", q])
-            .assert()
-            .code(0);
+        resize_ok(tree.path("in"), &out, &["-w", "320", "-Q", q]);
         out.join("rocket.jpg")
     };
     let (low, high) = (run("10"), run("95"));
     let lossless = tree.path("png");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&lossless), "-w", "320", "-f", "png"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &lossless, &["-w", "320", "-f", "png"]);
     let reference = decode(&lossless.join("rocket.png"));
     let (low_db, high_db) = (
         psnr(&decode(&low), &reference),
@@ -658,11 +636,7 @@ fn png_alpha_is_kept_in_png_output_without_colour_bleeding_from_transparent_pixe
         .png_image("in/rb.png", &transparent_red_and_blue(200, 100))
         .png_alpha("in/ramp.png", 64, 64);
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-w", "100"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-w", "100"]);
     let img = decode(&out.join("rb.png"));
     save_result("alpha_png", &img);
     assert!(img.color().has_alpha(), "PNG output lost its alpha channel");
@@ -697,11 +671,7 @@ fn png_alpha_is_kept_in_png_output_without_colour_bleeding_from_transparent_pixe
 fn alpha_is_flattened_onto_white_for_jpeg_output() {
     let tree = TestTree::new().png_image("in/rb.png", &transparent_red_and_blue(200, 100));
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-w", "100", "-f", "jpeg"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-w", "100", "-f", "jpeg"]);
     let img = decode(&out.join("rb.jpg"));
     assert!(!img.color().has_alpha());
     assert_close(
@@ -722,20 +692,11 @@ fn alpha_is_flattened_onto_white_for_jpeg_output() {
 fn alpha_is_flattened_onto_the_background_colour() {
     let tree = TestTree::new().png_image("in/rb.png", &transparent_red_and_blue(200, 100));
     let out = tree.path("orange");
-    presize()
-        .arg(tree.path("in"))
-        .args([
-            "-o",
-            p(&out),
-            "-w",
-            "100",
-            "-f",
-            "jpeg",
-            "--background",
-            "#ff8800",
-        ])
-        .assert()
-        .code(0);
+    resize_ok(
+        tree.path("in"),
+        &out,
+        &["-w", "100", "-f", "jpeg", "--background", "#ff8800"],
+    );
     let img = decode(&out.join("rb.jpg"));
     assert_close(
         rgb_at(&img, 10, 25),
@@ -752,20 +713,11 @@ fn alpha_is_flattened_onto_the_background_colour() {
 
     // On black, any red seen at the edge can only come from the hidden transparent pixels.
     let out = tree.path("black");
-    presize()
-        .arg(tree.path("in"))
-        .args([
-            "-o",
-            p(&out),
-            "-w",
-            "100",
-            "-f",
-            "jpeg",
-            "--background",
-            "black",
-        ])
-        .assert()
-        .code(0);
+    resize_ok(
+        tree.path("in"),
+        &out,
+        &["-w", "100", "-f", "jpeg", "--background", "black"],
+    );
     let img = decode(&out.join("rb.jpg"));
     save_result("alpha_on_black", &img);
     assert_close(rgb_at(&img, 10, 25), [0, 0, 0], 6, "transparent → black");
@@ -850,11 +802,7 @@ fn a_synthetic_gradient_downscale_matches_a_box_average() {
     });
     let tree = TestTree::new().png_image("in/ramp.png", &DynamicImage::ImageRgb8(src.clone()));
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-w", &(w / k).to_string()])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-w", &(w / k).to_string()]);
     let ours = decode(&out.join("ramp.png")).to_rgb8();
     assert_eq!(ours.dimensions(), (w / k, h / k));
     let boxed = RgbImage::from_fn(w / k, h / k, |bx, by| {
@@ -1286,8 +1234,8 @@ fn an_interrupted_run_exits_130_and_leaves_only_complete_outputs() {
 
 #[test]
 fn a_corrupt_jpeg_is_reported_the_same_whatever_the_worker_decoded_before() {
-    // Workers reuse their JPEG decoder; a header that fails to parse must not be answered with
-    // the previous file's header.
+    // Regression: libjpeg-turbo keeps header state in its handle, so a reused decompressor
+    // answered a stream without a frame header with the previous file's size.
     let garbage = testdata("bad/jpeg_magic_then_garbage.jpg");
     let bomb = testdata("bad/jpeg_sof_65000x65000.jpg");
     let out = tempfile::tempdir().unwrap();
@@ -1413,7 +1361,16 @@ fn a_file_whose_output_would_be_itself_is_never_overwritten() {
         .args(["-o", p(&tree.path("in")), "-w", "50", "--overwrite"])
         .assert();
     let code = assert.get_output().status.code();
-    assert!(matches!(code, Some(1 | 2)), "exit code {code:?}");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(
+        code,
+        Some(1),
+        "a per-file conflict, not a fatal error: {stderr}"
+    );
+    assert!(
+        stderr.contains("a.png") && stderr.contains("is the input itself"),
+        "{stderr}"
+    );
     assert_eq!(fs::read(tree.path("in/a.png")).unwrap(), before);
     assert_eq!(files_under(&tree.path("in")), vec![PathBuf::from("a.png")]);
 }
@@ -1494,11 +1451,7 @@ fn outputs_get_the_same_permissions_as_any_new_file() {
     use std::os::unix::fs::PermissionsExt;
     let tree = TestTree::new().png("in/a.png", 200, 100);
     let out = tree.path("out");
-    presize()
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-w", "50"])
-        .assert()
-        .code(0);
+    resize_ok(tree.path("in"), &out, &["-w", "50"]);
     // A file created the ordinary way gets 0o666 minus the umask; a web server or a photo
     // viewer run by another user must be able to read resized images just like that one.
     let ordinary = out.join("ordinary");

@@ -8,7 +8,7 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
-use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
+use turbojpeg::{Colorspace, DecompressHeader, Decompressor, PixelFormat, ScalingFactor};
 
 use crate::error::JobError;
 use crate::format::Format;
@@ -67,6 +67,9 @@ pub struct Header {
     pub orientation: u8,
     /// Embedded ICC profile, if any.
     pub icc: Option<Vec<u8>>,
+    /// libjpeg-turbo's view of a JPEG header (colour space, lossless), kept so the decode does
+    /// not parse the markers again.
+    jpeg: Option<DecompressHeader>,
 }
 
 impl Header {
@@ -179,6 +182,7 @@ pub fn probe<'a>(
                 icc: meta
                     .icc
                     .filter(|_| !matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK)),
+                jpeg: Some(h),
             };
             Probe {
                 header,
@@ -195,6 +199,7 @@ pub fn probe<'a>(
                 height,
                 orientation,
                 icc,
+                jpeg: None,
             };
             Probe {
                 header,
@@ -305,7 +310,10 @@ fn decode_jpeg(
     scratch: &mut DecodeScratch,
 ) -> Result<Pixels, JobError> {
     let d = scratch.jpeg()?;
-    let h = d.read_header(bytes).map_err(|e| jpeg_err(&e))?;
+    let h = match header.jpeg {
+        Some(h) => h,
+        None => d.read_header(bytes).map_err(|e| jpeg_err(&e))?,
+    };
     let denom = if h.is_lossless {
         1
     } else {

@@ -5,6 +5,7 @@
 //! `image` crate. Outputs are written to a temporary file in the destination folder and renamed
 //! over the final name only when complete, so no reader ever sees a truncated image.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
 use std::io::{Cursor, Write};
@@ -90,9 +91,10 @@ pub fn encode(
         }
         Format::Tiff => {
             let mut out = Cursor::new(Vec::new());
+            // The TIFF encoder has no grey+alpha; everything else is written as it is.
             let (data, ct) = match px.layout {
-                Layout::La => (to_rgba(px), ExtendedColorType::Rgba8),
-                other => (px.data.clone(), color_type(other)),
+                Layout::La => (Cow::Owned(to_rgba(px)), ExtendedColorType::Rgba8),
+                other => (Cow::Borrowed(&px.data[..]), color_type(other)),
             };
             TiffEncoder::new(&mut out)
                 .write_image(&data, px.width, px.height, ct)

@@ -187,8 +187,8 @@ pub(crate) fn dims(path: &Path) -> (u32, u32) {
     (img.width(), img.height())
 }
 
-/// Mean squared error over the RGB channels of two same-sized images.
-fn mse(a: &RgbImage, b: &RgbImage) -> f64 {
+/// The mean of `f(a - b)` over every RGB sample of two same-sized images.
+fn mean_channel(a: &RgbImage, b: &RgbImage, f: impl Fn(f64) -> f64) -> f64 {
     assert_eq!(
         a.dimensions(),
         b.dimensions(),
@@ -198,9 +198,14 @@ fn mse(a: &RgbImage, b: &RgbImage) -> f64 {
         .as_raw()
         .iter()
         .zip(b.as_raw())
-        .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
+        .map(|(&p, &q)| f(f64::from(p) - f64::from(q)))
         .sum();
     sum / a.as_raw().len() as f64
+}
+
+/// Mean squared error over the RGB channels of two same-sized images.
+fn mse(a: &RgbImage, b: &RgbImage) -> f64 {
+    mean_channel(a, b, |d| d * d)
 }
 
 /// Peak signal-to-noise ratio in dB of two same-sized images (RGB, 8 bit).
@@ -215,19 +220,7 @@ pub(crate) fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
 
 /// Mean absolute difference per RGB channel (0-255) of two same-sized images.
 pub(crate) fn mean_abs_diff(a: &DynamicImage, b: &DynamicImage) -> f64 {
-    let (a, b) = (a.to_rgb8(), b.to_rgb8());
-    assert_eq!(
-        a.dimensions(),
-        b.dimensions(),
-        "images must be the same size"
-    );
-    let sum: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&p, &q)| (f64::from(p) - f64::from(q)).abs())
-        .sum();
-    sum / a.as_raw().len() as f64
+    mean_channel(&a.to_rgb8(), &b.to_rgb8(), f64::abs)
 }
 
 /// Parses every stdout line as JSON; panics (showing the line) if one is not.
