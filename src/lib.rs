@@ -13,10 +13,14 @@ pub mod exit;
 pub mod format;
 pub mod geometry;
 pub mod html;
+pub mod manifest;
+pub mod metadata;
+pub mod naming;
 pub mod pipeline;
 pub mod plan;
 pub mod pool;
 pub mod report;
+pub mod shard;
 pub mod walk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

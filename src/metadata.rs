@@ -1,0 +1,1 @@
+//! Metadata (EXIF, XMP, ICC) carried from input to output (in progress).

@@ -1,0 +1,1 @@
+//! Output file-name templates (in progress).

@@ -1,0 +1,1 @@
+//! ICC colour management and linear-light conversion (in progress).

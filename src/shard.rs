@@ -1,0 +1,1 @@
+//! Splitting inputs across machines (in progress).
