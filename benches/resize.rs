@@ -24,7 +24,7 @@ use presize::geometry::Rect;
 use presize::pipeline::decode::{self, DecodeScratch, Header, Pixels};
 use presize::pipeline::encode::{self, EncodeScratch};
 use presize::pipeline::resize::{self, ResizeScratch};
-use presize::pipeline::{self, Mode, Outcome, Scratch};
+use presize::pipeline::{self, Context, Mode, Outcome, Scratch};
 use presize::plan::Job;
 use presize::report::Reporter;
 
@@ -235,26 +235,28 @@ fn bench_process(c: &mut Criterion) {
     };
     let mode = Mode {
         overwrite: true,
-        dry_run: false,
-        discard: false,
+        ..Mode::default()
     };
     let mut scratch = Scratch::default();
     let mut group = c.benchmark_group("process");
     // Iterations take tens of milliseconds: the default linear sampling would run hundreds.
     group.sampling_mode(SamplingMode::Flat);
     for (name, shrink) in SHRINKS {
-        let settings = Settings {
-            shrink,
-            ..settings_for_width(TARGET.0)
+        let ctx = Context {
+            mode,
+            ..Context::new(Settings {
+                shrink,
+                ..settings_for_width(TARGET.0)
+            })
         };
-        let first = pipeline::process(&job, &settings, mode, &mut scratch);
+        let first = pipeline::process(&job, &ctx, &mut scratch);
         assert!(
             matches!(first.outcome, Ok(Outcome::Written(_))),
             "process failed: {:?}",
             first.outcome
         );
         group.bench_function(BenchmarkId::new(name, "w800"), |b| {
-            b.iter(|| pipeline::process(black_box(&job), &settings, mode, &mut scratch));
+            b.iter(|| pipeline::process(black_box(&job), &ctx, &mut scratch));
         });
     }
     group.finish();
@@ -286,7 +288,7 @@ fn bench_run(c: &mut Criterion) {
     worker_counts.sort_unstable();
     worker_counts.dedup();
 
-    let cancel = AtomicBool::new(false);
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let mut group = c.benchmark_group("run");
     group.sampling_mode(SamplingMode::Flat);
     for jobs in worker_counts {

@@ -81,7 +81,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
     let tmp = tempfile::Builder::new()
         .prefix("presize-bench-")
         .tempdir()?;
-    let cancel = AtomicBool::new(false);
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let mut rows: Vec<BenchRow> = Vec::new();
     let mut out = io::stdout().lock();
     if !args.json {
@@ -125,6 +125,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             verbosity: Verbosity::Quiet,
             color: false,
             progress: false,
+            in_place: false,
+            follow_links: false,
+            limits: crate::config::Limits::default(),
         };
         let mut runs: Vec<RunStats> = Vec::with_capacity(repeat);
         for _ in 0..repeat {
@@ -137,7 +140,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
                 latencies: Vec::new(),
             };
             let found = std::sync::atomic::AtomicU64::new(0);
-            s.wall = crate::execute(&config, &cancel, !args.write, &found, |r| {
+            (s.wall, _) = crate::execute(&config, &cancel, !args.write, &found, |r| {
                 match r.outcome {
                     Ok(Outcome::Written(_)) => {
                         s.images += 1;

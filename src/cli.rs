@@ -32,10 +32,11 @@ Exit codes:
   0    every input was written or skipped
   1    at least one input failed (each one is named on stderr)
   2    usage or fatal error (bad flag, unreadable input, cannot create the output folder)
+  124  --timeout reached; finished outputs are complete, the rest was not processed
   130  interrupted (Ctrl-C or SIGTERM); finished outputs are complete, nothing partial is left";
 
 const SHORT_FOOTER: &str =
-    "Exit codes: 0 ok, 1 some files failed, 2 usage/fatal error, 130 interrupted.\n\
+    "Exit codes: 0 ok, 1 some files failed, 2 usage/fatal error, 124 --timeout, 130 interrupted.\n\
 Use --help for examples.";
 
 /// Resize every image under the given files and folders, on all cores, without ever losing a file.
@@ -104,6 +105,35 @@ pub struct Cli {
     /// Show a progress bar: auto (only when stderr is a terminal), always or never.
     #[arg(long, value_enum, default_value_t = WhenArg::Auto, value_name = "WHEN")]
     pub progress: WhenArg,
+
+    /// Replace each input with its resized version (no --out-dir). The new file is written
+    /// beside the original and renamed over it only when complete, keeping its permissions;
+    /// images already within the target size are left untouched.
+    #[arg(long, conflicts_with_all = ["out_dir", "report"])]
+    pub in_place: bool,
+
+    /// Follow symbolic links to folders while walking (loops are detected and reported).
+    /// Links to files are always followed.
+    #[arg(short = 'L', long)]
+    pub follow_links: bool,
+
+    /// Stop the whole run after this long (e.g. 90, 90s, 5m): images in progress finish, the rest
+    /// is counted as not processed, exit code 124.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<DurationArg>,
+
+    /// Give up on a single image after this long (e.g. 30s): it fails with "timed out" and a
+    /// fresh worker takes over. A decoder cannot be interrupted, so the stuck thread is abandoned
+    /// (its result is discarded and it never writes); the run does not wait for it.
+    #[arg(long, value_name = "DURATION")]
+    pub image_timeout: Option<DurationArg>,
+
+    /// Memory budget shared by all workers for decoded images (e.g. 4G, 512M, 25% of RAM)
+    /// [default: 50% of physical memory]. A worker reserves its image's decoded size before
+    /// decoding and waits while the budget is exhausted; an image larger than the whole budget
+    /// still runs, alone.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<MemoryArg>,
 }
 
 /// How each image is resized and encoded; shared by the default mode and `presize bench`.
@@ -403,5 +433,121 @@ mod tests {
         assert_eq!("00FF00".parse::<Color>(), Ok(Color([0, 255, 0])));
         assert!("#ff88".parse::<Color>().is_err());
         assert!("purpleish".parse::<Color>().is_err());
+    }
+}
+
+/// A length of time: plain seconds (`90`, `1.5`) or with a unit (`500ms`, `30s`, `5m`, `2h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub std::time::Duration);
+
+impl FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let scale = match unit.trim() {
+            "" | "s" | "sec" => 1.0,
+            "ms" => 0.001,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {s:?} (use ms, s, m or h)"
+                ))
+            }
+        };
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?} (e.g. 90, 30s, 5m)"))?;
+        let secs = v * scale;
+        if !(secs > 0.0 && secs < 1e9) {
+            return Err(format!("duration {s:?} must be positive"));
+        }
+        Ok(DurationArg(std::time::Duration::from_secs_f64(secs)))
+    }
+}
+
+/// A memory size: bytes with an optional binary unit (`512M`, `4G`, `1.5GiB`) or a share of
+/// physical memory (`25%`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemoryArg {
+    /// An absolute number of bytes.
+    Bytes(u64),
+    /// A percentage of physical memory.
+    Percent(f64),
+}
+
+impl FromStr for MemoryArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let bad = || format!("invalid memory size {s:?} (e.g. 512M, 4G, 25%)");
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if v > 0.0 && v <= 100.0 {
+                Ok(MemoryArg::Percent(v))
+            } else {
+                Err(format!("memory share {s:?} must be between 0 and 100%"))
+            };
+        }
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let unit = unit.trim().to_ascii_lowercase();
+        let unit = unit.trim_end_matches("ib").trim_end_matches('b');
+        let scale: f64 = match unit {
+            "" => 1.0,
+            "k" => 1024.0,
+            "m" => 1024.0 * 1024.0,
+            "g" => 1024.0 * 1024.0 * 1024.0,
+            "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            _ => return Err(bad()),
+        };
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        let bytes = v * scale;
+        if !(1.0..1e18).contains(&bytes) {
+            return Err(bad());
+        }
+        Ok(MemoryArg::Bytes(bytes as u64))
+    }
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        let d = |s: &str| s.parse::<DurationArg>().map(|d| d.0);
+        assert_eq!(d("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(d("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(d("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(d("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(d("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "0", "-1", "5 parsecs", "abc"] {
+            assert!(d(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn memory_sizes_parse_binary_units_and_shares() {
+        let m = |s: &str| s.parse::<MemoryArg>();
+        assert_eq!(m("512M"), Ok(MemoryArg::Bytes(512 << 20)));
+        assert_eq!(m("4G"), Ok(MemoryArg::Bytes(4 << 30)));
+        assert_eq!(m("4GiB"), Ok(MemoryArg::Bytes(4 << 30)));
+        assert_eq!(m("1.5g"), Ok(MemoryArg::Bytes(3 << 29)));
+        assert_eq!(m("1000"), Ok(MemoryArg::Bytes(1000)));
+        assert_eq!(m("25%"), Ok(MemoryArg::Percent(25.0)));
+        for bad in ["", "0", "12X", "150%", "G"] {
+            assert!(m(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,8 +6,9 @@
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::cli::{Cli, FilterArg, FitArg, FormatArg, ImageArgs, WhenArg};
+use crate::cli::{Cli, FilterArg, FitArg, FormatArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
@@ -170,21 +171,78 @@ pub struct Config {
     pub color: bool,
     /// Whether a progress bar is drawn on stderr. Default: only on a terminal, not with -q/--json.
     pub progress: bool,
+    /// Replace the inputs themselves (`out_dir` is unused). Default: false.
+    pub in_place: bool,
+    /// Follow symbolic links to folders. Default: false (links to files are always followed).
+    pub follow_links: bool,
+    /// Time and memory bounds.
+    pub limits: Limits,
+}
+
+/// How long the run and each image may take, and how much decoded-image memory is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Whole-run time limit. Default: none.
+    pub timeout: Option<Duration>,
+    /// Per-image time limit. Default: none.
+    pub image_timeout: Option<Duration>,
+    /// Bytes of decoded pixels all workers may hold at once. Default: half of physical memory.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: None,
+            image_timeout: None,
+            memory: physical_memory() / 2,
+        }
+    }
+}
+
+/// Total physical memory in bytes, from `/proc/meminfo`; 8 GiB where that cannot be read.
+pub fn physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(8 << 30)
 }
 
 impl Config {
     /// Validates the command line and makes every default decision.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let settings = Settings::from_args(&cli.image)?;
-        let out_dir = cli.out_dir.ok_or(ConfigError::NoOutDir)?;
+        let out_dir = match (cli.out_dir, cli.in_place) {
+            (Some(dir), false) => dir,
+            (None, true) => PathBuf::new(),
+            (_, false) => return Err(ConfigError::NoOutDir),
+            (Some(_), true) => return Err(ConfigError::InPlaceWithOutDir),
+        };
+        if cli.in_place && settings.format.is_some() {
+            return Err(ConfigError::InPlaceFormat);
+        }
         for input in &cli.inputs {
             if std::fs::symlink_metadata(input).is_err() {
                 return Err(ConfigError::MissingInput(input.clone()));
             }
-            if input.is_dir() && same_dir(input, &out_dir) {
+            if !cli.in_place && input.is_dir() && same_dir(input, &out_dir) {
                 return Err(ConfigError::OutDirIsInput(out_dir));
             }
         }
+        let memory = match cli.memory {
+            None => Limits::default().memory,
+            Some(MemoryArg::Bytes(b)) => b,
+            Some(MemoryArg::Percent(p)) => (physical_memory() as f64 * p / 100.0) as u64,
+        };
+        let limits = Limits {
+            timeout: cli.timeout.map(|d| d.0),
+            image_timeout: cli.image_timeout.map(|d| d.0),
+            memory,
+        };
 
         let jobs = cli
             .jobs
@@ -223,6 +281,9 @@ impl Config {
             verbosity,
             color,
             progress,
+            in_place: cli.in_place,
+            follow_links: cli.follow_links,
+            limits,
         })
     }
 }

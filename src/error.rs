@@ -60,6 +60,11 @@ pub enum JobError {
     /// Writing would lose data: the output is an input, or another input already claimed it.
     #[error("{0}")]
     Conflict(String),
+    /// The image took longer than --image-timeout; its worker was replaced.
+    #[error(
+        "timed out after {0:?} (--image-timeout); the image was abandoned, nothing was written"
+    )]
+    TimedOut(std::time::Duration),
     /// The decoder or encoder panicked; the worker survived and carried on.
     #[error("internal error (panic) while processing: {0}")]
     Panicked(String),
@@ -83,6 +88,7 @@ impl JobError {
             JobError::Resize(_) | JobError::Panicked(_) => ErrorKind::Internal,
             JobError::Encode { .. } => ErrorKind::Encode,
             JobError::Conflict(_) => ErrorKind::Conflict,
+            JobError::TimedOut(_) => ErrorKind::TimedOut,
         }
     }
 }
@@ -104,6 +110,8 @@ pub enum ErrorKind {
     Encode,
     /// Output would overwrite an input or another output.
     Conflict,
+    /// Over --image-timeout.
+    TimedOut,
     /// A bug inside presize or a codec.
     Internal,
 }
@@ -118,6 +126,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TooLarge => "images over the pixel limit",
             ErrorKind::Encode => "encoding errors",
             ErrorKind::Conflict => "output conflicts",
+            ErrorKind::TimedOut => "images over the time limit",
             ErrorKind::Internal => "internal errors",
         })
     }
@@ -163,6 +172,12 @@ pub enum ConfigError {
     /// An input does not exist.
     #[error("input {0} does not exist")]
     MissingInput(PathBuf),
+    /// --in-place together with --out-dir.
+    #[error("--in-place replaces the inputs; it cannot be combined with --out-dir")]
+    InPlaceWithOutDir,
+    /// --in-place with a format change would leave a file whose name lies about its content.
+    #[error("--in-place keeps each file's format; it cannot be combined with --format")]
+    InPlaceFormat,
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),

@@ -11,6 +11,8 @@ pub enum Exit {
     SomeFailed = 1,
     /// Usage or fatal error: nothing (more) could be done.
     Fatal = 2,
+    /// `--timeout` stopped the run early (as `timeout(1)` reports).
+    TimeLimit = 124,
     /// Ctrl-C or SIGTERM stopped the run early.
     Interrupted = 130,
 }
@@ -19,7 +21,9 @@ impl Exit {
     /// The exit status a finished run reports. Interruption wins over failures: the user needs to
     /// know the run is incomplete.
     pub fn from_summary(summary: &Summary) -> Exit {
-        if summary.interrupted {
+        if summary.time_limit {
+            Exit::TimeLimit
+        } else if summary.interrupted {
             Exit::Interrupted
         } else if summary.failed > 0 {
             Exit::SomeFailed
@@ -53,6 +57,8 @@ mod tests {
         );
         s.interrupted = true;
         assert_eq!(Exit::from_summary(&s).code(), 130);
+        s.time_limit = true;
+        assert_eq!(Exit::from_summary(&s).code(), 124);
         assert_eq!(Exit::Fatal.code(), 2);
     }
 }

@@ -51,8 +51,11 @@ pub fn write(
     report_path: &Path,
 ) -> anyhow::Result<()> {
     let page = render(records, summary, config, report_path);
-    crate::pipeline::encode::write_atomic(report_path, page.as_bytes(), true)
-        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
+    crate::pipeline::encode::write_atomic(
+        &crate::pipeline::encode::WriteTarget::replacing(report_path),
+        page.as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
 }
 
 /// Everything one rendering needs; the sections are its methods, in page order.
@@ -457,8 +460,11 @@ pub fn write_bench(
     report_path: &Path,
 ) -> anyhow::Result<()> {
     let page = render_bench(rows, params);
-    crate::pipeline::encode::write_atomic(report_path, page.as_bytes(), true)
-        .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
+    crate::pipeline::encode::write_atomic(
+        &crate::pipeline::encode::WriteTarget::replacing(report_path),
+        page.as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
 }
 
 /// What the bench page adds to [`CSS`]. Series colours are from the Okabe-Ito palette, which

@@ -5,6 +5,7 @@
 //! calling thread (`report`) → all threads joined → [`report::Summary`] → [`exit::Exit`].
 
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -24,33 +25,60 @@ pub mod shard;
 pub mod walk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::error::JobError;
 use crate::pipeline::{JobResult, Mode, Scratch};
 use crate::report::{Reporter, Summary};
 
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `--timeout` ran out.
+    TimeLimit,
+}
+
 /// Runs the whole job: walks the inputs, resizes on `config.jobs` workers, reports every result
-/// through `reporter`, and returns the summary once every thread is joined.
+/// through `reporter`, and returns the summary once every live thread is joined.
 ///
+/// `cancel` is the run's stop flag (set by the signal handler); `--timeout` sets it too.
 /// Fails (before any worker starts) only when the output folder cannot be created. Per-file
 /// problems are in the summary, never an `Err`.
 pub fn run(
     config: &Config,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
     mut reporter: Reporter,
 ) -> anyhow::Result<Summary> {
     let found = AtomicU64::new(0);
     let estimate = AtomicU64::new(0);
     let done = AtomicBool::new(false);
-    let elapsed = std::thread::scope(|scope| {
+    let timed_out = AtomicBool::new(false);
+    let (elapsed, stats) = std::thread::scope(|scope| {
         if config.progress {
             scope.spawn(|| walk::estimate_total(config, &estimate, &done));
         }
-        let elapsed = execute(config, cancel, false, &found, |result| {
+        if let Some(limit) = config.limits.timeout {
+            let (done, timed_out) = (&done, &timed_out);
+            scope.spawn(move || {
+                let start = Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    if start.elapsed() >= limit {
+                        timed_out.store(true, Ordering::SeqCst);
+                        cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20).min(limit));
+                }
+            });
+        }
+        let result = execute(config, cancel, false, &found, |result| {
             let total = found
                 .load(Ordering::Relaxed)
                 .max(estimate.load(Ordering::Relaxed));
@@ -58,10 +86,17 @@ pub fn run(
             reporter.record(result);
         });
         done.store(true, Ordering::Relaxed);
-        elapsed
+        result
     })?;
     let records = reporter.take_records();
-    let summary = reporter.finish(elapsed, cancel.load(Ordering::Relaxed));
+    let stop = if timed_out.load(Ordering::SeqCst) {
+        Some(Stop::TimeLimit)
+    } else if cancel.load(Ordering::SeqCst) {
+        Some(Stop::Interrupted)
+    } else {
+        None
+    };
+    let summary = reporter.finish(elapsed, stop, stats.not_processed);
     if let Some(path) = &config.report {
         html::write(&records, &summary, config, path)?;
     }
@@ -69,33 +104,58 @@ pub fn run(
 }
 
 /// The engine under [`run`] and `presize bench`: every result goes to `sink` on the calling
-/// thread as it arrives; returns the wall time once every thread is joined. With `discard`,
-/// outputs are encoded but not written. `found` counts the images the walker has discovered.
+/// thread as it arrives; returns the wall time and the pool's counts once every live thread is
+/// joined. With `discard`, outputs are encoded but not written. `found` counts the images the
+/// walker has discovered.
 pub fn execute(
     config: &Config,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
     discard: bool,
     found: &AtomicU64,
     sink: impl FnMut(JobResult),
-) -> anyhow::Result<Duration> {
-    if !config.dry_run && !discard {
+) -> anyhow::Result<(Duration, pool::Stats)> {
+    let writes = !config.dry_run && !discard;
+    let out_root = if writes && !config.in_place {
         std::fs::create_dir_all(&config.out_dir)
             .with_context(|| format!("cannot create output folder {}", config.out_dir.display()))?;
-    }
-    let start = Instant::now();
-    let mode = Mode {
-        overwrite: config.overwrite,
-        dry_run: config.dry_run,
-        discard,
+        Some(config.out_dir.canonicalize().with_context(|| {
+            format!("cannot resolve output folder {}", config.out_dir.display())
+        })?)
+    } else {
+        None
     };
-    pool::run(
-        config.jobs,
+    let start = Instant::now();
+    let ctx = Arc::new(pipeline::Context {
+        settings: config.settings.clone(),
+        mode: Mode {
+            overwrite: config.overwrite,
+            dry_run: config.dry_run,
+            discard,
+            in_place: config.in_place,
+        },
+        budget: Budget::new(config.limits.memory),
+        out_root,
+    });
+    let limits = pool::Limits {
+        workers: config.jobs,
+        job_timeout: config.limits.image_timeout,
+    };
+    let work = pool::Work {
+        init: Box::new(Scratch::default),
+        run: Box::new(move |job, scratch| pipeline::process(job, &ctx, scratch)),
+        on_panic: Box::new(|job: &plan::Job, message| {
+            JobResult::failed(job.src.clone(), JobError::Panicked(message))
+        }),
+        on_timeout: Box::new(|job: &plan::Job, limit| {
+            JobResult::failed(job.src.clone(), JobError::TimedOut(limit))
+        }),
+    };
+    let stats = pool::run(
+        limits,
         cancel,
         |feeder| walk::walk(config, feeder, found),
-        Scratch::default,
-        |job, scratch| pipeline::process(job, &config.settings, mode, scratch),
-        |job, message| JobResult::failed(job.src.clone(), JobError::Panicked(message)),
+        work,
         sink,
     );
-    Ok(start.elapsed())
+    Ok((start.elapsed(), stats))
 }

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -9,8 +10,6 @@ use presize::cli::Cli;
 use presize::config::Config;
 use presize::exit::Exit;
 use presize::report::Reporter;
-
-static CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     match run() {
@@ -28,17 +27,18 @@ fn run() -> anyhow::Result<Exit> {
         return presize::commands::run(command);
     }
     let config = Config::from_cli(cli)?;
-    install_handlers();
-    let summary = presize::run(&config, &CANCEL, Reporter::new(&config))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_handlers(Arc::clone(&cancel));
+    let summary = presize::run(&config, &cancel, Reporter::new(&config))?;
     Ok(Exit::from_summary(&summary))
 }
 
 /// Ctrl-C / SIGTERM: the first stops the walker and lets workers finish the image in hand; the
 /// second exits at once. Panics inside workers are caught and reported as that file's failure,
 /// so the default hook's backtrace noise is kept for other threads only.
-fn install_handlers() {
-    let _ = ctrlc::set_handler(|| {
-        if CANCEL.swap(true, Ordering::SeqCst) {
+fn install_handlers(cancel: Arc<AtomicBool>) {
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
             presize::pipeline::encode::remove_in_flight();
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }

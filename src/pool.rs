@@ -2,40 +2,63 @@
 //!
 //! ```text
 //! feed (walker) ──bounded(2×N) jobs──▶ N workers ──unbounded results──▶ consume (caller)
+//!                                        ▲
+//!                          watchdog (only with a per-job time limit)
 //! ```
 //!
 //! The job channel is bounded so the walker cannot list a million paths ahead of the decoders;
-//! the results channel is unbounded so a worker never blocks on a slow consumer. All threads are
-//! scoped: when [`run`] returns, every thread has been joined. The pool knows nothing about
-//! images; it is generic over the job, the per-worker state and the result, so its shutdown and
-//! panic behaviour is unit-tested below with fake jobs.
+//! the results channel is unbounded so a worker never blocks on a slow consumer. The pool knows
+//! nothing about images; it is generic over the job, the per-worker state and the result, so its
+//! shutdown, panic and time-limit behaviour is unit-tested below with fake jobs.
+//!
+//! Why workers are not scoped threads: a decoder stuck inside C code cannot be interrupted, so
+//! the only way to bound a job's time is to stop waiting for it. With a job time limit, a
+//! watchdog reports the overdue job as timed out, marks its worker abandoned (whatever the
+//! worker produces later is thrown away, and [`job_abandoned`] tells the job itself not to write
+//! anything) and starts a replacement worker so the pool keeps its strength. [`run`] returns
+//! once the feeder and every live worker are joined; an abandoned thread is left to finish or to
+//! die with the process. Hence the `'static` bounds on the worker side.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 /// The feeder's handle: submits jobs to workers and reports results that need no worker.
 pub struct Feeder<'a, J, R> {
     jobs: Sender<J>,
-    results: Sender<R>,
+    results: Sender<Msg<R>>,
     cancel: &'a AtomicBool,
+    not_submitted: &'a AtomicU64,
 }
 
 impl<J, R> Feeder<'_, J, R> {
     /// Queues a job, blocking while the queue is full. Returns false when the run is cancelled or
-    /// every worker is gone; the feeder should then stop.
+    /// every worker is gone; the feeder should then stop (the job counts as not processed).
     pub fn submit(&self, job: J) -> bool {
-        !self.cancelled() && self.jobs.send(job).is_ok()
+        if !self.cancelled() && self.jobs.send(job).is_ok() {
+            true
+        } else {
+            self.not_submitted.fetch_add(1, Ordering::Relaxed);
+            false
+        }
     }
 
     /// Sends a result straight to the consumer (e.g. a file the walker could not read).
     pub fn report(&self, result: R) {
-        // The consumer outlives the feeder inside the scope; a send error cannot happen.
-        let _ = self.results.send(result);
+        // The consumer keeps its receiver until the feeder is joined; a send cannot fail.
+        let _ = self.results.send(Msg::Result(result));
+    }
+
+    /// Records `n` inputs the feeder found but will not submit because the run was cancelled.
+    pub fn not_processed(&self, n: u64) {
+        self.not_submitted.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Returns true if and only if cancellation was requested.
@@ -55,78 +78,262 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Runs `feed` on its own thread and `work` on `workers` threads, passing every result to
-/// `consume` on the calling thread as it arrives, and returns once all threads are joined.
-///
-/// * `init` makes each worker's state (codec handles, scratch buffers), once per thread, and
-///   again after a panic, since state left mid-job cannot be trusted.
-/// * A panic inside `work` is caught and turned into a result by `on_panic`; the worker goes
-///   on with the next job, so the pool keeps its full strength.
-/// * Once `cancel` is set, the feeder's `submit` refuses new jobs and workers stop taking
-///   queued ones; jobs already in hand finish.
-#[allow(clippy::too_many_arguments)]
-pub fn run<J, R, S>(
-    workers: NonZeroUsize,
-    cancel: &AtomicBool,
-    feed: impl FnOnce(&Feeder<'_, J, R>) + Send,
-    init: impl Fn() -> S + Sync,
-    work: impl Fn(&J, &mut S) -> R + Sync,
-    on_panic: impl Fn(&J, String) -> R + Sync,
-    mut consume: impl FnMut(R),
-) where
-    J: Send,
-    R: Send,
+/// A job function shared by every worker thread.
+pub type JobFn<J, S, R> = Box<dyn Fn(&J, &mut S) -> R + Send + Sync>;
+/// Turns a job and what went wrong with it (a panic message, the time limit) into its result.
+pub type FailFn<J, E, R> = Box<dyn Fn(&J, E) -> R + Send + Sync>;
+
+/// What the worker side of the pool does with a job. All of it is shared by every worker thread,
+/// including replacements started after a timeout, hence `'static`.
+pub struct Work<J, R, S> {
+    /// Makes a worker's state (codec handles, scratch buffers): once per thread, and again after
+    /// a panic, since state left mid-job cannot be trusted.
+    pub init: Box<dyn Fn() -> S + Send + Sync>,
+    /// Does one job.
+    pub run: JobFn<J, S, R>,
+    /// Turns a panic inside `run` into that job's result; the worker goes on.
+    pub on_panic: FailFn<J, String, R>,
+    /// Turns an overdue job into its result (only called with a job time limit).
+    pub on_timeout: FailFn<J, Duration, R>,
+}
+
+/// How the pool is sized and bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Worker threads.
+    pub workers: NonZeroUsize,
+    /// Longest a single job may run before it is reported as timed out. `None`: no limit.
+    pub job_timeout: Option<Duration>,
+}
+
+/// What the pool counted, for the summary of an interrupted run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Jobs the feeder found but never got to a worker, plus jobs queued but not started when
+    /// the run was cancelled.
+    pub not_processed: u64,
+    /// Jobs given up on by the watchdog.
+    pub timed_out: u64,
+}
+
+enum Msg<R> {
+    Result(R),
+    /// A live worker has finished and will send nothing more.
+    WorkerExit,
+}
+
+/// A worker's current job, visible to the watchdog.
+enum Slot<J> {
+    Idle,
+    Busy {
+        since: Instant,
+        job: J,
+    },
+    /// The watchdog gave up on this worker's job; the worker must discard its result and exit.
+    Abandoned,
+}
+
+thread_local! {
+    static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// True when the job running on this thread was given up by the watchdog: it must not write
+/// anything. Always false outside pool workers.
+pub fn job_abandoned() -> bool {
+    ABANDONED.with(|a| {
+        a.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    })
+}
+
+struct Shared<J, R, S> {
+    work: Work<J, R, S>,
+    jobs: Receiver<J>,
+    results: Sender<Msg<R>>,
+    cancel: Arc<AtomicBool>,
+    /// Jobs received but dropped unstarted after cancellation.
+    dropped: AtomicU64,
+}
+
+struct WorkerHandle<J> {
+    slot: Arc<Mutex<Slot<J>>>,
+    abandoned: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+fn spawn_worker<J, R, S>(shared: &Arc<Shared<J, R, S>>, id: usize) -> WorkerHandle<J>
+where
+    J: Clone + Send + 'static,
+    R: Send + 'static,
+    S: 'static,
 {
-    let (job_tx, job_rx) = bounded::<J>(2 * workers.get());
-    let (res_tx, res_rx) = unbounded::<R>();
+    let slot = Arc::new(Mutex::new(Slot::Idle));
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let (shared, my_slot, my_flag) = (
+        Arc::clone(shared),
+        Arc::clone(&slot),
+        Arc::clone(&abandoned),
+    );
+    let thread = thread::Builder::new()
+        .name(format!("presize-worker-{id}"))
+        .spawn(move || worker_loop(&shared, &my_slot, my_flag))
+        .expect("cannot spawn a worker thread");
+    WorkerHandle {
+        slot,
+        abandoned,
+        thread,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic never happens while a slot is locked; recover rather than cascade if it did.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn worker_loop<J, R, S>(shared: &Shared<J, R, S>, slot: &Mutex<Slot<J>>, abandoned: Arc<AtomicBool>)
+where
+    J: Clone,
+{
+    ABANDONED.with(|a| *a.borrow_mut() = Some(abandoned));
+    let work = &shared.work;
+    let mut state = (work.init)();
+    for job in &shared.jobs {
+        if shared.cancel.load(Ordering::Relaxed) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            continue; // drain, counting what is left unprocessed
+        }
+        *lock(slot) = Slot::Busy {
+            since: Instant::now(),
+            job: job.clone(),
+        };
+        let r = match panic::catch_unwind(AssertUnwindSafe(|| (work.run)(&job, &mut state))) {
+            Ok(r) => r,
+            Err(payload) => {
+                state = (work.init)();
+                (work.on_panic)(&job, panic_message(payload.as_ref()))
+            }
+        };
+        {
+            let mut s = lock(slot);
+            if matches!(*s, Slot::Abandoned) {
+                // The watchdog already reported this job and started a replacement.
+                return;
+            }
+            *s = Slot::Idle;
+        }
+        if shared.results.send(Msg::Result(r)).is_err() {
+            return;
+        }
+    }
+    let _ = shared.results.send(Msg::WorkerExit);
+}
+
+/// Runs `feed` on its own thread and `work` on `limits.workers` threads, passing every result to
+/// `consume` on the calling thread as it arrives, and returns once the feeder and every live
+/// worker are joined.
+///
+/// * A panic inside a job is caught and turned into a result by `work.on_panic`; the worker goes
+///   on with the next job, so the pool keeps its full strength.
+/// * With `limits.job_timeout`, a job running longer becomes `work.on_timeout`'s result at once
+///   and a replacement worker is started (see the module header).
+/// * Once `cancel` is set, the feeder's `submit` refuses new jobs and workers drop queued ones;
+///   jobs already in hand finish. [`Stats::not_processed`] counts what was left.
+pub fn run<J, R, S>(
+    limits: Limits,
+    cancel: &Arc<AtomicBool>,
+    feed: impl FnOnce(&Feeder<'_, J, R>) + Send,
+    work: Work<J, R, S>,
+    mut consume: impl FnMut(R),
+) -> Stats
+where
+    J: Clone + Send + 'static,
+    R: Send + 'static,
+    S: 'static,
+{
+    let (job_tx, job_rx) = bounded::<J>(2 * limits.workers.get());
+    let (res_tx, res_rx) = unbounded::<Msg<R>>();
+    let shared = Arc::new(Shared {
+        work,
+        jobs: job_rx,
+        results: res_tx.clone(),
+        cancel: Arc::clone(cancel),
+        dropped: AtomicU64::new(0),
+    });
+    let not_submitted = AtomicU64::new(0);
+    let mut workers: Vec<WorkerHandle<J>> = (0..limits.workers.get())
+        .map(|i| spawn_worker(&shared, i))
+        .collect();
+    let mut live = workers.len();
+    let mut stats = Stats::default();
+    let tick = Duration::from_millis(20);
     thread::scope(|scope| {
         let feeder = Feeder {
             jobs: job_tx,
-            results: res_tx.clone(),
+            results: res_tx,
             cancel,
+            not_submitted: &not_submitted,
         };
         let walker = thread::Builder::new()
             .name("presize-walker".into())
             .spawn_scoped(scope, move || feed(&feeder))
             .expect("cannot spawn the walker thread");
-        for i in 0..workers.get() {
-            let (jobs, results) = (job_rx.clone(), res_tx.clone());
-            let (init, work, on_panic) = (&init, &work, &on_panic);
-            thread::Builder::new()
-                .name(format!("presize-worker-{i}"))
-                .spawn_scoped(scope, move || {
-                    let mut state = init();
-                    for job in jobs {
-                        if cancel.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let r = match panic::catch_unwind(AssertUnwindSafe(|| {
-                            work(&job, &mut state)
-                        })) {
-                            Ok(r) => r,
-                            Err(payload) => {
-                                state = init();
-                                on_panic(&job, panic_message(payload.as_ref()))
+        // Workers exit only after the feeder has dropped its job sender, which it does after its
+        // last report: once no live worker is left, everything has been sent.
+        while live > 0 {
+            let msg = match limits.job_timeout {
+                None => res_rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(_) => res_rx.recv_timeout(tick),
+            };
+            match msg {
+                Ok(Msg::Result(r)) => consume(r),
+                Ok(Msg::WorkerExit) => live -= 1,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if let Some(limit) = limits.job_timeout {
+                for i in 0..workers.len() {
+                    let overdue = {
+                        let mut slot = lock(&workers[i].slot);
+                        match &*slot {
+                            Slot::Busy { since, .. } if since.elapsed() > limit => {
+                                match std::mem::replace(&mut *slot, Slot::Abandoned) {
+                                    Slot::Busy { job, .. } => Some(job),
+                                    _ => None,
+                                }
                             }
-                        };
-                        if results.send(r).is_err() {
-                            break;
+                            _ => None,
                         }
+                    };
+                    if let Some(job) = overdue {
+                        workers[i].abandoned.store(true, Ordering::SeqCst);
+                        stats.timed_out += 1;
+                        consume((shared.work.on_timeout)(&job, limit));
+                        let id = workers.len();
+                        workers.push(spawn_worker(&shared, id));
                     }
-                })
-                .expect("cannot spawn a worker thread");
+                }
+            }
         }
-        // Only the threads hold senders now, so the loop below ends when they all finish.
-        drop(res_tx);
-        drop(job_rx);
-        for r in res_rx {
-            consume(r);
+        while let Ok(msg) = res_rx.try_recv() {
+            if let Msg::Result(r) = msg {
+                consume(r);
+            }
         }
         // Re-raise a walker panic with its own message rather than the scope's generic one.
         if let Err(payload) = walker.join() {
             panic::resume_unwind(payload);
         }
     });
+    for w in workers {
+        if !w.abandoned.load(Ordering::SeqCst) {
+            // A worker panicking outside a job would be a pool bug; its jobs are accounted.
+            let _ = w.thread.join();
+        }
+    }
+    stats.not_processed =
+        not_submitted.load(Ordering::Relaxed) + shared.dropped.load(Ordering::Relaxed);
+    stats
 }
 
 #[cfg(test)]
@@ -134,26 +341,44 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    fn n(v: usize) -> NonZeroUsize {
-        NonZeroUsize::new(v).unwrap()
+    fn limits(workers: usize) -> Limits {
+        Limits {
+            workers: NonZeroUsize::new(workers).unwrap(),
+            job_timeout: None,
+        }
+    }
+
+    /// A worker side whose jobs are plain functions of the job.
+    fn work<J: 'static, R: 'static>(
+        run: impl Fn(&J) -> R + Send + Sync + 'static,
+        on_panic: impl Fn(&J, String) -> R + Send + Sync + 'static,
+        on_timeout: impl Fn(&J, Duration) -> R + Send + Sync + 'static,
+    ) -> Work<J, R, ()> {
+        Work {
+            init: Box::new(|| ()),
+            run: Box::new(move |j, ()| run(j)),
+            on_panic: Box::new(on_panic),
+            on_timeout: Box::new(on_timeout),
+        }
+    }
+
+    fn no_cancel() -> Arc<AtomicBool> {
+        Arc::new(AtomicBool::new(false))
     }
 
     #[test]
     fn every_job_yields_exactly_one_result() {
         for workers in [1, 2, 8] {
-            let cancel = AtomicBool::new(false);
             let mut seen = Vec::new();
-            run(
-                n(workers),
-                &cancel,
+            let stats = run(
+                limits(workers),
+                &no_cancel(),
                 |f| {
                     for i in 0..1000u32 {
                         assert!(f.submit(i));
                     }
                 },
-                || (),
-                |j, ()| j * 2,
-                |_, _| u32::MAX,
+                work(|j| j * 2, |_, _| u32::MAX, |_, _| u32::MAX),
                 |r| seen.push(r),
             );
             seen.sort_unstable();
@@ -162,28 +387,34 @@ mod tests {
                 (0..1000).map(|i| i * 2).collect::<Vec<_>>(),
                 "workers={workers}"
             );
+            assert_eq!(stats, Stats::default());
         }
     }
 
     #[test]
     fn a_panicking_job_becomes_a_result_and_the_worker_carries_on() {
-        let cancel = AtomicBool::new(false);
-        let inits = AtomicUsize::new(0);
+        let inits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&inits);
         let mut results = Vec::new();
         run(
-            n(2),
-            &cancel,
+            limits(2),
+            &no_cancel(),
             |f| {
                 for i in 0..100u32 {
                     f.submit(i);
                 }
             },
-            || inits.fetch_add(1, Ordering::SeqCst),
-            |&j, _| {
-                assert!(j % 10 != 3, "job {j} exploded");
-                Ok(j)
+            Work {
+                init: Box::new(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }),
+                run: Box::new(|&j, ()| {
+                    assert!(j % 10 != 3, "job {j} exploded");
+                    Ok(j)
+                }),
+                on_panic: Box::new(|&j, msg| Err((j, msg))),
+                on_timeout: Box::new(|&j, _| Err((j, "timeout".into()))),
             },
-            |&j, msg| Err((j, msg)),
             |r| results.push(r),
         );
         assert_eq!(results.len(), 100, "no job lost, no hang");
@@ -196,28 +427,33 @@ mod tests {
     }
 
     #[test]
-    fn cancellation_stops_the_feeder_and_the_workers() {
-        let cancel = AtomicBool::new(false);
+    fn cancellation_stops_the_feeder_and_counts_what_was_left() {
+        let cancel = no_cancel();
         let submitted = AtomicUsize::new(0);
-        let mut done = 0;
-        run(
-            n(2),
+        let flag = Arc::clone(&cancel);
+        let mut done = 0u64;
+        let stats = run(
+            limits(2),
             &cancel,
             |f| {
                 for i in 0..1_000_000u32 {
                     if !f.submit(i) {
+                        // The rest of the walk would have been these.
+                        f.not_processed(u64::from(1_000_000 - i - 1));
                         break;
                     }
                     submitted.fetch_add(1, Ordering::SeqCst);
                 }
             },
-            || (),
-            |&j, ()| {
-                if j == 50 {
-                    cancel.store(true, Ordering::SeqCst);
-                }
-            },
-            |_, _| (),
+            work(
+                move |&j| {
+                    if j == 50 {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                },
+                |_, _| (),
+                |_, _| (),
+            ),
             |()| done += 1,
         );
         assert!(
@@ -225,19 +461,21 @@ mod tests {
             "the feeder stopped early"
         );
         assert!(done < 1000);
+        assert_eq!(
+            done + stats.not_processed,
+            1_000_000,
+            "every job is either done or counted as not processed"
+        );
     }
 
     #[test]
     fn feeder_reports_reach_the_consumer() {
-        let cancel = AtomicBool::new(false);
         let mut seen = Vec::new();
         run(
-            n(1),
-            &cancel,
+            limits(1),
+            &no_cancel(),
             |f: &Feeder<'_, u8, u8>| f.report(7),
-            || (),
-            |&j, ()| j,
-            |_, _| 0,
+            work(|&j| j, |_, _| 0, |_, _| 0),
             |r| seen.push(r),
         );
         assert_eq!(seen, vec![7]);
@@ -246,18 +484,65 @@ mod tests {
     #[test]
     #[should_panic(expected = "walker bug")]
     fn a_panicking_feeder_propagates_instead_of_hanging() {
-        let cancel = AtomicBool::new(false);
         run(
-            n(2),
-            &cancel,
+            limits(2),
+            &no_cancel(),
             |f: &Feeder<'_, u32, u32>| {
                 f.submit(1);
                 panic!("walker bug");
             },
-            || (),
-            |&j, ()| j,
-            |_, _| 0,
+            work(|&j| j, |_, _| 0, |_, _| 0),
             |_| (),
         );
+    }
+
+    #[test]
+    fn an_overdue_job_times_out_and_a_replacement_keeps_the_pool_at_strength() {
+        // Job 0 hangs (far longer than the limit); the 40 others must still finish on two
+        // workers, the hung job must be reported once as timed out, and its late result must
+        // never reach the consumer.
+        let saw_abandoned = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&saw_abandoned);
+        let mut results = Vec::new();
+        let start = Instant::now();
+        let stats = run(
+            Limits {
+                workers: NonZeroUsize::new(2).unwrap(),
+                job_timeout: Some(Duration::from_millis(200)),
+            },
+            &no_cancel(),
+            |f| {
+                for i in 0..41u32 {
+                    f.submit(i);
+                }
+            },
+            work(
+                move |&j| {
+                    if j == 0 {
+                        thread::sleep(Duration::from_millis(1500));
+                        flag.store(job_abandoned(), Ordering::SeqCst);
+                        return format!("late {j}");
+                    }
+                    assert!(!job_abandoned());
+                    thread::sleep(Duration::from_millis(5));
+                    format!("ok {j}")
+                },
+                |&j, m| format!("panic {j} {m}"),
+                |&j, limit| format!("timeout {j} {}ms", limit.as_millis()),
+            ),
+            |r| results.push(r),
+        );
+        let took = start.elapsed();
+        assert_eq!(results.len(), 41, "{results:?}");
+        assert!(results.contains(&"timeout 0 200ms".to_string()));
+        assert_eq!(results.iter().filter(|r| r.starts_with("ok")).count(), 40);
+        assert_eq!(stats.timed_out, 1);
+        assert!(
+            took < Duration::from_millis(1400),
+            "the run did not wait for the hung job: {took:?}"
+        );
+        // The abandoned job learns it was abandoned (so it writes nothing) once it wakes.
+        thread::sleep(Duration::from_millis(1500));
+        assert!(saw_abandoned.load(Ordering::SeqCst));
     }
 }

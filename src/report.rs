@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::config::{Config, Verbosity};
 use crate::error::{ErrorKind, Failure};
 use crate::pipeline::{JobResult, Outcome, Output, SkipReason, Stages};
+use crate::Stop;
 
 /// How many failed files the summary lists by name.
 pub const LISTED_FAILURES: usize = 20;
@@ -48,8 +49,13 @@ pub struct Summary {
     pub failures: Vec<Failure>,
     /// Failures per class.
     pub failures_by_kind: BTreeMap<ErrorKind, u64>,
-    /// Whether the run was stopped early.
+    /// Whether the run was stopped early (by a signal or by `--timeout`).
     pub interrupted: bool,
+    /// Whether it was `--timeout` that stopped it.
+    pub time_limit: bool,
+    /// Inputs found (or queued) but never processed because the run stopped early. Folders not
+    /// yet walked are counted by file name, without opening the files.
+    pub not_processed: u64,
     /// The largest outputs written, largest first (at most [`LARGEST`]).
     pub largest: Vec<(u64, PathBuf)>,
 }
@@ -77,7 +83,7 @@ impl Summary {
         self.stages += r.stages;
         match r.outcome {
             Ok(Outcome::Skipped(SkipReason::NotAnImage)) => self.ignored += 1,
-            Ok(Outcome::Skipped(SkipReason::UpToDate)) => {
+            Ok(Outcome::Skipped(_)) => {
                 self.inputs += 1;
                 self.skipped += 1;
             }
@@ -127,9 +133,17 @@ impl Summary {
     pub fn render_styled(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
         let secs = self.elapsed.as_secs_f64();
         if self.interrupted {
-            let msg =
-                "presize: interrupted; finished outputs are complete, the rest was not processed";
-            writeln!(out, "{}", paint(msg, YELLOW, color))?;
+            let why = if self.time_limit {
+                "time limit (--timeout) reached"
+            } else {
+                "interrupted"
+            };
+            let msg = format!(
+                "presize: {why}; {} input{} not processed; finished outputs are complete, nothing partial was left",
+                self.not_processed,
+                plural(self.not_processed)
+            );
+            writeln!(out, "{}", paint(&msg, YELLOW, color))?;
         }
         writeln!(
             out,
@@ -301,6 +315,8 @@ struct JsonSummary {
     planned: u64,
     workers: usize,
     interrupted: bool,
+    time_limit: bool,
+    not_processed: u64,
 }
 
 fn path_str(p: &Path) -> String {
@@ -322,9 +338,7 @@ pub fn json_line(r: &JobResult) -> Option<String> {
     };
     let (status, outs, error, reason) = match &r.outcome {
         Ok(Outcome::Skipped(SkipReason::NotAnImage)) => return None,
-        Ok(Outcome::Skipped(SkipReason::UpToDate)) => {
-            ("skipped", Vec::new(), None, Some("up-to-date"))
-        }
+        Ok(Outcome::Skipped(why)) => ("skipped", Vec::new(), None, Some(why.name())),
         Ok(Outcome::Written(o)) => ("written", outputs(o), None, None),
         Ok(Outcome::Planned(o)) => ("planned", outputs(o), None, Some("dry-run")),
         Err(e) => ("failed", Vec::new(), Some(e.to_string()), None),
@@ -363,6 +377,8 @@ pub fn json_summary(s: &Summary) -> String {
         planned: s.planned,
         workers: s.workers,
         interrupted: s.interrupted,
+        time_limit: s.time_limit,
+        not_processed: s.not_processed,
     };
     serde_json::to_string(&line).expect("plain data serialises")
 }
@@ -389,7 +405,7 @@ impl FileRecord {
     pub fn from_result(r: &JobResult) -> Option<FileRecord> {
         let (status, outputs, error) = match &r.outcome {
             Ok(Outcome::Skipped(SkipReason::NotAnImage)) => return None,
-            Ok(Outcome::Skipped(SkipReason::UpToDate)) => ("skipped", Vec::new(), None),
+            Ok(Outcome::Skipped(_)) => ("skipped", Vec::new(), None),
             Ok(Outcome::Written(o)) => ("written", o.clone(), None),
             Ok(Outcome::Planned(o)) => ("planned", o.clone(), None),
             Err(e) => ("failed", Vec::new(), Some(e.to_string())),
@@ -485,13 +501,7 @@ impl Reporter {
                     human_bytes(o.bytes)
                 )
             }),
-            Ok(Outcome::Skipped(SkipReason::UpToDate)) => Some(format!(
-                "{}: skipped, output is up to date",
-                r.src.display()
-            )),
-            Ok(Outcome::Skipped(SkipReason::NotAnImage)) => {
-                Some(format!("{}: not an image, ignored", r.src.display()))
-            }
+            Ok(Outcome::Skipped(why)) => Some(format!("{}: {}", r.src.display(), why.describe())),
         };
         if let Some(line) = line {
             self.bar.suspend(|| {
@@ -527,10 +537,12 @@ impl Reporter {
     }
 
     /// Ends the run: clears the bar, prints the summary, returns it.
-    pub fn finish(mut self, elapsed: Duration, interrupted: bool) -> Summary {
+    pub fn finish(mut self, elapsed: Duration, stop: Option<Stop>, not_processed: u64) -> Summary {
         self.bar.finish_and_clear();
         self.summary.elapsed = elapsed;
-        self.summary.interrupted = interrupted;
+        self.summary.interrupted = stop.is_some();
+        self.summary.time_limit = stop == Some(Stop::TimeLimit);
+        self.summary.not_processed = if stop.is_some() { not_processed } else { 0 };
         if self.verbosity > Verbosity::Quiet {
             let mut err = io::stderr().lock();
             let _ = self.summary.render_styled(&mut err, self.color);

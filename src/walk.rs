@@ -139,17 +139,44 @@ pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>, found: &Atomic
         seq: 0,
         stopped: false,
     };
-    for input in &config.inputs {
+    let mut roots = config.inputs.iter();
+    for input in roots.by_ref() {
+        w.walk_root(input);
         if w.stopped || feeder.cancelled() {
             break;
         }
-        w.walk_root(input);
     }
     while let Some(Pending { job, .. }) = w.window.pop() {
         if w.stopped || !feeder.submit(job) {
             break;
         }
     }
+    if w.stopped || feeder.cancelled() {
+        // Tell the summary how much was left: the window, and the inputs not yet walked,
+        // counted by name without opening them (the user is waiting for the run to stop).
+        feeder.not_processed(w.window.len() as u64);
+        for root in roots {
+            feeder.not_processed(count_image_names(config, root));
+        }
+    }
+}
+
+/// Counts the files below `root` whose names promise an image, without opening any.
+fn count_image_names(config: &Config, root: &Path) -> u64 {
+    let out_dir = config.out_dir.canonicalize().ok();
+    WalkDir::new(root)
+        .follow_links(config.follow_links)
+        .into_iter()
+        .filter_entry(|e| !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref())))
+        .flatten()
+        .filter(|e| !e.file_type().is_dir() && has_image_name(e.path()))
+        .count() as u64
+}
+
+fn has_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 impl Walker<'_, '_, '_> {
@@ -158,29 +185,56 @@ impl Walker<'_, '_, '_> {
             Ok(m) => m,
             Err(e) => return self.fail(root.to_path_buf(), JobError::io("cannot read input", e)),
         };
-        if !meta.is_dir() {
+        if meta.is_file() {
             return self.consider(root, false, root.to_path_buf(), meta.len(), true);
         }
+        if !meta.is_dir() {
+            // A FIFO or device would block or never end: never opened.
+            return self.fail(
+                root.to_path_buf(),
+                JobError::Unsupported(
+                    "not a regular file or folder (FIFO, socket or device)".into(),
+                ),
+            );
+        }
         let walker = WalkDir::new(root)
-            .follow_links(false)
+            .follow_links(self.config.follow_links)
             .sort_by_file_name()
             .into_iter();
         let out_dir = self.out_dir.clone();
-        let walker = walker.filter_entry(|e| {
+        let mut walker = walker.filter_entry(|e| {
             !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref()))
         });
-        for entry in walker {
+        while let Some(entry) = walker.next() {
             if self.stopped || self.feeder.cancelled() {
+                let rest = walker
+                    .by_ref()
+                    .flatten()
+                    .filter(|e| !e.file_type().is_dir() && has_image_name(e.path()))
+                    .count() as u64;
+                // The entry in hand was not submitted either.
+                let this = entry
+                    .as_ref()
+                    .is_ok_and(|e| !e.file_type().is_dir() && has_image_name(e.path()));
+                self.feeder.not_processed(rest + u64::from(this));
                 return;
             }
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
                     let path = e.path().unwrap_or(root).to_path_buf();
-                    let err = e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("file-system loop"));
-                    self.fail(path, JobError::io("cannot read folder entry", err));
+                    let err = match e.loop_ancestor() {
+                        Some(ancestor) => JobError::Unsupported(format!(
+                            "symbolic link loop back to {}; not followed again",
+                            ancestor.display()
+                        )),
+                        None => JobError::io(
+                            "cannot read folder entry",
+                            e.into_io_error()
+                                .unwrap_or_else(|| std::io::Error::other("unknown walk error")),
+                        ),
+                    };
+                    self.fail(path, err);
                     continue;
                 }
             };
@@ -188,7 +242,8 @@ impl Walker<'_, '_, '_> {
             if ft.is_dir() {
                 continue;
             }
-            // A symlink to a file is processed as that file; links to folders are not followed.
+            // A symlink to a file is processed as that file; links to folders are followed only
+            // with --follow-links (walkdir then reports them as folders, and detects loops).
             let meta = if ft.is_symlink() {
                 fs::metadata(entry.path())
             } else {
@@ -226,14 +281,18 @@ impl Walker<'_, '_, '_> {
             Err(e) => return self.fail(src, e),
         };
         let output_format = self.config.settings.output_format(format);
-        let dst = plan::output_path(
-            root,
-            root_is_dir,
-            &src,
-            &self.config.out_dir,
-            format,
-            output_format,
-        );
+        let dst = if self.config.in_place {
+            src.clone()
+        } else {
+            plan::output_path(
+                root,
+                root_is_dir,
+                &src,
+                &self.config.out_dir,
+                format,
+                output_format,
+            )
+        };
         if let Some(first) = self.claimed.get(&dst) {
             let msg = format!(
                 "output {} is already written from {}; rename one of them or use another --format",
@@ -277,7 +336,9 @@ impl Walker<'_, '_, '_> {
 pub fn estimate_total(config: &Config, estimate: &AtomicU64, stop: &std::sync::atomic::AtomicBool) {
     let out_dir = config.out_dir.canonicalize().ok();
     for root in &config.inputs {
-        let walker = WalkDir::new(root).follow_links(false).into_iter();
+        let walker = WalkDir::new(root)
+            .follow_links(config.follow_links)
+            .into_iter();
         let walker = walker.filter_entry(|e| {
             !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref()))
         });
@@ -285,14 +346,7 @@ pub fn estimate_total(config: &Config, estimate: &AtomicU64, stop: &std::sync::a
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let ext = entry
-                .path()
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
-            if !entry.file_type().is_dir()
-                && ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
-            {
+            if !entry.file_type().is_dir() && has_image_name(entry.path()) {
                 estimate.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -253,15 +253,55 @@ pub fn remove_in_flight() {
     }
 }
 
-/// Writes `bytes` to `dst` atomically: a hidden temporary file in the same folder, flushed, then
-/// renamed over `dst`. On any error the temporary file is removed and `dst` is untouched. With
-/// `replace` false, an output that appeared meanwhile is never replaced.
-pub fn write_atomic(dst: &Path, bytes: &[u8], replace: bool) -> Result<(), JobError> {
+/// Where and how one output is written.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteTarget<'a> {
+    /// The final path.
+    pub dst: &'a Path,
+    /// Whether an existing `dst` may be replaced; if false, one that appeared meanwhile wins.
+    pub replace: bool,
+    /// A canonical folder the output must stay inside, checked after its parent folders are
+    /// created, so that a symlinked sub-folder cannot carry the write elsewhere.
+    pub confine_to: Option<&'a Path>,
+    /// `--in-place`: copy this file's permissions onto the new file.
+    pub keep_permissions_of: Option<&'a Path>,
+}
+
+impl<'a> WriteTarget<'a> {
+    /// A plain file (such as a report) that may replace an older one.
+    pub fn replacing(dst: &'a Path) -> Self {
+        WriteTarget {
+            dst,
+            replace: true,
+            confine_to: None,
+            keep_permissions_of: None,
+        }
+    }
+}
+
+/// Writes `bytes` to `target.dst` atomically: a hidden temporary file in the same folder,
+/// flushed, then renamed over the destination. On any error the temporary file is removed and
+/// the destination is untouched. A symlink at the destination is replaced, never written
+/// through.
+pub fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(), JobError> {
+    let dst = target.dst;
     let dir = dst
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| JobError::io("cannot create output folder", e))?;
+    if let Some(root) = target.confine_to {
+        let real = dir
+            .canonicalize()
+            .map_err(|e| JobError::io("cannot resolve output folder", e))?;
+        if !real.starts_with(root) {
+            return Err(JobError::Conflict(format!(
+                "output folder {} leads to {} outside the output folder (a symbolic link?); refusing to write there",
+                dir.display(),
+                real.display()
+            )));
+        }
+    }
     let mut builder = tempfile::Builder::new();
     builder.prefix(".presize-").suffix(".part");
     // Temporary files are private by default; an output is an ordinary new file, readable as
@@ -279,7 +319,14 @@ pub fn write_atomic(dst: &Path, bytes: &[u8], replace: bool) -> Result<(), JobEr
         // Flush explicitly: an error surfacing only at close would otherwise be lost.
         tmp.flush()
             .map_err(|e| JobError::io("cannot write output", e))?;
-        let persisted = if replace {
+        if let Some(original) = target.keep_permissions_of {
+            let perms = fs::metadata(original)
+                .map_err(|e| JobError::io("cannot read the original's permissions", e))?
+                .permissions();
+            fs::set_permissions(&tmp_path, perms)
+                .map_err(|e| JobError::io("cannot set the output's permissions", e))?;
+        }
+        let persisted = if target.replace {
             tmp.persist(dst).map(drop)
         } else {
             tmp.persist_noclobber(dst).map(drop)
@@ -334,14 +381,20 @@ mod tests {
     fn atomic_write_leaves_no_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let dst = dir.path().join("sub/out.bin");
-        write_atomic(&dst, b"abc", false).unwrap();
+        let target = |replace| WriteTarget {
+            dst: &dst,
+            replace,
+            confine_to: None,
+            keep_permissions_of: None,
+        };
+        write_atomic(&target(false), b"abc").unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"abc");
         assert!(
-            write_atomic(&dst, b"xyz", false).is_err(),
+            write_atomic(&target(false), b"xyz").is_err(),
             "no clobber without replace"
         );
         assert_eq!(fs::read(&dst).unwrap(), b"abc");
-        write_atomic(&dst, b"xyz", true).unwrap();
+        write_atomic(&target(true), b"xyz").unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"xyz");
         let names: Vec<_> = fs::read_dir(dst.parent().unwrap())
             .unwrap()

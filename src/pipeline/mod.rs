@@ -13,6 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::budget::Budget;
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::format::Format;
@@ -64,8 +65,31 @@ pub struct Output {
 pub enum SkipReason {
     /// The output exists and is newer than the input (use --overwrite to redo it).
     UpToDate,
+    /// `--in-place`: the image is already within the target size, so rewriting it would only
+    /// lose quality.
+    AlreadyFits,
     /// The file is not an image presize reads (never counted as an input).
     NotAnImage,
+}
+
+impl SkipReason {
+    /// The stable name used in `--json` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipReason::UpToDate => "up-to-date",
+            SkipReason::AlreadyFits => "already-fits",
+            SkipReason::NotAnImage => "not-an-image",
+        }
+    }
+
+    /// The words used on stderr.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::UpToDate => "skipped, output is up to date",
+            SkipReason::AlreadyFits => "skipped, already within the target size",
+            SkipReason::NotAnImage => "not an image, ignored",
+        }
+    }
 }
 
 /// How a job ended, when it did not fail.
@@ -119,6 +143,34 @@ pub struct Mode {
     pub dry_run: bool,
     /// Do everything but write the output (benchmark mode).
     pub discard: bool,
+    /// Each output replaces its input (`--in-place`).
+    pub in_place: bool,
+}
+
+/// Everything a worker shares with the others for the whole run.
+#[derive(Debug)]
+pub struct Context {
+    /// How to resize and encode.
+    pub settings: Settings,
+    /// Run-wide switches.
+    pub mode: Mode,
+    /// Decoded-image memory shared by all workers.
+    pub budget: Budget,
+    /// The canonical output folder: no write may land outside it (a symlink planted in the
+    /// output tree is never written through). `None` in place or when nothing is written.
+    pub out_root: Option<PathBuf>,
+}
+
+impl Context {
+    /// A context with the given settings, the default mode, an unlimited budget, no confinement.
+    pub fn new(settings: Settings) -> Context {
+        Context {
+            settings,
+            mode: Mode::default(),
+            budget: Budget::new(u64::MAX),
+            out_root: None,
+        }
+    }
 }
 
 /// A worker's reusable state: codec handles, resizer buffers, the input read buffer.
@@ -131,10 +183,10 @@ pub struct Scratch {
 }
 
 /// Processes one job completely. Never panics on bad data; errors come back as data.
-pub fn process(job: &Job, settings: &Settings, mode: Mode, scratch: &mut Scratch) -> JobResult {
+pub fn process(job: &Job, ctx: &Context, scratch: &mut Scratch) -> JobResult {
     let mut stages = Stages::default();
     let mut input_size = None;
-    let outcome = run_stages(job, settings, mode, scratch, &mut stages, &mut input_size);
+    let outcome = run_stages(job, ctx, scratch, &mut stages, &mut input_size);
     // Keep the read buffer from pinning a huge allocation after one big file.
     if scratch.input.capacity() > 64 << 20 {
         scratch.input = Vec::new();
@@ -155,14 +207,14 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 
 fn run_stages(
     job: &Job,
-    settings: &Settings,
-    mode: Mode,
+    ctx: &Context,
     scratch: &mut Scratch,
     stages: &mut Stages,
     input_size: &mut Option<(u32, u32)>,
 ) -> Result<Outcome, JobError> {
+    let (settings, mode) = (&ctx.settings, ctx.mode);
     let dst_exists = fs::symlink_metadata(&job.dst).is_ok();
-    if dst_exists {
+    if dst_exists && !mode.in_place {
         if same_file::is_same_file(&job.src, &job.dst).unwrap_or(false) {
             return Err(JobError::Conflict(format!(
                 "output {} is the input itself; refusing to overwrite it",
@@ -205,6 +257,10 @@ fn run_stages(
         shown
     };
     let (out_w, out_h) = shown.output_size();
+    if mode.in_place && (out_w, out_h) == header.displayed_size() && orientation <= 1 {
+        stages.decode = t.elapsed();
+        return Ok(Outcome::Skipped(SkipReason::AlreadyFits));
+    }
     let output = |bytes: u64| Output {
         path: job.dst.clone(),
         width: out_w,
@@ -227,6 +283,13 @@ fn run_stages(
             k * f64::from(stored.size.1) / sy,
         )
     });
+    // Hold the decoded image's share of the memory budget until the job ends.
+    let _memory = ctx.budget.reserve(memory_estimate(
+        &probe.header,
+        job,
+        min_size,
+        (out_w, out_h),
+    ));
     let icc = probe.header.icc.take();
     let px = decode::decode_probed(
         bytes,
@@ -268,8 +331,18 @@ fn run_stages(
     stages.encode = t.elapsed();
 
     if !mode.discard {
+        if crate::pool::job_abandoned() {
+            // The watchdog already reported this image as timed out: it must not appear now.
+            return Err(JobError::TimedOut(Duration::ZERO));
+        }
         let t = Instant::now();
-        encode::write_atomic(&job.dst, &encoded, dst_exists)?;
+        let target = encode::WriteTarget {
+            dst: &job.dst,
+            replace: dst_exists,
+            confine_to: ctx.out_root.as_deref(),
+            keep_permissions_of: mode.in_place.then_some(job.src.as_path()),
+        };
+        encode::write_atomic(&target, &encoded)?;
         stages.write = t.elapsed();
     }
     let out_size = (px.width, px.height);
@@ -279,4 +352,23 @@ fn run_stages(
         height: px.height,
         ..output(encoded.len() as u64)
     }]))
+}
+
+/// Bytes an image holds at its peak: the input file, the decoded pixels (after any JPEG
+/// shrink-on-load) and the resized output, counted at 4 bytes per pixel.
+fn memory_estimate(
+    header: &decode::Header,
+    job: &Job,
+    min_size: Option<(f64, f64)>,
+    out: (u32, u32),
+) -> u64 {
+    let shrink = if job.input_format == Format::Jpeg {
+        decode::jpeg_shrink(header.width, header.height, min_size) as u64
+    } else {
+        1
+    };
+    let decoded =
+        u64::from(header.width).div_ceil(shrink) * u64::from(header.height).div_ceil(shrink);
+    let output = u64::from(out.0) * u64::from(out.1);
+    job.bytes + 4 * (decoded + 2 * output)
 }
