@@ -1,0 +1,535 @@
+//! What presize guarantees when things go wrong, tested on the real binary: signals, time
+//! limits, the memory budget, hostile file-system layouts, permissions, a full disk and
+//! `--in-place`. Each test names the guarantee it checks; `docs/RELIABILITY.md` lists them.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{dims, file_lines, files_under, json_lines, presize, run_json, summary, TestTree};
+use image::DynamicImage;
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+fn small_png() -> Vec<u8> {
+    common::png_bytes(&DynamicImage::ImageRgb8(common::gradient(64, 48)))
+}
+
+/// The one file of a report whose input ends with `name`.
+fn status_of<'a>(lines: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    common::line_for(lines, name)
+}
+
+/// Runs the binary as the unprivileged user `nobody` (root ignores permission bits, and CI runs
+/// as root), returning exit code, report lines and stderr.
+#[cfg(unix)]
+fn run_json_as_nobody(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    let out = StdCommand::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_presize"))
+        .args(["--progress", "never", "--json"])
+        .args(args)
+        .output()
+        .expect("run presize through setpriv (util-linux)");
+    let code = out.status.code().expect("exited normally");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (code, json_lines(&out.stdout), stderr)
+}
+
+/// A temporary folder every user may enter (tempfile makes private ones).
+#[cfg(unix)]
+fn shared_tree() -> TestTree {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = TestTree::new();
+    let mut dir = Some(tree.root());
+    while let Some(d) = dir {
+        if d == Path::new("/") || d == std::env::temp_dir() {
+            break;
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
+        dir = d.parent();
+    }
+    tree
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_and_sigterm_stop_the_run_count_what_was_left_and_leave_only_complete_outputs() {
+    use std::io::{BufRead, BufReader, Read};
+
+    let big = common::png_bytes(&DynamicImage::ImageRgb8(common::gradient(800, 800)));
+    for signal in ["-INT", "-TERM"] {
+        let mut tree = TestTree::new();
+        for i in 0..40 {
+            tree = tree.file(&format!("in/sub{}/img{i:02}.png", i % 3), &big);
+        }
+        let out = tree.path("out");
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_presize"))
+            .arg(tree.path("in"))
+            .args(["-o", p(&out), "-w", "100", "-j", "1", "--json"])
+            .args(["--progress", "never"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut report = String::new();
+        stdout.read_line(&mut report).unwrap();
+        assert!(report.contains("\"written\""), "first line: {report}");
+        let sent = StdCommand::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        stdout.read_to_string(&mut report).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(130), "{signal}: {stderr}");
+
+        let lines = json_lines(report.as_bytes());
+        let s = summary(&lines);
+        assert_eq!(s["interrupted"], true);
+        assert_eq!(s["time_limit"], false);
+        let written = s["written"].as_u64().unwrap();
+        let left = s["not_processed"].as_u64().unwrap();
+        assert!((1..40).contains(&written), "{written} of 40 written");
+        assert_eq!(
+            s["inputs"].as_u64().unwrap() + left,
+            40,
+            "{signal}: every input is either reported or counted as not processed"
+        );
+        assert!(
+            stderr.contains(&format!("{left} inputs not processed")),
+            "{stderr}"
+        );
+        let files = files_under(&out);
+        assert_eq!(files.len() as u64, written, "no partial files: {files:?}");
+        for f in files {
+            assert_eq!(dims(&out.join(&f)), (100, 100), "{}", f.display());
+        }
+    }
+}
+
+#[test]
+fn timeout_stops_the_run_with_exit_124_and_a_truthful_summary() {
+    let big = common::png_bytes(&DynamicImage::ImageRgb8(common::gradient(900, 900)));
+    let mut tree = TestTree::new();
+    for i in 0..60 {
+        tree = tree.file(&format!("in/img{i:02}.png"), &big);
+    }
+    let out = tree.path("out");
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "50",
+        "-j",
+        "1",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(code, 124, "{stderr}");
+    let s = summary(&lines);
+    assert_eq!(s["time_limit"], true);
+    assert_eq!(s["interrupted"], true);
+    let left = s["not_processed"].as_u64().unwrap();
+    assert!(left > 0, "a 300 ms limit cannot finish 60 images: {s}");
+    assert_eq!(s["inputs"].as_u64().unwrap() + left, 60);
+    assert!(stderr.contains("--timeout"), "{stderr}");
+    assert_eq!(
+        files_under(&out).len() as u64,
+        s["written"].as_u64().unwrap(),
+        "no partial or temporary files"
+    );
+}
+
+#[test]
+fn an_image_over_the_image_timeout_fails_alone_and_the_run_does_not_wait_for_it() {
+    // 144 megapixels of zeros in 140 KB: several seconds to inflate in a debug build, about half
+    // a second in release; both far over the 100 ms limit.
+    let tree = TestTree::new()
+        .copy("reliability/blank_12000x12000.png", "in/huge.png")
+        .file("in/a.png", &small_png())
+        .file("in/b.png", &small_png())
+        .file("in/c.png", &small_png());
+    let out = tree.path("out");
+    let start = Instant::now();
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "32",
+        "-j",
+        "2",
+        "--image-timeout",
+        "100ms",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(code, 1, "{stderr}");
+    let huge = status_of(&lines, "huge.png");
+    assert_eq!(huge["status"], "failed");
+    assert!(
+        huge["error"].as_str().unwrap().contains("timed out"),
+        "{huge}"
+    );
+    for name in ["a.png", "b.png", "c.png"] {
+        assert_eq!(status_of(&lines, name)["status"], "written", "{name}");
+    }
+    assert!(stderr.contains("huge.png"), "{stderr}");
+    // The abandoned decode never writes, even though it finishes before the process exits.
+    let mut files = files_under(&out);
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "the run returned without waiting for the stuck decode ({took:?})"
+    );
+}
+
+#[test]
+fn a_tiny_memory_budget_slows_the_run_but_every_image_still_gets_through() {
+    // Every image needs more than the whole 1 MiB budget: each runs alone, none starves.
+    let tree = TestTree::new()
+        .png("in/a.png", 700, 500)
+        .png("in/b.png", 600, 600)
+        .jpeg("in/c.jpg", 900, 400)
+        .png("in/d.png", 300, 200);
+    let out = tree.path("out");
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "100",
+        "-j",
+        "4",
+        "--memory",
+        "1M",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary(&lines)["written"], 4);
+    assert_eq!(files_under(&out).len(), 4);
+}
+
+#[test]
+fn decompression_bombs_fail_fast_without_allocating() {
+    // Headers promising gigapixels: refused from the header, before any pixel buffer exists.
+    let tree = TestTree::new()
+        .copy("bad/png_50000x50000_rgba8_tiny.png", "in/rgba.png")
+        .copy("bad/png_50000x50000_1bit_complete.png", "in/bits.png")
+        .copy("bad/jpeg_sof_65000x65000.jpg", "in/sof.jpg");
+    let out = tree.path("out");
+    let start = Instant::now();
+    let output = StdCommand::new("prlimit")
+        // 512 MiB of address space: one bomb decoded for real would need gigabytes.
+        .args(["--as=536870912", "--"])
+        .arg(env!("CARGO_BIN_EXE_presize"))
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "-w", "100", "--json", "--progress", "never"])
+        .output()
+        .expect("run presize under prlimit (util-linux)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines = json_lines(&output.stdout);
+    for name in ["rgba.png", "bits.png", "sof.jpg"] {
+        let l = status_of(&lines, name);
+        assert_eq!(l["status"], "failed", "{l}");
+        let err = l["error"].as_str().unwrap();
+        assert!(
+            err.contains("over the limit") && err.contains("--max-pixels"),
+            "{err}"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(files_under(&out).is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_reported_once_and_never_followed_forever() {
+    use std::os::unix::fs::symlink;
+    let tree = TestTree::new().file("in/sub/a.png", &small_png());
+    symlink("..", tree.path("in/sub/up")).unwrap();
+    symlink(tree.path("in/sub"), tree.path("in/again")).unwrap();
+    let out = tree.path("out");
+
+    // Default: links to folders are not followed at all.
+    let (code, lines, stderr) = run_json(&[p(&tree.path("in")), "-o", p(&out), "-w", "16"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary(&lines)["written"], 1);
+
+    // --follow-links: `again` is walked (a second copy of a.png), `up` is a loop.
+    let out2 = tree.path("out2");
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out2),
+        "-w",
+        "16",
+        "--follow-links",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let loops: Vec<_> = file_lines(&lines)
+        .into_iter()
+        .filter(|l| l["error"].as_str().is_some_and(|e| e.contains("loop")))
+        .collect();
+    assert!(!loops.is_empty(), "{lines:?}");
+    assert!(out2.join("again/a.png").is_file() && out2.join("sub/a.png").is_file());
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_are_never_opened_and_do_not_hang_the_run() {
+    let tree = TestTree::new().file("in/a.png", &small_png());
+    let fifo = tree.path("in/pipe.png");
+    let made = StdCommand::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = tree.path("out");
+    let start = Instant::now();
+    // Inside a folder: skipped silently. Named directly: a clear failure, not a blocking read.
+    let (code, lines, stderr) =
+        run_json(&[p(&tree.path("in")), p(&fifo), "-o", p(&out), "-w", "16"]);
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert_eq!(code, 1, "{stderr}");
+    let failures: Vec<_> = file_lines(&lines)
+        .into_iter()
+        .filter(|l| l["status"] == "failed")
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a regular file"));
+    assert_eq!(summary(&lines)["written"], 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_file_names_are_kept_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tree = TestTree::new();
+    let name = OsStr::from_bytes(b"caf\xe9-\xff.png");
+    fs::create_dir_all(tree.path("in")).unwrap();
+    fs::write(tree.path("in").join(name), small_png()).unwrap();
+    let out = tree.path("out");
+    presize()
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "-w", "16"])
+        .assert()
+        .success();
+    assert_eq!(dims(&out.join(name)), (16, 12));
+}
+
+#[test]
+fn very_deep_trees_are_walked_and_mirrored() {
+    let rel: String = (0..120).map(|i| format!("d{i}/")).collect();
+    let tree = TestTree::new().file(&format!("in/{rel}deep.png"), &small_png());
+    let out = tree.path("out");
+    presize()
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "-w", "16"])
+        .assert()
+        .success();
+    assert_eq!(dims(&out.join(format!("{rel}deep.png"))), (16, 12));
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_files_and_folders_fail_by_name_and_the_run_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = shared_tree()
+        .file("in/ok.png", &small_png())
+        .file("in/secret.png", &small_png())
+        .file("in/locked/inner.png", &small_png());
+    fs::set_permissions(
+        tree.path("in/secret.png"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    fs::set_permissions(tree.path("in/locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let out = tree.path("out");
+    let (code, lines, stderr) =
+        run_json_as_nobody(&[p(&tree.path("in")), "-o", p(&out), "-w", "16"]);
+    fs::set_permissions(tree.path("in/locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(status_of(&lines, "ok.png")["status"], "written");
+    let secret = status_of(&lines, "secret.png");
+    assert!(
+        secret["error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{secret}"
+    );
+    assert!(
+        stderr.contains("secret.png") && stderr.contains("locked"),
+        "{stderr}"
+    );
+    assert_eq!(summary(&lines)["failed"], 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_output_folder_fails_every_file_clearly_and_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = shared_tree()
+        .file("in/a.png", &small_png())
+        .file("in/sub/b.png", &small_png());
+    fs::create_dir_all(tree.path("out")).unwrap();
+    fs::set_permissions(tree.path("out"), fs::Permissions::from_mode(0o555)).unwrap();
+    let (code, lines, stderr) =
+        run_json_as_nobody(&[p(&tree.path("in")), "-o", p(&tree.path("out")), "-w", "16"]);
+    assert_eq!(code, 1, "{stderr}");
+    for l in file_lines(&lines) {
+        assert_eq!(l["status"], "failed");
+        assert!(
+            l["error"].as_str().unwrap().contains("Permission denied"),
+            "{l}"
+        );
+    }
+    assert!(files_under(&tree.path("out")).is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_planted_in_the_output_tree_is_never_written_through() {
+    use std::os::unix::fs::symlink;
+    let tree = TestTree::new()
+        .file("in/sub/a.png", &small_png())
+        .file("in/b.png", &small_png())
+        .file("elsewhere/keep.txt", b"precious");
+    fs::create_dir_all(tree.path("out")).unwrap();
+    symlink(tree.path("elsewhere"), tree.path("out/sub")).unwrap();
+    // A link where a file output goes is replaced by the output, not followed.
+    symlink(tree.path("elsewhere/keep.txt"), tree.path("out/b.png")).unwrap();
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&tree.path("out")),
+        "-w",
+        "16",
+        "--overwrite",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let a = status_of(&lines, "a.png");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside the output folder"),
+        "{a}"
+    );
+    assert_eq!(
+        fs::read_dir(tree.path("elsewhere")).unwrap().count(),
+        1,
+        "nothing was written through the link"
+    );
+    assert_eq!(
+        fs::read(tree.path("elsewhere/keep.txt")).unwrap(),
+        b"precious"
+    );
+    assert_eq!(dims(&tree.path("out/b.png")), (16, 12));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_fails_the_affected_files_and_leaves_no_partial_file() {
+    // A 96 KiB tmpfs as the output folder, mounted in a private user and mount namespace (no
+    // root needed, nothing visible outside the test).
+    let noise = image::RgbImage::from_fn(300, 300, |x, y| {
+        let v = (x * 7919 + y * 104_729) ^ (x * y);
+        image::Rgb([v as u8, (v >> 3) as u8, (v >> 7) as u8])
+    });
+    let png = common::png_bytes(&DynamicImage::ImageRgb8(noise));
+    let mut tree = TestTree::new();
+    for i in 0..12 {
+        tree = tree.file(&format!("in/n{i:02}.png"), &png);
+    }
+    let out = tree.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=96k tmpfs '{out}' && '{bin}' '{inp}' -o '{out}' -w 100 -j 2 --json --progress never; code=$?; ls -a '{out}' >&2; echo listing-done >&2; exit $code",
+        out = p(&out),
+        bin = env!("CARGO_BIN_EXE_presize"),
+        inp = p(&tree.path("in")),
+    );
+    let output = StdCommand::new("unshare")
+        .args(["-Urm", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines = json_lines(&output.stdout);
+    let s = summary(&lines);
+    let written = s["written"].as_u64().unwrap();
+    let failed = s["failed"].as_u64().unwrap();
+    assert!(written >= 1 && failed >= 1, "{s}");
+    assert_eq!(written + failed, 12);
+    for l in file_lines(&lines) {
+        if l["status"] == "failed" {
+            assert!(
+                l["error"].as_str().unwrap().contains("No space left"),
+                "{l}"
+            );
+        }
+    }
+    // The listing of the tmpfs, taken inside the namespace: only complete outputs, no `.part`.
+    let listing = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with('.'))
+        .take_while(|l| *l != "listing-done")
+        .filter(|l| *l != "." && *l != "..")
+        .collect::<Vec<_>>();
+    assert_eq!(listing.len() as u64, written, "{listing:?}");
+    assert!(listing
+        .iter()
+        .all(|n| n.ends_with(".png") && !n.starts_with(".presize")));
+}
+
+#[cfg(unix)]
+#[test]
+fn in_place_replaces_originals_keeps_permissions_and_never_loses_a_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let corrupt = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR garbage".to_vec();
+    let tree = TestTree::new()
+        .png("in/big.png", 400, 300)
+        .png("in/sub/small.png", 80, 60)
+        .file("in/broken.png", &corrupt);
+    fs::set_permissions(tree.path("in/big.png"), fs::Permissions::from_mode(0o640)).unwrap();
+    let small_before = fs::read(tree.path("in/sub/small.png")).unwrap();
+    let (code, lines, stderr) = run_json(&[p(&tree.path("in")), "--in-place", "-w", "100"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(dims(&tree.path("in/big.png")), (100, 75));
+    let mode = fs::metadata(tree.path("in/big.png"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    // Already within the target: untouched, not re-encoded.
+    assert_eq!(status_of(&lines, "small.png")["reason"], "already-fits");
+    assert_eq!(
+        fs::read(tree.path("in/sub/small.png")).unwrap(),
+        small_before
+    );
+    // A failure leaves the original exactly as it was.
+    assert_eq!(status_of(&lines, "broken.png")["status"], "failed");
+    assert_eq!(fs::read(tree.path("in/broken.png")).unwrap(), corrupt);
+    let mut names = files_under(&tree.path("in"));
+    names.sort();
+    assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+
+    // --in-place with -o or --format is refused before any work.
+    presize()
+        .arg(tree.path("in"))
+        .args(["--in-place", "-w", "50", "-f", "webp"])
+        .assert()
+        .code(2);
+}
