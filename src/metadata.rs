@@ -266,64 +266,91 @@ struct Entry {
     value: Vec<u8>,
 }
 
-/// A TIFF structure being read; every access is bounds-checked.
-struct Tiff<'a> {
-    data: &'a [u8],
-    big_endian: bool,
+impl Entry {
+    fn single(tag: u16, kind: u16, value: &[u8]) -> Entry {
+        let value = value.to_vec();
+        Entry {
+            tag,
+            kind,
+            count: 1,
+            value,
+        }
+    }
 }
 
-impl Tiff<'_> {
-    fn u16_at(&self, at: usize) -> Option<u16> {
-        let b = [*self.data.get(at)?, *self.data.get(at + 1)?];
-        Some(if self.big_endian {
+/// A TIFF byte order: true for big-endian (`MM`, Motorola).
+#[derive(Clone, Copy)]
+struct Order(bool);
+
+impl Order {
+    fn u16(self, v: u16) -> [u8; 2] {
+        if self.0 {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn u32(self, v: u32) -> [u8; 4] {
+        if self.0 {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn u16_at(self, data: &[u8], at: usize) -> Option<u16> {
+        let b: [u8; 2] = data.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if self.0 {
             u16::from_be_bytes(b)
         } else {
             u16::from_le_bytes(b)
         })
     }
 
-    fn u32_at(&self, at: usize) -> Option<u32> {
-        let b: [u8; 4] = self.data.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.big_endian {
+    fn u32_at(self, data: &[u8], at: usize) -> Option<u32> {
+        let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if self.0 {
             u32::from_be_bytes(b)
         } else {
             u32::from_le_bytes(b)
         })
     }
 
-    /// Reads the IFD at `offset`, sorted by tag, with unreadable entries skipped. `budget`
-    /// bounds the bytes copied, so entries sharing one huge value cannot blow up memory.
-    fn ifd(&self, offset: u32, budget: &mut usize) -> Option<Vec<Entry>> {
-        let at = usize::try_from(offset).ok()?;
-        let count = self.u16_at(at)?;
+    /// Reads the IFD at `offset` of `data`, sorted by tag, with unreadable entries skipped.
+    /// `budget` bounds the bytes copied, so many entries sharing one huge value cannot blow up
+    /// memory: exhausting it gives `None`.
+    fn ifd(self, data: &[u8], offset: u32, budget: &mut usize) -> Option<Vec<Entry>> {
+        let at = usize::try_from(offset).ok().filter(|&at| at < data.len())?;
         let mut entries = Vec::new();
-        for i in 0..usize::from(count) {
+        for i in 0..usize::from(self.u16_at(data, at)?) {
             let e = at + 2 + 12 * i;
-            let (Some(tag), Some(kind), Some(n)) =
-                (self.u16_at(e), self.u16_at(e + 2), self.u32_at(e + 4))
-            else {
+            let (Some(tag), Some(kind), Some(count)) = (
+                self.u16_at(data, e),
+                self.u16_at(data, e + 2),
+                self.u32_at(data, e + 4),
+            ) else {
                 break; // the IFD is cut short: keep the entries read so far
             };
-            let Some(size) = type_size(kind).and_then(|s| s.checked_mul(usize::try_from(n).ok()?))
+            let size = type_size(kind).and_then(|s| s.checked_mul(usize::try_from(count).ok()?));
+            let start = match size {
+                Some(size) if size <= 4 => Some(e + 8),
+                Some(_) => self
+                    .u32_at(data, e + 8)
+                    .and_then(|o| usize::try_from(o).ok()),
+                None => None,
+            };
+            let Some(value) = start
+                .zip(size)
+                .and_then(|(s, n)| data.get(s..s.checked_add(n)?))
             else {
-                continue;
+                continue; // unknown type or value out of range
             };
-            let start = if size <= 4 {
-                e + 8
-            } else {
-                match self.u32_at(e + 8).and_then(|o| usize::try_from(o).ok()) {
-                    Some(o) => o,
-                    None => continue,
-                }
-            };
-            let Some(value) = self.data.get(start..start.saturating_add(size)) else {
-                continue;
-            };
-            *budget = budget.checked_sub(size)?;
+            *budget = budget.checked_sub(value.len())?;
             entries.push(Entry {
                 tag,
                 kind,
-                count: n,
+                count,
                 value: value.to_vec(),
             });
         }
@@ -333,13 +360,9 @@ impl Tiff<'_> {
     }
 
     /// The offset held by a pointer entry (LONG or IFD type, count 1).
-    fn pointer(&self, entries: &[Entry], tag: u16) -> Option<u32> {
+    fn pointer(self, entries: &[Entry], tag: u16) -> Option<u32> {
         let e = entries.iter().find(|e| e.tag == tag)?;
-        let value = Tiff {
-            data: &e.value,
-            big_endian: self.big_endian,
-        };
-        (matches!(e.kind, LONG | 13) && e.count == 1).then(|| value.u32_at(0))?
+        (matches!(e.kind, LONG | 13) && e.count == 1).then(|| self.u32_at(&e.value, 0))?
     }
 }
 
@@ -350,34 +373,6 @@ fn type_size(kind: u16) -> Option<usize> {
         4 | 9 | 11 | 13 => Some(4),
         5 | 10 | 12 => Some(8),
         _ => None,
-    }
-}
-
-fn short(tag: u16, v: u16, big_endian: bool) -> Entry {
-    let value = if big_endian {
-        v.to_be_bytes()
-    } else {
-        v.to_le_bytes()
-    };
-    Entry {
-        tag,
-        kind: SHORT,
-        count: 1,
-        value: value.to_vec(),
-    }
-}
-
-fn long(tag: u16, v: u32, big_endian: bool) -> Entry {
-    let value = if big_endian {
-        v.to_be_bytes()
-    } else {
-        v.to_le_bytes()
-    };
-    Entry {
-        tag,
-        kind: LONG,
-        count: 1,
-        value: value.to_vec(),
     }
 }
 
@@ -399,33 +394,21 @@ fn ifd_len(entries: &[Entry]) -> usize {
     2 + 12 * entries.len() + 4 + values
 }
 
-fn write_ifd(out: &mut Vec<u8>, entries: &[Entry], big_endian: bool) -> Option<()> {
-    let u16b = |v: u16| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let u32b = |v: u32| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
+/// Appends an IFD, then its out-of-line values; offsets count from the start of `out`, which
+/// is the start of the TIFF block. `None` if the IFD is too big to address.
+fn write_ifd(out: &mut Vec<u8>, entries: &[Entry], order: Order) -> Option<()> {
     let mut values_at = out.len() + 2 + 12 * entries.len() + 4;
-    out.extend_from_slice(&u16b(u16::try_from(entries.len()).ok()?));
+    out.extend_from_slice(&order.u16(u16::try_from(entries.len()).ok()?));
     for e in entries {
-        out.extend_from_slice(&u16b(e.tag));
-        out.extend_from_slice(&u16b(e.kind));
-        out.extend_from_slice(&u32b(e.count));
+        out.extend_from_slice(&order.u16(e.tag));
+        out.extend_from_slice(&order.u16(e.kind));
+        out.extend_from_slice(&order.u32(e.count));
         if e.value.len() <= 4 {
             let mut inline = [0u8; 4];
             inline[..e.value.len()].copy_from_slice(&e.value);
             out.extend_from_slice(&inline);
         } else {
-            out.extend_from_slice(&u32b(u32::try_from(values_at).ok()?));
+            out.extend_from_slice(&order.u32(u32::try_from(values_at).ok()?));
             values_at += e.value.len() + e.value.len() % 2;
         }
     }
@@ -447,26 +430,19 @@ fn write_ifd(out: &mut Vec<u8>, entries: &[Entry], big_endian: bool) -> Option<(
 /// dropped. Returns `None` for a block that is not TIFF, an unreadable IFD0, or when nothing
 /// but the orientation would remain.
 pub fn rewrite_exif(exif: &[u8], width: u32, height: u32, strip_gps: bool) -> Option<Vec<u8>> {
-    let big_endian = match exif.get(0..4)? {
-        b"II*\0" => false,
-        b"MM\0*" => true,
+    let order = match exif.get(0..4)? {
+        b"II*\0" => Order(false),
+        b"MM\0*" => Order(true),
         _ => return None,
     };
-    let tiff = Tiff {
-        data: exif,
-        big_endian,
-    };
     let mut budget = exif.len().saturating_mul(2);
-    let raw0 = tiff.ifd(tiff.u32_at(4)?, &mut budget)?;
-    let mut follow =
-        |parent: Option<&Vec<Entry>>, tag: u16| tiff.ifd(tiff.pointer(parent?, tag)?, &mut budget);
+    let raw0 = order.ifd(exif, order.u32_at(exif, 4)?, &mut budget)?;
+    let mut follow = |parent: Option<&Vec<Entry>>, tag: u16| {
+        order.ifd(exif, order.pointer(parent?, tag)?, &mut budget)
+    };
     let raw_exif = follow(Some(&raw0), TAG_EXIF_IFD);
     let raw_interop = follow(raw_exif.as_ref(), TAG_INTEROP_IFD);
-    let raw_gps = if strip_gps {
-        None
-    } else {
-        follow(Some(&raw0), TAG_GPS_IFD)
-    };
+    let raw_gps = follow(Some(&raw0).filter(|_| !strip_gps), TAG_GPS_IFD);
     let keep = |raw: Option<Vec<Entry>>, dropped: &[u16]| {
         let kept: Vec<Entry> = raw?
             .into_iter()
@@ -481,48 +457,48 @@ pub fn rewrite_exif(exif: &[u8], width: u32, height: u32, strip_gps: bool) -> Op
     if ifd0.iter().all(|e| e.tag == TAG_ORIENTATION) && exif_ifd.is_none() && gps.is_none() {
         return None;
     }
-    upsert(&mut ifd0, short(TAG_ORIENTATION, 1, big_endian));
+    upsert(
+        &mut ifd0,
+        Entry::single(TAG_ORIENTATION, SHORT, &order.u16(1)),
+    );
     if let Some(e) = exif_ifd.as_mut() {
-        upsert(e, long(TAG_PIXEL_X, width, big_endian));
-        upsert(e, long(TAG_PIXEL_Y, height, big_endian));
+        upsert(e, Entry::single(TAG_PIXEL_X, LONG, &order.u32(width)));
+        upsert(e, Entry::single(TAG_PIXEL_Y, LONG, &order.u32(height)));
     }
 
-    // Pointer entries are 4 bytes inline whatever their value, so placeholders fix the sizes
-    // and thus the offsets, which then replace them.
-    if exif_ifd.is_some() {
-        upsert(&mut ifd0, long(TAG_EXIF_IFD, 0, big_endian));
-    }
-    if gps.is_some() {
-        upsert(&mut ifd0, long(TAG_GPS_IFD, 0, big_endian));
-    }
-    if let (Some(e), Some(_)) = (exif_ifd.as_mut(), &interop) {
-        upsert(e, long(TAG_INTEROP_IFD, 0, big_endian));
-    }
+    // A pointer entry is 4 bytes inline whatever its value, so the layout is known before the
+    // offsets are: IFD0, Exif IFD, Interop IFD, GPS IFD, each followed by its values.
     let len = |ifd: &Option<Vec<Entry>>| ifd.as_deref().map_or(0, ifd_len);
-    let exif_at = 8 + ifd_len(&ifd0);
-    let interop_at = exif_at + len(&exif_ifd);
+    let pointer_len = |present: bool| if present { 12 } else { 0 };
+    let ifd0_len = ifd_len(&ifd0) + pointer_len(exif_ifd.is_some()) + pointer_len(gps.is_some());
+    let exif_len = len(&exif_ifd) + pointer_len(interop.is_some());
+    let exif_at = 8 + ifd0_len;
+    let interop_at = exif_at + exif_len;
     let gps_at = interop_at + len(&interop);
-    let end = u32::try_from(gps_at + len(&gps)).ok()?; // so every offset below fits too
-    let offset = |at: usize| u32::try_from(at).unwrap_or(end);
+    let end = gps_at + len(&gps);
+    u32::try_from(end).ok()?; // so every offset below fits too
+    let pointer =
+        |tag: u16, at: usize| Entry::single(tag, LONG, &order.u32(u32::try_from(at).unwrap_or(0)));
     if let Some(e) = exif_ifd.as_mut() {
-        upsert(&mut ifd0, long(TAG_EXIF_IFD, offset(exif_at), big_endian));
+        upsert(&mut ifd0, pointer(TAG_EXIF_IFD, exif_at));
         if interop.is_some() {
-            upsert(e, long(TAG_INTEROP_IFD, offset(interop_at), big_endian));
+            upsert(e, pointer(TAG_INTEROP_IFD, interop_at));
         }
     }
     if gps.is_some() {
-        upsert(&mut ifd0, long(TAG_GPS_IFD, offset(gps_at), big_endian));
+        upsert(&mut ifd0, pointer(TAG_GPS_IFD, gps_at));
     }
 
-    let mut out = Vec::with_capacity(gps_at + len(&gps));
-    out.extend_from_slice(if big_endian {
+    let mut out = Vec::with_capacity(end);
+    out.extend_from_slice(if order.0 {
         b"MM\0*\0\0\0\x08"
     } else {
         b"II*\0\x08\0\0\0"
     });
     for ifd in [Some(ifd0), exif_ifd, interop, gps].iter().flatten() {
-        write_ifd(&mut out, ifd, big_endian)?;
+        write_ifd(&mut out, ifd, order)?;
     }
+    debug_assert_eq!(out.len(), end);
     Some(out)
 }
 
