@@ -530,7 +530,7 @@ fn safe_relative(key: &str) -> Option<PathBuf> {
         match part {
             "" | "." => {}
             ".." => return None,
-            part if part.contains('\\') || part.contains(':') => return None,
+            part if !crate::naming::is_one_normal_component(part.as_ref()) => return None,
             part => path.push(part),
         }
     }
@@ -1059,5 +1059,10 @@ mod tests {
         assert_eq!(safe_relative("a/./b.webp"), Some(PathBuf::from("a/b.webp")));
         assert_eq!(safe_relative("a/../../b.webp"), None);
         assert_eq!(safe_relative("/"), None);
+        #[cfg(unix)]
+        assert_eq!(
+            safe_relative("10:30.webp"),
+            Some(PathBuf::from("10:30.webp"))
+        );
     }
 }

@@ -407,6 +407,15 @@ fn check_stem(stem: &OsStr) -> Result<(), TemplateError> {
     Ok(())
 }
 
+/// Returns true if and only if `name` parses as exactly one ordinary path component.
+pub(crate) fn is_one_normal_component(name: &OsStr) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(_)), None)
+    )
+}
+
 /// Path components under construction. Built from `OsString`s so that a non-UTF-8 stem reaches
 /// the file system unchanged.
 #[derive(Default)]
@@ -453,6 +462,13 @@ impl Components {
                 return Err(TemplateError::BadRender(
                     "a substituted value made a '..' folder".to_owned(),
                 ));
+            }
+            // On Windows `C:x` is a drive prefix, and pushing it would replace the whole path.
+            if !is_one_normal_component(&c) {
+                return Err(TemplateError::BadRender(format!(
+                    "'{}' is not a plain file or folder name here",
+                    c.to_string_lossy()
+                )));
             }
             path.push(c);
         }
@@ -619,6 +635,22 @@ mod tests {
             Err(TemplateError::BadRender(_))
         ));
         assert_eq!(t.render(&vars("x", "a", 1)), Ok(PathBuf::from("a/x")));
+    }
+
+    #[test]
+    fn one_normal_component_means_a_plain_name() {
+        for ok in ["a", "a.b", "10:30", "..x"] {
+            assert_eq!(
+                is_one_normal_component(OsStr::new(ok)),
+                cfg!(unix) || !ok.contains(':'),
+                "{ok}"
+            );
+        }
+        for bad in ["", ".", "..", "a/b", "/", "/a"] {
+            assert!(!is_one_normal_component(OsStr::new(bad)), "{bad}");
+        }
+        #[cfg(windows)]
+        assert!(!is_one_normal_component(OsStr::new("C:x")));
     }
 
     #[test]
