@@ -195,6 +195,31 @@ pub struct ImageArgs {
     /// Refuse images with more pixels than this before decoding them (decompression bombs).
     #[arg(long, default_value_t = 268_402_689, value_name = "N")]
     pub max_pixels: u64,
+
+    /// Colour profile: keep (embed the source's profile unchanged), srgb (convert the pixels to
+    /// sRGB and embed a compact sRGB profile) or strip (drop it; pixels unchanged).
+    #[arg(long, value_enum, default_value_t = IccArg::Keep, value_name = "MODE")]
+    pub icc: IccArg,
+
+    /// Drop all metadata (EXIF, XMP) except the colour profile --icc asks for. By default EXIF
+    /// (camera, date taken) and XMP are kept, with the orientation reset and the size updated.
+    #[arg(long)]
+    pub strip: bool,
+
+    /// Drop only the location (EXIF GPS, XMP exif:GPS*) and keep the rest.
+    #[arg(long, conflicts_with = "strip")]
+    pub strip_gps: bool,
+}
+
+/// `--icc` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IccArg {
+    /// Carry the source's profile into the output unchanged.
+    Keep,
+    /// Convert pixels to sRGB; embed a compact sRGB profile.
+    Srgb,
+    /// Drop the profile.
+    Strip,
 }
 
 /// Subcommands.

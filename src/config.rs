@@ -8,10 +8,11 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, FilterArg, FitArg, FormatArg, ImageArgs, MemoryArg, WhenArg};
+use crate::cli::{Cli, FilterArg, FitArg, FormatArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
+pub use crate::metadata::MetaPolicy;
 
 /// Resampling filter, independent of the resizer library's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,21 @@ pub struct Settings {
     pub shrink: Shrink,
     /// Largest accepted width × height. Default: 268,402,689 (16383², as sharp).
     pub max_pixels: u64,
+    /// What happens to the colour profile. Default: keep.
+    pub icc: IccPolicy,
+    /// Which EXIF/XMP metadata is carried over. Default: keep (orientation reset).
+    pub metadata: MetaPolicy,
+}
+
+/// What happens to the source's colour profile (`--icc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IccPolicy {
+    /// Embed it unchanged.
+    Keep,
+    /// Convert pixels to sRGB and embed a compact sRGB profile.
+    Srgb,
+    /// Drop it.
+    Strip,
 }
 
 impl Settings {
@@ -126,6 +142,18 @@ impl Settings {
                 Shrink::Quality
             },
             max_pixels: args.max_pixels,
+            icc: match args.icc {
+                IccArg::Keep => IccPolicy::Keep,
+                IccArg::Srgb => IccPolicy::Srgb,
+                IccArg::Strip => IccPolicy::Strip,
+            },
+            metadata: if args.strip {
+                MetaPolicy::Strip
+            } else if args.strip_gps {
+                MetaPolicy::StripGps
+            } else {
+                MetaPolicy::Keep
+            },
         })
     }
 
@@ -336,6 +364,8 @@ pub fn settings_for_width(width: u32) -> Settings {
         background: [255, 255, 255],
         shrink: Shrink::Quality,
         max_pixels: 268_402_689,
+        icc: IccPolicy::Keep,
+        metadata: MetaPolicy::Keep,
     }
 }
 

@@ -12,6 +12,7 @@ use turbojpeg::{Colorspace, DecompressHeader, Decompressor, PixelFormat, Scaling
 
 use crate::error::JobError;
 use crate::format::Format;
+use crate::metadata;
 
 /// Channel layout of an 8-bit pixel buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +66,14 @@ pub struct Header {
     pub height: u32,
     /// EXIF orientation, 1..=8 (1 when absent or invalid).
     pub orientation: u8,
-    /// Embedded ICC profile, if any.
+    /// Embedded ICC profile, if any (never a CMYK profile: the pixels are RGB by then).
     pub icc: Option<Vec<u8>>,
+    /// The CMYK profile of a CMYK/YCCK JPEG, used to convert its pixels to sRGB.
+    pub cmyk_icc: Option<Vec<u8>>,
+    /// EXIF (TIFF structure) and XMP packet, carried to the output by `metadata`.
+    pub exif: Option<Vec<u8>>,
+    /// XMP packet.
+    pub xmp: Option<Vec<u8>>,
     /// libjpeg-turbo's view of a JPEG header (colour space, lossless), kept so the decode does
     /// not parse the markers again.
     jpeg: Option<DecompressHeader>,
@@ -173,15 +180,21 @@ pub fn probe<'a>(
                 .new_jpeg()?
                 .read_header(bytes)
                 .map_err(|e| jpeg_err(&e))?;
-            let meta = jpeg_metadata(bytes);
+            let meta = metadata::read(bytes, Format::Jpeg);
+            let cmyk = matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+            let (icc, cmyk_icc) = if cmyk {
+                (None, meta.icc)
+            } else {
+                (meta.icc, None)
+            };
             let header = Header {
                 width: u32::try_from(h.width).unwrap_or(u32::MAX),
                 height: u32::try_from(h.height).unwrap_or(u32::MAX),
                 orientation: meta.exif.as_deref().map_or(1, exif_orientation),
-                // A CMYK profile would be wrong on the RGB pixels we produce.
-                icc: meta
-                    .icc
-                    .filter(|_| !matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK)),
+                icc,
+                cmyk_icc,
+                exif: meta.exif,
+                xmp: meta.xmp,
                 jpeg: Some(h),
             };
             Probe {
@@ -193,12 +206,17 @@ pub fn probe<'a>(
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
             let orientation = decoder.orientation().map_or(1, |o| o.to_exif());
-            let icc = decoder.icc_profile().ok().flatten();
+            let meta = metadata::read(bytes, format);
+            let icc = decoder.icc_profile().ok().flatten().or(meta.icc);
+            let exif = meta.exif.or_else(|| decoder.exif_metadata().ok().flatten());
             let header = Header {
                 width,
                 height,
                 orientation,
                 icc,
+                cmyk_icc: None,
+                exif,
+                xmp: meta.xmp,
                 jpeg: None,
             };
             Probe {
@@ -395,60 +413,6 @@ fn to_pixels(img: DynamicImage) -> Pixels {
     }
 }
 
-/// EXIF and ICC segments found before the first scan of a JPEG.
-#[derive(Debug, Default)]
-pub struct JpegMetadata {
-    /// The EXIF TIFF structure (after the `Exif\0\0` prefix).
-    pub exif: Option<Vec<u8>>,
-    /// The ICC profile, reassembled from its APP2 chunks.
-    pub icc: Option<Vec<u8>>,
-}
-
-/// Walks the JPEG marker segments up to the first scan. Malformed segments end the walk
-/// quietly: metadata is best-effort, the decoder reports real corruption.
-pub fn jpeg_metadata(bytes: &[u8]) -> JpegMetadata {
-    let mut meta = JpegMetadata::default();
-    let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
-    let mut pos = 2;
-    while pos + 4 <= bytes.len() {
-        if bytes[pos] != 0xFF {
-            break;
-        }
-        let marker = bytes[pos + 1];
-        if marker == 0xFF {
-            pos += 1; // fill byte
-            continue;
-        }
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        let len = usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
-        let Some(body) = bytes.get(pos + 4..pos + 2 + len).filter(|_| len >= 2) else {
-            break;
-        };
-        match marker {
-            0xE1 if body.starts_with(b"Exif\0\0") && meta.exif.is_none() => {
-                meta.exif = Some(body[6..].to_vec());
-            }
-            0xE2 if body.starts_with(b"ICC_PROFILE\0") && body.len() > 14 => {
-                icc_chunks.push((body[12], &body[14..]));
-            }
-            _ => {}
-        }
-        pos += 2 + len;
-    }
-    if !icc_chunks.is_empty() {
-        icc_chunks.sort_by_key(|c| c.0);
-        meta.icc = Some(
-            icc_chunks
-                .iter()
-                .flat_map(|c| c.1.iter().copied())
-                .collect(),
-        );
-    }
-    meta
-}
-
 fn has_adobe_marker(bytes: &[u8]) -> bool {
     // APP14 "Adobe" appears in the first few KB when present.
     bytes[..bytes.len().min(64 * 1024)]
@@ -497,14 +461,14 @@ mod tests {
             jpeg.extend(body);
         }
         jpeg.extend([0xFF, 0xDA, 0, 2]);
-        let meta = jpeg_metadata(&jpeg);
+        let meta = metadata::read(&jpeg, Format::Jpeg);
         assert_eq!(meta.icc.as_deref(), Some(b"hello world".as_slice()));
         assert!(meta.exif.is_none());
     }
 
     #[test]
     fn metadata_walk_survives_garbage() {
-        let meta = jpeg_metadata(&[0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF]);
+        let meta = metadata::read(&[0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF], Format::Jpeg);
         assert!(meta.exif.is_none() && meta.icc.is_none());
     }
 }

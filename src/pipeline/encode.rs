@@ -20,6 +20,7 @@ use super::decode::{Layout, Pixels};
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::format::Format;
+use crate::metadata::{self, Metadata};
 
 /// Encoder state a worker keeps between images.
 #[derive(Default)]
@@ -34,17 +35,27 @@ fn enc_err(format: Format, e: impl std::fmt::Display) -> JobError {
     }
 }
 
-/// Encodes `px` as `format`, embedding `icc` where the format allows it.
+/// Encodes `px` as `format`, embedding the metadata the format can carry: EXIF, XMP and ICC in
+/// JPEG, PNG and WebP; nothing in GIF, TIFF and BMP. An ICC profile whose colour space does not
+/// fit the pixels (a grey profile on colour pixels) is left out.
 pub fn encode(
     px: &Pixels,
     format: Format,
     settings: &Settings,
-    icc: Option<&[u8]>,
+    meta: &Metadata,
     scratch: &mut EncodeScratch,
 ) -> Result<Vec<u8>, JobError> {
-    let icc = icc.filter(|p| icc_matches(p, px.layout));
+    let icc = meta.icc.as_deref().filter(|p| icc_matches(p, px.layout));
+    let meta = Metadata {
+        exif: meta.exif.clone(),
+        xmp: meta.xmp.clone(),
+        icc: icc.map(<[u8]>::to_vec),
+    };
     match format {
-        Format::Jpeg => encode_jpeg(px, settings.quality, icc, scratch),
+        Format::Jpeg => Ok(metadata::embed_jpeg(
+            &encode_jpeg(px, settings.quality, scratch)?,
+            &meta,
+        )),
         Format::Png => {
             let mut out = Vec::new();
             let mut enc = PngEncoder::new(&mut out);
@@ -54,7 +65,7 @@ pub fn encode(
             }
             enc.write_image(&px.data, px.width, px.height, color_type(px.layout))
                 .map_err(|e| enc_err(format, e))?;
-            Ok(out)
+            Ok(metadata::embed_png(&out, &meta))
         }
         Format::Webp => {
             let rgb;
@@ -79,7 +90,7 @@ pub fn encode(
             if mem.is_empty() {
                 return Err(enc_err(format, "libwebp returned no data"));
             }
-            Ok(mem.to_vec())
+            Ok(metadata::embed_webp(&mem, px.width, px.height, &meta))
         }
         Format::Gif => {
             let rgba = to_rgba(px);
@@ -172,12 +183,7 @@ fn icc_matches(icc: &[u8], layout: Layout) -> bool {
     }
 }
 
-fn encode_jpeg(
-    px: &Pixels,
-    quality: u8,
-    icc: Option<&[u8]>,
-    scratch: &mut EncodeScratch,
-) -> Result<Vec<u8>, JobError> {
+fn encode_jpeg(px: &Pixels, quality: u8, scratch: &mut EncodeScratch) -> Result<Vec<u8>, JobError> {
     let err = |e: turbojpeg::Error| enc_err(Format::Jpeg, e);
     if scratch.jpeg.is_none() {
         scratch.jpeg = Some(Compressor::new().map_err(err)?);
@@ -204,36 +210,7 @@ fn encode_jpeg(
         height: px.height as usize,
         format,
     };
-    let jpeg = c.compress_to_vec(image).map_err(err)?;
-    Ok(match icc {
-        Some(icc) => insert_icc(&jpeg, icc),
-        None => jpeg,
-    })
-}
-
-/// Inserts an ICC profile as APP2 `ICC_PROFILE` segments right after SOI and any JFIF APP0.
-fn insert_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
-    const MAX_CHUNK: usize = 65_519; // 65535 - 2 (length) - 12 (tag) - 2 (seq, count)
-    let mut at = 2;
-    if jpeg.get(2..4) == Some(&[0xFF, 0xE0]) {
-        at = 4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
-    }
-    let chunks: Vec<&[u8]> = icc.chunks(MAX_CHUNK).collect();
-    let Ok(count) = u8::try_from(chunks.len()) else {
-        return jpeg.to_vec();
-    };
-    let mut out = Vec::with_capacity(jpeg.len() + icc.len() + 18 * chunks.len());
-    out.extend_from_slice(&jpeg[..at]);
-    for (i, chunk) in chunks.iter().enumerate() {
-        let len = u16::try_from(2 + 12 + 2 + chunk.len()).expect("chunk bounded");
-        out.extend_from_slice(&[0xFF, 0xE2]);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(b"ICC_PROFILE\0");
-        out.extend_from_slice(&[u8::try_from(i + 1).expect("≤ count"), count]);
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&jpeg[at..]);
-    out
+    c.compress_to_vec(image).map_err(err)
 }
 
 /// Temporary files being written right now, so that an immediate exit (second Ctrl-C) can
@@ -340,10 +317,9 @@ pub fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(), JobErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::decode::jpeg_metadata;
 
     #[test]
-    fn icc_round_trips_through_jpeg_segments() {
+    fn metadata_round_trips_through_every_format_that_carries_it() {
         let px = Pixels {
             data: vec![128; 16 * 16 * 3],
             width: 16,
@@ -354,17 +330,24 @@ mod tests {
         icc[16..20].copy_from_slice(b"RGB ");
         icc[100] = 7;
         let settings = crate::config::settings_for_width(16);
-        let jpeg = encode(
-            &px,
-            Format::Jpeg,
-            &settings,
-            Some(&icc),
-            &mut EncodeScratch::default(),
-        )
-        .unwrap();
-        assert_eq!(jpeg_metadata(&jpeg).icc.as_deref(), Some(icc.as_slice()));
+        let meta = Metadata {
+            exif: None,
+            xmp: Some(b"<x:xmpmeta>hi</x:xmpmeta>".to_vec()),
+            icc: Some(icc.clone()),
+        };
+        let mut scratch = EncodeScratch::default();
+        let jpeg = encode(&px, Format::Jpeg, &settings, &meta, &mut scratch).unwrap();
+        assert_eq!(
+            metadata::read(&jpeg, Format::Jpeg),
+            meta,
+            "a 70 KB profile spans two APP2 segments"
+        );
         let header = turbojpeg::read_header(&jpeg).unwrap();
         assert_eq!((header.width, header.height), (16, 16));
+        let webp = encode(&px, Format::Webp, &settings, &meta, &mut scratch).unwrap();
+        assert_eq!(metadata::read(&webp, Format::Webp), meta);
+        let png = encode(&px, Format::Png, &settings, &meta, &mut scratch).unwrap();
+        assert_eq!(metadata::read(&png, Format::Png).xmp, meta.xmp);
     }
 
     #[test]

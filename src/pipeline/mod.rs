@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::budget::Budget;
-use crate::config::Settings;
+use crate::config::{IccPolicy, Settings};
 use crate::error::JobError;
 use crate::format::Format;
 use crate::geometry;
+use crate::metadata::{self, Metadata};
 use crate::plan::Job;
 
 /// Time spent in each stage of one image (or summed over many).
@@ -290,7 +291,12 @@ fn run_stages(
         min_size,
         (out_w, out_h),
     ));
-    let icc = probe.header.icc.take();
+    let header = &mut probe.header;
+    let source_meta = Metadata {
+        exif: header.exif.take(),
+        xmp: header.xmp.take(),
+        icc: header.icc.take(),
+    };
     let px = decode::decode_probed(
         bytes,
         job.input_format,
@@ -321,11 +327,17 @@ fn run_stages(
     stages.resize = t.elapsed();
 
     let t = Instant::now();
+    let mut out_meta = metadata::for_output(source_meta, settings.metadata, px.width, px.height);
+    match settings.icc {
+        IccPolicy::Keep => {}
+        IccPolicy::Strip => out_meta.icc = None,
+        IccPolicy::Srgb => {}
+    }
     let encoded = encode::encode(
         &px,
         job.output_format,
         settings,
-        icc.as_deref(),
+        &out_meta,
         &mut scratch.encode,
     )?;
     stages.encode = t.elapsed();
