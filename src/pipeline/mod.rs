@@ -328,10 +328,8 @@ fn run_stages(
 
     let t = Instant::now();
     let mut out_meta = metadata::for_output(source_meta, settings.metadata, px.width, px.height);
-    match settings.icc {
-        IccPolicy::Keep => {}
-        IccPolicy::Strip => out_meta.icc = None,
-        IccPolicy::Srgb => {}
+    if settings.icc == IccPolicy::Strip {
+        out_meta.icc = None;
     }
     let encoded = encode::encode(
         &px,
