@@ -215,8 +215,14 @@ fn bench_encode(c: &mut Criterion) {
         let id = BenchmarkId::new(name, size_label(&px));
         group.bench_function(id, |b| {
             b.iter(|| {
-                encode::encode(black_box(&px), format, &settings, None, &mut scratch)
-                    .expect("encodes")
+                encode::encode(
+                    black_box(&px),
+                    format,
+                    &settings,
+                    &Default::default(),
+                    &mut scratch,
+                )
+                .expect("encodes")
             });
         });
     }
