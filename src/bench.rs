@@ -128,6 +128,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             in_place: false,
             follow_links: false,
             limits: crate::config::Limits::default(),
+            template: crate::naming::Template::default_for(settings.targets.len()),
+            listed: false,
+            shard: None,
+            manifest: None,
+            force: true,
+            prune: false,
         };
         let mut runs: Vec<RunStats> = Vec::with_capacity(repeat);
         for _ in 0..repeat {
@@ -140,7 +146,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
                 latencies: Vec::new(),
             };
             let found = std::sync::atomic::AtomicU64::new(0);
-            (s.wall, _) = crate::execute(&config, &cancel, !args.write, &found, |r| {
+            (s.wall, _) = crate::execute(&config, &cancel, !args.write, &found, None, |r| {
                 match r.outcome {
                     Ok(Outcome::Written(_)) => {
                         s.images += 1;

@@ -58,7 +58,7 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Image files and/or folders (folders are walked recursively).
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "files_from", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
     /// Folder the outputs go to; sub-folders of each input folder are mirrored below it.
@@ -128,6 +128,47 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION")]
     pub image_timeout: Option<DurationArg>,
 
+    /// Output file names below --out-dir: placeholders {stem} {ext} {width} {height} {format}
+    /// {hash} (8 hex digits of the source's content hash) {dir} (the source's folder, mirrored
+    /// in front when not used). Default: {stem}.{ext}, or {stem}-{width}w.{ext} with several
+    /// sizes.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub name: Option<String>,
+
+    /// Write a JSON manifest of every source and its outputs (sizes, bytes, srcset per format),
+    /// and use the previous one to skip sources whose content, options and outputs are unchanged.
+    #[arg(long, value_name = "FILE.json")]
+    pub manifest: Option<PathBuf>,
+
+    /// Redo every output, ignoring the manifest and existing files.
+    #[arg(long)]
+    pub force: bool,
+
+    /// With --manifest: delete the outputs the previous manifest lists for sources that are no
+    /// longer there (within this run's inputs and shard).
+    #[arg(long, requires = "manifest")]
+    pub prune: bool,
+
+    /// Read the source list from FILE (or - for stdin), one path per line; relative paths are
+    /// mirrored below --out-dir as given.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+
+    /// With --files-from: paths are NUL-separated (find -print0, git ls-files -z).
+    #[arg(short = '0', long, requires = "files_from")]
+    pub null: bool,
+
+    /// Process only shard K of N (1-based, e.g. 2/8), split by a stable hash of each source's
+    /// relative path; "auto" reads the index from Kubernetes (JOB_COMPLETION_INDEX), Slurm
+    /// (SLURM_ARRAY_TASK_ID) or GNU parallel (PARALLEL_SEQ).
+    #[arg(long, value_name = "K/N|auto")]
+    pub shard: Option<String>,
+
+    /// The number of shards for --shard auto where the scheduler does not say (Kubernetes,
+    /// GNU parallel).
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u32>,
+
     /// Memory budget shared by all workers for decoded images (e.g. 4G, 512M, 25% of RAM)
     /// [default: 50% of physical memory]. A worker reserves its image's decoded size before
     /// decoding and waits while the budget is exhausted; an image larger than the whole budget
@@ -139,17 +180,20 @@ pub struct Cli {
 /// How each image is resized and encoded; shared by the default mode and `presize bench`.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Target width in pixels, or a percentage of the source width (e.g. 800 or 50%).
-    #[arg(short = 'w', long, value_name = "PX")]
-    pub width: Option<Dim>,
+    /// Target width in pixels, or a percentage of the source width (e.g. 800 or 50%). A list
+    /// (320,640,1280) makes one output per width from a single decode.
+    #[arg(short = 'w', long, value_name = "PX,…", value_delimiter = ',')]
+    pub width: Vec<Dim>,
 
-    /// Target height in pixels, or a percentage of the source height.
-    #[arg(short = 'H', long, value_name = "PX")]
-    pub height: Option<Dim>,
+    /// Target height in pixels, or a percentage of the source height (a list like --width; with
+    /// both lists, they pair up in order).
+    #[arg(short = 'H', long, value_name = "PX,…", value_delimiter = ',')]
+    pub height: Vec<Dim>,
 
-    /// Target geometry: 800 (width) | 800x600 (box) | 800x | x600 | 50%.
-    #[arg(short = 's', long, value_name = "SPEC")]
-    pub size: Option<SizeSpec>,
+    /// Target geometry: 800 (width) | 800x600 (box) | 800x | x600 | 50%; a list makes one output
+    /// per size.
+    #[arg(short = 's', long, value_name = "SPEC,…", value_delimiter = ',')]
+    pub size: Vec<SizeSpec>,
 
     /// How the image is fitted to a WxH box.
     #[arg(long, value_enum, default_value_t = FitArg::Inside, value_name = "MODE")]
@@ -164,14 +208,35 @@ pub struct ImageArgs {
     #[arg(long)]
     pub upscale: bool,
 
-    /// Output format; "same" keeps each input's format.
-    #[arg(short = 'f', long, value_enum, default_value_t = FormatArg::Same, value_name = "FMT")]
-    pub format: FormatArg,
+    /// Output format; "same" keeps each input's format. A list (avif,webp,jpeg) writes every
+    /// format of every size.
+    #[arg(
+        short = 'f',
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "same",
+        value_name = "FMT,…"
+    )]
+    pub format: Vec<FormatArg>,
 
-    /// Lossy quality for JPEG and WebP output, 1-100.
-    #[arg(short = 'Q', long, default_value_t = 82, value_name = "1-100",
-          value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub quality: u8,
+    /// Lossy quality, 1-100: one number for every format, or per format (webp=75,avif=45).
+    /// Defaults: jpeg 82, webp 80, avif 50 (sharp's defaults for WebP and AVIF).
+    #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…")]
+    pub quality: Option<PerFormat>,
+
+    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=4.
+    /// Defaults: avif 4, webp 4.
+    #[arg(long, value_name = "FMT=N,…")]
+    pub effort: Option<PerFormat>,
+
+    /// Write progressive JPEGs (the default: smaller, and they render early on the web).
+    #[arg(long, overrides_with = "baseline")]
+    pub progressive: bool,
+
+    /// Write baseline (sequential) JPEGs instead of progressive ones.
+    #[arg(long, overrides_with = "progressive")]
+    pub baseline: bool,
 
     /// Write lossless WebP instead of lossy (ignored for other formats).
     #[arg(long)]
@@ -364,7 +429,7 @@ pub enum FitArg {
 pub enum FormatArg {
     /// Same format as each input.
     Same,
-    /// JPEG (baseline, 4:2:0 chroma, optimised Huffman tables).
+    /// JPEG (progressive unless --baseline, 4:2:0 chroma, optimised Huffman tables).
     #[value(alias = "jpg")]
     Jpeg,
     /// PNG.
@@ -378,6 +443,8 @@ pub enum FormatArg {
     Tiff,
     /// BMP.
     Bmp,
+    /// AVIF (AV1 stills via rav1e: small files, slow to encode; see --effort).
+    Avif,
 }
 
 /// `--filter` values.
@@ -574,5 +641,55 @@ mod value_tests {
         for bad in ["", "0", "12X", "150%", "G"] {
             assert!(m(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+/// A value for every format (`82`) or per format (`webp=75,avif=45`); formats not named keep
+/// their default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PerFormat {
+    /// Applies to every format not named in `named`.
+    pub all: Option<u8>,
+    /// Per-format values, by format name as `--format` spells it.
+    pub named: Vec<(String, u8)>,
+}
+
+impl PerFormat {
+    /// The value for `format` (a `--format` name), if one was given.
+    pub fn get(&self, format: &str) -> Option<u8> {
+        self.named
+            .iter()
+            .rev()
+            .find(|(f, _)| f == format)
+            .map(|(_, v)| *v)
+            .or(self.all)
+    }
+}
+
+impl FromStr for PerFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = PerFormat::default();
+        for part in s.split(',').map(str::trim) {
+            let (name, value) = match part.split_once('=') {
+                Some((n, v)) => (Some(n.trim().to_ascii_lowercase()), v.trim()),
+                None => (None, part),
+            };
+            let v: u8 = value
+                .parse()
+                .map_err(|_| format!("invalid number {value:?} in {s:?}"))?;
+            match name {
+                None => out.all = Some(v),
+                Some(n) => {
+                    let n = if n == "jpg" { "jpeg".to_string() } else { n };
+                    if FormatArg::from_str(&n, true).is_err() || n == "same" {
+                        return Err(format!("unknown format {n:?} in {s:?}"));
+                    }
+                    out.named.push((n, v));
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -13,6 +13,8 @@ use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
 pub use crate::metadata::MetaPolicy;
+use crate::naming::Template;
+use crate::shard::Shard;
 
 /// Resampling filter, independent of the resizer library's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +63,17 @@ impl Shrink {
 /// Per-image resize and encode parameters (the part of [`Config`] a worker needs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Target size and fit. Default: none (one of -w/-H/-s is required).
-    pub target: Target,
-    /// Output format; `None` keeps each input's format. Default: `None`.
-    pub format: Option<Format>,
-    /// JPEG/WebP quality 1-100. Default: 82.
-    pub quality: u8,
+    /// Target sizes, one output per target (and per format). Default: none (one of -w/-H/-s is
+    /// required).
+    pub targets: Vec<Target>,
+    /// Output formats; `None` keeps each input's format. Default: `[None]`.
+    pub formats: Vec<Option<Format>>,
+    /// Lossy quality per format. Default: JPEG 82, WebP 80, AVIF 50.
+    pub quality: Qualities,
+    /// Encoder effort 0-10 per format. Default: WebP 4, AVIF 4.
+    pub effort: Efforts,
+    /// Progressive JPEG. Default: true.
+    pub progressive: bool,
     /// Lossless WebP. Default: false.
     pub lossless: bool,
     /// Resampling filter. Default: Lanczos3.
@@ -83,6 +90,42 @@ pub struct Settings {
     pub metadata: MetaPolicy,
 }
 
+/// Lossy quality (1-100) per output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Qualities {
+    /// JPEG. Default 82 (libjpeg-turbo; close to the web tools' 80-85).
+    pub jpeg: u8,
+    /// WebP. Default 80 (sharp's and cwebp's 75-80).
+    pub webp: u8,
+    /// AVIF. Default 50 (sharp's default; AVIF's scale is not JPEG's).
+    pub avif: u8,
+}
+
+impl Default for Qualities {
+    fn default() -> Self {
+        Qualities {
+            jpeg: 82,
+            webp: 80,
+            avif: 50,
+        }
+    }
+}
+
+/// Encoder effort (0 fastest .. 10 slowest and smallest) per format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Efforts {
+    /// WebP (mapped to libwebp's method 0-6).
+    pub webp: u8,
+    /// AVIF (mapped to rav1e's speed 10..1).
+    pub avif: u8,
+}
+
+impl Default for Efforts {
+    fn default() -> Self {
+        Efforts { webp: 4, avif: 4 }
+    }
+}
+
 /// What happens to the source's colour profile (`--icc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IccPolicy {
@@ -97,21 +140,38 @@ pub enum IccPolicy {
 impl Settings {
     /// Validates the image flags (shared by the default mode and `presize bench`).
     pub fn from_args(args: &ImageArgs) -> Result<Settings, ConfigError> {
-        let (width, height) = match (args.size, args.width, args.height) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ConfigError::SizeConflict),
-            (Some(spec), None, None) => (spec.width, spec.height),
-            (None, w, h) => (w, h),
-        };
-        if width.is_none() && height.is_none() {
-            return Err(ConfigError::NoSize);
-        }
+        let sizes: Vec<(Option<Dim>, Option<Dim>)> =
+            match (args.size.is_empty(), args.width.len(), args.height.len()) {
+                (false, 0, 0) => args.size.iter().map(|s| (s.width, s.height)).collect(),
+                (false, _, _) => return Err(ConfigError::SizeConflict),
+                (true, 0, 0) => return Err(ConfigError::NoSize),
+                (true, _, 0) => args.width.iter().map(|&w| (Some(w), None)).collect(),
+                (true, 0, _) => args.height.iter().map(|&h| (None, Some(h))).collect(),
+                (true, 1, _) => args
+                    .height
+                    .iter()
+                    .map(|&h| (Some(args.width[0]), Some(h)))
+                    .collect(),
+                (true, _, 1) => args
+                    .width
+                    .iter()
+                    .map(|&w| (Some(w), Some(args.height[0])))
+                    .collect(),
+                (true, w, h) if w == h => args
+                    .width
+                    .iter()
+                    .zip(&args.height)
+                    .map(|(&w, &h)| (Some(w), Some(h)))
+                    .collect(),
+                (true, w, h) => return Err(ConfigError::SizeLists(w, h)),
+            };
         let fit = match args.fit {
             FitArg::Inside => Fit::Inside,
             FitArg::Cover => Fit::Cover,
             FitArg::Fill => Fit::Fill,
             FitArg::Contain => Fit::Contain,
         };
-        if fit != Fit::Inside && (width.is_none() || height.is_none()) {
+        if fit != Fit::Inside && sizes.iter().any(|(w, h)| w.is_none() || h.is_none()) {
             let name = match fit {
                 Fit::Cover => "cover",
                 Fit::Fill => "fill",
@@ -119,18 +179,51 @@ impl Settings {
             };
             return Err(ConfigError::FitNeedsBox(name));
         }
-        if !(1..=100).contains(&args.quality) {
-            return Err(ConfigError::BadQuality(args.quality));
-        }
-        Ok(Settings {
-            target: Target {
+        let mut targets: Vec<Target> = Vec::new();
+        for (width, height) in sizes {
+            let t = Target {
                 width,
                 height,
                 fit,
                 upscale: args.upscale,
-            },
-            format: format_from(args.format),
-            quality: args.quality,
+            };
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+        let mut formats: Vec<Option<Format>> = Vec::new();
+        for f in args.format.iter().map(|&f| format_from(f)) {
+            if !formats.contains(&f) {
+                formats.push(f);
+            }
+        }
+        let defaults = Qualities::default();
+        let q = args.quality.clone().unwrap_or_default();
+        let quality = Qualities {
+            jpeg: q.get("jpeg").unwrap_or(defaults.jpeg),
+            webp: q.get("webp").unwrap_or(defaults.webp),
+            avif: q.get("avif").unwrap_or(defaults.avif),
+        };
+        for v in [quality.jpeg, quality.webp, quality.avif] {
+            if !(1..=100).contains(&v) {
+                return Err(ConfigError::BadQuality(v));
+            }
+        }
+        let e = args.effort.clone().unwrap_or_default();
+        let effort_defaults = Efforts::default();
+        let effort = Efforts {
+            webp: e.get("webp").unwrap_or(effort_defaults.webp),
+            avif: e.get("avif").unwrap_or(effort_defaults.avif),
+        };
+        if effort.webp > 10 || effort.avif > 10 {
+            return Err(ConfigError::BadEffort);
+        }
+        Ok(Settings {
+            targets,
+            formats,
+            quality,
+            effort,
+            progressive: !args.baseline,
             lossless: args.lossless,
             filter: filter_from(args.filter),
             background: args.background.0,
@@ -157,9 +250,24 @@ impl Settings {
         })
     }
 
-    /// The output format for an input of format `input`.
-    pub fn output_format(&self, input: Format) -> Format {
-        self.format.unwrap_or(input)
+    /// The output formats for an input of format `input`, in the order asked, without repeats.
+    pub fn output_formats(&self, input: Format) -> Vec<Format> {
+        let mut out: Vec<Format> = Vec::new();
+        for f in self.formats.iter().map(|f| f.unwrap_or(input)) {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    /// The lossy quality for `format`.
+    pub fn quality_for(&self, format: Format) -> u8 {
+        match format {
+            Format::Webp => self.quality.webp,
+            Format::Avif => self.quality.avif,
+            _ => self.quality.jpeg,
+        }
     }
 }
 
@@ -205,6 +313,19 @@ pub struct Config {
     pub follow_links: bool,
     /// Time and memory bounds.
     pub limits: Limits,
+    /// Output file names below `out_dir`. Default: `{stem}.{ext}`, or `{stem}-{width}w.{ext}`
+    /// with several sizes.
+    pub template: Template,
+    /// The inputs came from `--files-from`: each is mirrored by the path as given.
+    pub listed: bool,
+    /// Only this share of the inputs. Default: all.
+    pub shard: Option<Shard>,
+    /// Build manifest to read (previous run) and write. Default: none.
+    pub manifest: Option<PathBuf>,
+    /// Redo everything. Default: false.
+    pub force: bool,
+    /// Delete outputs of sources that are gone (with a manifest). Default: false.
+    pub prune: bool,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -250,7 +371,7 @@ impl Config {
             (_, false) => return Err(ConfigError::NoOutDir),
             (Some(_), true) => return Err(ConfigError::InPlaceWithOutDir),
         };
-        if cli.in_place && settings.format.is_some() {
+        if cli.in_place && settings.formats.iter().any(Option::is_some) {
             return Err(ConfigError::InPlaceFormat);
         }
         for input in &cli.inputs {
@@ -297,8 +418,35 @@ impl Config {
                 std::io::stderr().is_terminal() && verbosity != Verbosity::Quiet && !cli.json
             }
         };
+        let template = match &cli.name {
+            Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
+            None => Template::default_for(settings.targets.len()),
+        };
+        if let Some(problem) = template.can_collide(settings.targets.len(), settings.formats.len())
+        {
+            return Err(ConfigError::BadName(problem));
+        }
+        let shard = match cli.shard.as_deref() {
+            None => None,
+            Some("auto") => Some(
+                Shard::from_env(cli.shard_count, |k| std::env::var(k).ok())
+                    .map_err(|e| ConfigError::BadShard(e.to_string()))?,
+            ),
+            Some(text) => Some(
+                text.parse::<Shard>()
+                    .map_err(|e| ConfigError::BadShard(e.to_string()))?,
+            ),
+        };
+        let (inputs, listed) = match &cli.files_from {
+            None => (cli.inputs, false),
+            Some(list) => {
+                let mut inputs = read_list(list, cli.null)?;
+                inputs.extend(cli.inputs);
+                (inputs, true)
+            }
+        };
         Ok(Config {
-            inputs: cli.inputs,
+            inputs,
             out_dir,
             settings,
             jobs,
@@ -312,8 +460,44 @@ impl Config {
             in_place: cli.in_place,
             follow_links: cli.follow_links,
             limits,
+            template,
+            listed,
+            shard,
+            manifest: cli.manifest,
+            force: cli.force,
+            prune: cli.prune,
         })
     }
+}
+
+/// Reads a `--files-from` list: one path per line (or NUL-separated), blank entries ignored.
+fn read_list(list: &Path, nul: bool) -> Result<Vec<PathBuf>, ConfigError> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let read = if list == Path::new("-") {
+        std::io::stdin().lock().read_to_end(&mut raw)
+    } else {
+        std::fs::File::open(list).and_then(|mut f| f.read_to_end(&mut raw))
+    };
+    read.map_err(|e| ConfigError::FilesFrom(format!("{}: {e}", list.display())))?;
+    let sep = if nul { b'\0' } else { b'\n' };
+    Ok(raw
+        .split(|&b| b == sep)
+        .map(|entry| entry.strip_suffix(b"\r").unwrap_or(entry))
+        .filter(|entry| !entry.is_empty())
+        .map(path_from_bytes)
+        .collect())
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Returns true if and only if both paths name the same existing folder.
@@ -333,6 +517,7 @@ fn format_from(arg: FormatArg) -> Option<Format> {
         FormatArg::Gif => Some(Format::Gif),
         FormatArg::Tiff => Some(Format::Tiff),
         FormatArg::Bmp => Some(Format::Bmp),
+        FormatArg::Avif => Some(Format::Avif),
     }
 }
 
@@ -351,14 +536,16 @@ fn filter_from(arg: FilterArg) -> Filter {
 #[doc(hidden)]
 pub fn settings_for_width(width: u32) -> Settings {
     Settings {
-        target: Target {
+        targets: vec![Target {
             width: Some(Dim::Px(width)),
             height: None,
             fit: Fit::Inside,
             upscale: false,
-        },
-        format: None,
-        quality: 82,
+        }],
+        formats: vec![None],
+        quality: Qualities::default(),
+        effort: Efforts::default(),
+        progressive: true,
         lossless: false,
         filter: Filter::Lanczos3,
         background: [255, 255, 255],
@@ -410,14 +597,51 @@ mod tests {
     }
 
     #[test]
+    fn size_and_format_lists_make_one_target_per_size() {
+        let c = parse(&["-o", "/x/out", "-w", "320,640,1280", "-f", "webp,jpeg"]).unwrap();
+        let widths: Vec<_> = c.settings.targets.iter().map(|t| t.width).collect();
+        assert_eq!(widths, [320, 640, 1280].map(|w| Some(Dim::Px(w))).to_vec());
+        assert_eq!(
+            c.settings.formats,
+            vec![Some(Format::Webp), Some(Format::Jpeg)]
+        );
+        assert_eq!(c.template.as_str(), "{stem}-{width}w.{ext}");
+        let c = parse(&["-o", "/x/out", "-w", "100,200", "-H", "50,80"]).unwrap();
+        assert_eq!(c.settings.targets[1].height, Some(Dim::Px(80)));
+        assert_eq!(
+            parse(&["-o", "/x/out", "-w", "1,2,3", "-H", "5,6"]).unwrap_err(),
+            ConfigError::SizeLists(3, 2)
+        );
+        let c = parse(&["-o", "/x/out", "-w", "9", "-Q", "70,avif=40", "--baseline"]).unwrap();
+        assert_eq!(
+            (
+                c.settings.quality.jpeg,
+                c.settings.quality.webp,
+                c.settings.quality.avif
+            ),
+            (70, 70, 40)
+        );
+        assert!(!c.settings.progressive);
+        // Several widths into one name would collide: refused before any work.
+        let err = parse(&["-o", "/x/out", "-w", "1,2", "--name", "{stem}.{ext}"]).unwrap_err();
+        assert!(matches!(err, ConfigError::BadName(_)), "{err:?}");
+        let err = parse(&["-o", "/x/out", "-w", "1", "--name", "../{stem}.{ext}"]).unwrap_err();
+        assert!(matches!(err, ConfigError::BadName(_)), "{err:?}");
+    }
+
+    #[test]
     fn defaults_are_decided_here() {
         let c = parse(&["-o", "/x/out", "-w", "800"]).unwrap();
         assert_eq!(c.jobs.get(), num_cpus::get());
-        assert_eq!(c.settings.quality, 82);
+        assert_eq!(c.settings.quality.jpeg, 82);
+        assert_eq!(c.settings.quality.webp, 80);
+        assert!(c.settings.progressive);
         assert_eq!(c.settings.filter, Filter::Lanczos3);
         assert_eq!(c.settings.shrink, Shrink::Quality);
-        assert!(!c.settings.target.upscale);
-        assert_eq!(c.settings.format, None);
+        assert_eq!(c.settings.targets.len(), 1);
+        assert!(!c.settings.targets[0].upscale);
+        assert_eq!(c.settings.formats, vec![None]);
+        assert_eq!(c.template.as_str(), "{stem}.{ext}");
         assert_eq!(c.verbosity, Verbosity::Normal);
     }
 }

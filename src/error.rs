@@ -178,6 +178,21 @@ pub enum ConfigError {
     /// --in-place with a format change would leave a file whose name lies about its content.
     #[error("--in-place keeps each file's format; it cannot be combined with --format")]
     InPlaceFormat,
+    /// -w and -H lists of different lengths.
+    #[error("--width has {0} values and --height {1}: give one of them a single value, or both the same number")]
+    SizeLists(usize, usize),
+    /// --effort out of range.
+    #[error("--effort must be between 0 and 10")]
+    BadEffort,
+    /// --name could not be used.
+    #[error("--name: {0}")]
+    BadName(String),
+    /// --shard could not be used.
+    #[error("--shard: {0}")]
+    BadShard(String),
+    /// --files-from could not be read.
+    #[error("--files-from {0}")]
+    FilesFrom(String),
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),

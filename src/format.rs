@@ -21,6 +21,8 @@ pub enum Format {
     Tiff,
     /// Windows BMP.
     Bmp,
+    /// AVIF (written only; reading AVIF/HEIC needs libheif).
+    Avif,
 }
 
 /// How many leading bytes [`Format::sniff`] needs.
@@ -55,6 +57,7 @@ impl Format {
             Format::Gif => "gif",
             Format::Tiff => "tiff",
             Format::Bmp => "bmp",
+            Format::Avif => "avif",
         }
     }
 
@@ -92,6 +95,7 @@ impl Format {
             Format::Gif => "GIF",
             Format::Tiff => "TIFF",
             Format::Bmp => "BMP",
+            Format::Avif => "AVIF",
         }
     }
 }

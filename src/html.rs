@@ -1034,13 +1034,18 @@ fn bench_table(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
 
 /// The image settings in words, as label and value, in the order both pages show them.
 pub(crate) fn settings_rows(st: &Settings) -> Vec<(&'static str, String)> {
-    let t = &st.target;
-    let size = match (t.width, t.height) {
-        (Some(wd), Some(h)) => format!("width {}, height {}", dim(wd), dim(h)),
-        (Some(wd), None) => format!("width {}", dim(wd)),
-        (None, Some(h)) => format!("height {}", dim(h)),
-        (None, None) => "unchanged".into(),
-    };
+    let t = &st.targets[0];
+    let size = st
+        .targets
+        .iter()
+        .map(|t| match (t.width, t.height) {
+            (Some(wd), Some(h)) => format!("width {}, height {}", dim(wd), dim(h)),
+            (Some(wd), None) => format!("width {}", dim(wd)),
+            (None, Some(h)) => format!("height {}", dim(h)),
+            (None, None) => "unchanged".into(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
     let fit = match t.fit {
         Fit::Inside => "inside (aspect kept)",
         Fit::Cover => "cover (aspect kept, cropped)",
@@ -1048,12 +1053,16 @@ pub(crate) fn settings_rows(st: &Settings) -> Vec<(&'static str, String)> {
         Fit::Contain => "contain (aspect kept, padded)",
     };
     let format = st
-        .format
-        .map_or("same as input", |f: Format| f.display_name());
+        .formats
+        .iter()
+        .map(|f| f.map_or("same as input", |f: Format| f.display_name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let q = st.quality;
     let quality = if st.lossless {
-        format!("{} (lossless WebP)", st.quality)
+        format!("JPEG {}, WebP lossless", q.jpeg)
     } else {
-        st.quality.to_string()
+        format!("JPEG {}, WebP {}, AVIF {}", q.jpeg, q.webp, q.avif)
     };
     let filter = match st.filter {
         Filter::Lanczos3 => "Lanczos3",

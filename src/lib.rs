@@ -30,9 +30,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use std::path::Path;
+
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::error::JobError;
+use crate::manifest::Manifest;
 use crate::pipeline::{JobResult, Mode, Scratch};
 use crate::report::{Reporter, Summary};
 
@@ -56,6 +59,12 @@ pub fn run(
     cancel: &Arc<AtomicBool>,
     mut reporter: Reporter,
 ) -> anyhow::Result<Summary> {
+    let previous = match (&config.manifest, config.force) {
+        (Some(path), false) => Some(Manifest::load(path)?),
+        (Some(_), true) => Some(Manifest::default()),
+        (None, _) => None,
+    };
+    let mut build = BuildRecord::default();
     let found = AtomicU64::new(0);
     let estimate = AtomicU64::new(0);
     let done = AtomicBool::new(false);
@@ -78,13 +87,21 @@ pub fn run(
                 }
             });
         }
-        let result = execute(config, cancel, false, &found, |result| {
-            let total = found
-                .load(Ordering::Relaxed)
-                .max(estimate.load(Ordering::Relaxed));
-            reporter.set_total(total);
-            reporter.record(result);
-        });
+        let result = execute(
+            config,
+            cancel,
+            false,
+            &found,
+            previous.clone(),
+            |mut result| {
+                let total = found
+                    .load(Ordering::Relaxed)
+                    .max(estimate.load(Ordering::Relaxed));
+                reporter.set_total(total);
+                build.note(&mut result);
+                reporter.record(result);
+            },
+        );
         done.store(true, Ordering::Relaxed);
         result
     })?;
@@ -96,6 +113,13 @@ pub fn run(
     } else {
         None
     };
+    if let (Some(path), Some(previous)) = (&config.manifest, previous) {
+        if !config.dry_run {
+            let complete = stop.is_none();
+            let manifest = build.finish(config, previous, complete)?;
+            manifest.save_atomic(path)?;
+        }
+    }
     let summary = reporter.finish(elapsed, stop, stats.not_processed);
     if let Some(path) = &config.report {
         html::write(&records, &summary, config, path)?;
@@ -112,6 +136,7 @@ pub fn execute(
     cancel: &Arc<AtomicBool>,
     discard: bool,
     found: &AtomicU64,
+    manifest: Option<Manifest>,
     sink: impl FnMut(JobResult),
 ) -> anyhow::Result<(Duration, pool::Stats)> {
     let writes = !config.dry_run && !discard;
@@ -129,12 +154,16 @@ pub fn execute(
         settings: config.settings.clone(),
         mode: Mode {
             overwrite: config.overwrite,
+            force: config.force,
             dry_run: config.dry_run,
             discard,
             in_place: config.in_place,
         },
         budget: Budget::new(config.limits.memory),
+        out_dir: config.out_dir.clone(),
         out_root,
+        template: config.template.clone(),
+        manifest,
     });
     let limits = pool::Limits {
         workers: config.jobs,
@@ -158,4 +187,148 @@ pub fn execute(
         sink,
     );
     Ok((start.elapsed(), stats))
+}
+
+/// What a run learns for its manifest: each source's new entry, and which sources it saw.
+#[derive(Default)]
+struct BuildRecord {
+    entries: Vec<manifest::SourceEntry>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl BuildRecord {
+    fn note(&mut self, result: &mut JobResult) {
+        if let Some(rel) = &result.rel {
+            self.seen.insert(rel.clone());
+        }
+        if let Some(entry) = result.manifest.take() {
+            self.entries.push(entry);
+        }
+    }
+
+    /// The new manifest: this run's entries, plus the previous entries of sources this run did
+    /// not record (failed, not reached, or gone). With `--prune` after a complete run, sources
+    /// that are gone lose their entries and their output files, and sources still here lose the
+    /// outputs they no longer produce.
+    fn finish(
+        self,
+        config: &Config,
+        previous: Manifest,
+        complete: bool,
+    ) -> anyhow::Result<Manifest> {
+        let mut next = Manifest::new(manifest_options(&config.settings, &config.template));
+        let prune = config.prune && complete;
+        let mut doomed: Vec<String> = Vec::new();
+        let mut fresh: std::collections::HashMap<String, manifest::SourceEntry> = self
+            .entries
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect();
+        for old in previous.sources {
+            let in_shard = config
+                .shard
+                .as_ref()
+                .is_none_or(|s| s.contains(Path::new(&old.path)));
+            match fresh.get(&old.path) {
+                Some(new) => {
+                    if prune {
+                        doomed.extend(
+                            old.outputs
+                                .iter()
+                                .filter(|o| !new.outputs.iter().any(|n| n.path == o.path))
+                                .map(|o| o.path.clone()),
+                        );
+                    }
+                }
+                None if prune && in_shard && !self.seen.contains(&old.path) => {
+                    doomed.extend(old.outputs.iter().map(|o| o.path.clone()));
+                }
+                None => {
+                    next.insert(old);
+                }
+            }
+        }
+        for (_, entry) in fresh.drain() {
+            next.insert(entry);
+        }
+        // Never delete a file that a current entry still lists (two sources may share names
+        // across a template change).
+        let kept: std::collections::HashSet<&str> = next
+            .sources
+            .iter()
+            .flat_map(|s| s.outputs.iter().map(|o| o.path.as_str()))
+            .collect();
+        for rel in doomed.iter().filter(|r| !kept.contains(r.as_str())) {
+            if let Some(path) = manifest::safe_relative(rel) {
+                let path = config.out_dir.join(path);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => eprintln!("presize: cannot prune {}: {e}", path.display()),
+                }
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// The options a manifest records (and hashes): everything that shapes the outputs.
+fn manifest_options(settings: &config::Settings, template: &naming::Template) -> manifest::Options {
+    use serde_json::{json, Value};
+    let mut values = std::collections::BTreeMap::new();
+    let sizes: Vec<Value> = settings
+        .targets
+        .iter()
+        .map(|t| {
+            json!({
+                "width": t.width.map(|d| d.to_string()),
+                "height": t.height.map(|d| d.to_string()),
+            })
+        })
+        .collect();
+    values.insert("sizes".into(), Value::Array(sizes));
+    let formats: Vec<Value> = settings
+        .formats
+        .iter()
+        .map(|f| Value::from(f.map_or("same", format::Format::name)))
+        .collect();
+    values.insert("formats".into(), Value::Array(formats));
+    let q = settings.quality;
+    values.insert(
+        "quality".into(),
+        json!({"jpeg": q.jpeg, "webp": q.webp, "avif": q.avif}),
+    );
+    let e = settings.effort;
+    values.insert("effort".into(), json!({"webp": e.webp, "avif": e.avif}));
+    let t = settings.targets.first();
+    values.insert(
+        "fit".into(),
+        Value::from(format!("{:?}", t.map(|t| t.fit)).to_lowercase()),
+    );
+    values.insert("upscale".into(), Value::from(t.is_some_and(|t| t.upscale)));
+    values.insert("progressive".into(), Value::from(settings.progressive));
+    values.insert("lossless".into(), Value::from(settings.lossless));
+    values.insert(
+        "filter".into(),
+        Value::from(format!("{:?}", settings.filter).to_lowercase()),
+    );
+    values.insert(
+        "shrink".into(),
+        Value::from(format!("{:?}", settings.shrink).to_lowercase()),
+    );
+    values.insert(
+        "icc".into(),
+        Value::from(format!("{:?}", settings.icc).to_lowercase()),
+    );
+    values.insert(
+        "metadata".into(),
+        Value::from(format!("{:?}", settings.metadata).to_lowercase()),
+    );
+    let [r, g, b] = settings.background;
+    values.insert(
+        "background".into(),
+        Value::from(format!("#{r:02x}{g:02x}{b:02x}")),
+    );
+    values.insert("name".into(), Value::from(template.as_str()));
+    manifest::Options::new(values)
 }

@@ -97,6 +97,10 @@ pub struct OutputEntry {
     pub format: Format,
     /// File size in bytes.
     pub bytes: u64,
+    /// Digest of the options that shaped this output; a changed option changes it, so exactly
+    /// the affected outputs are redone.
+    #[serde(default)]
+    pub key: String,
 }
 
 /// A requested width that produced no output.
@@ -368,6 +372,11 @@ impl Manifest {
 }
 
 impl SourceEntry {
+    /// Puts outputs and dropped sizes in the canonical order (call after building an entry).
+    pub fn normalise(&mut self) {
+        self.sort();
+    }
+
     fn sort(&mut self) {
         self.outputs.sort_by(output_order);
         self.dropped
@@ -524,7 +533,8 @@ pub fn rel_key(rel: &Path) -> Option<String> {
 }
 
 /// A manifest path as a relative file-system path, or `None` if it would leave its folder.
-fn safe_relative(key: &str) -> Option<PathBuf> {
+/// The relative path a manifest key names, or `None` if it could leave the folder it is relative to.
+pub fn safe_relative(key: &str) -> Option<PathBuf> {
     let mut path = PathBuf::new();
     for part in key.split('/') {
         match part {
@@ -745,6 +755,7 @@ mod tests {
             height: width * 3 / 4,
             format,
             bytes,
+            key: String::new(),
         }
     }
 

@@ -589,6 +589,8 @@ mod tests {
                 bytes: bytes_out,
             }])),
             stages: Stages::default(),
+            rel: None,
+            manifest: None,
         }
     }
 
@@ -615,6 +617,8 @@ mod tests {
             input_size: None,
             outcome: Ok(Outcome::Skipped(SkipReason::UpToDate)),
             stages: Stages::default(),
+            rel: None,
+            manifest: None,
         });
         s.record(JobResult {
             src: "notes.txt".into(),
@@ -623,6 +627,8 @@ mod tests {
             input_size: None,
             outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
             stages: Stages::default(),
+            rel: None,
+            manifest: None,
         });
         assert_eq!(
             (s.inputs, s.written, s.failed, s.skipped, s.ignored),

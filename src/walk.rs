@@ -186,7 +186,8 @@ impl Walker<'_, '_, '_> {
             Err(e) => return self.fail(root.to_path_buf(), JobError::io("cannot read input", e)),
         };
         if meta.is_file() {
-            return self.consider(root, false, root.to_path_buf(), meta.len(), true);
+            let rel = self.root_rel(root, false);
+            return self.consider(root.to_path_buf(), rel, meta.len(), true);
         }
         if !meta.is_dir() {
             // A FIFO or device would block or never end: never opened.
@@ -197,6 +198,7 @@ impl Walker<'_, '_, '_> {
                 ),
             );
         }
+        let base = self.root_rel(root, true);
         let walker = WalkDir::new(root)
             .follow_links(self.config.follow_links)
             .sort_by_file_name()
@@ -251,7 +253,12 @@ impl Walker<'_, '_, '_> {
             };
             match meta {
                 Ok(m) if m.is_file() => {
-                    self.consider(root, true, entry.into_path(), m.len(), false)
+                    let below = entry
+                        .path()
+                        .strip_prefix(root)
+                        .map_or_else(|_| entry.path().to_path_buf(), Path::to_path_buf);
+                    let rel = base.join(below);
+                    self.consider(entry.into_path(), rel, m.len(), false)
                 }
                 Ok(_) => {} // FIFOs, sockets, devices, links to folders: never opened.
                 Err(e) => self.fail(
@@ -262,7 +269,45 @@ impl Walker<'_, '_, '_> {
         }
     }
 
-    fn consider(&mut self, root: &Path, root_is_dir: bool, src: PathBuf, bytes: u64, named: bool) {
+    /// The relative path an input named on the command line (or listed) is mirrored as: for a
+    /// folder, nothing (its contents go to the top of the output folder); for a file, its name.
+    /// A `--files-from` entry keeps its relative path as given (`./` and `..` removed), so
+    /// `git ls-files | presize --files-from -` mirrors the repository's layout.
+    fn root_rel(&self, root: &Path, is_dir: bool) -> PathBuf {
+        if self.config.listed {
+            let cwd = std::env::current_dir().ok();
+            let relative = if root.is_absolute() {
+                cwd.as_deref().and_then(|c| root.strip_prefix(c).ok())
+            } else {
+                Some(root)
+            };
+            if let Some(r) = relative {
+                let clean: PathBuf = r
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .collect();
+                let climbs = r
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir));
+                if !climbs {
+                    return clean;
+                }
+            }
+        }
+        if is_dir {
+            PathBuf::new()
+        } else {
+            root.file_name()
+                .map_or_else(|| root.to_path_buf(), PathBuf::from)
+        }
+    }
+
+    fn consider(&mut self, src: PathBuf, rel: PathBuf, bytes: u64, named: bool) {
+        if let Some(shard) = &self.config.shard {
+            if !shard.contains(&rel) {
+                return; // another machine's share: not opened, not counted
+            }
+        }
         let format = match classify(&src) {
             Ok(Found::Image(f)) => f,
             Ok(Found::Other) if named => {
@@ -276,37 +321,55 @@ impl Walker<'_, '_, '_> {
                     input_size: None,
                     outcome: Ok(Outcome::Skipped(SkipReason::NotAnImage)),
                     stages: Default::default(),
+                    rel: None,
+                    manifest: None,
                 });
             }
             Err(e) => return self.fail(src, e),
         };
-        let output_format = self.config.settings.output_format(format);
-        let dst = if self.config.in_place {
-            src.clone()
-        } else {
-            plan::output_path(
-                root,
-                root_is_dir,
-                &src,
-                &self.config.out_dir,
-                format,
-                output_format,
-            )
-        };
-        if let Some(first) = self.claimed.get(&dst) {
-            let msg = format!(
-                "output {} is already written from {}; rename one of them or use another --format",
-                dst.display(),
-                first.display()
-            );
-            return self.fail(src, JobError::Conflict(msg));
+        if !self.config.in_place {
+            // Claim every output name (with the size and hash placeholders standing for "this
+            // target of this source"), so that two inputs never write the same file.
+            let settings = &self.config.settings;
+            let stand_in = format!("{:016x}", crate::shard::path_hash(&src));
+            for i in 0..settings.targets.len() {
+                let size = (1_000_000 + i as u32, 1_000_000 + i as u32);
+                for output_format in settings.output_formats(format) {
+                    let hash = self
+                        .config
+                        .template
+                        .uses_hash()
+                        .then_some(stand_in.as_str());
+                    let name = match plan::output_name(
+                        &self.config.template,
+                        &rel,
+                        format,
+                        output_format,
+                        size,
+                        hash,
+                    ) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let msg = format!("cannot name the output: {e}");
+                            return self.fail(src, JobError::Conflict(msg));
+                        }
+                    };
+                    if let Some(first) = self.claimed.get(&name) {
+                        let msg = format!(
+                            "output {} is already written from {}; rename one of them or use another --format or --name",
+                            self.config.out_dir.join(&name).display(),
+                            first.display()
+                        );
+                        return self.fail(src, JobError::Conflict(msg));
+                    }
+                    self.claimed.insert(name, src.clone());
+                }
+            }
         }
-        self.claimed.insert(dst.clone(), src.clone());
         let job = Job {
             src,
-            dst,
+            rel,
             input_format: format,
-            output_format,
             bytes,
         };
         self.window.push(Pending {

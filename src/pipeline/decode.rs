@@ -260,6 +260,11 @@ fn image_decoder(
         Format::Gif => image::ImageFormat::Gif,
         Format::Tiff => image::ImageFormat::Tiff,
         Format::Bmp => image::ImageFormat::Bmp,
+        Format::Avif => {
+            return Err(JobError::Unsupported(
+                "AVIF input is not supported by this build".into(),
+            ))
+        }
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), fmt);
     let mut limits = Limits::default();

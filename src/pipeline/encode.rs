@@ -53,7 +53,7 @@ pub fn encode(
     };
     match format {
         Format::Jpeg => Ok(metadata::embed_jpeg(
-            &encode_jpeg(px, settings.quality, scratch)?,
+            &encode_jpeg(px, settings.quality.jpeg, settings.progressive, scratch)?,
             &meta,
         )),
         Format::Png => {
@@ -82,11 +82,20 @@ pub fn encode(
             } else {
                 webp::Encoder::from_rgb(data, px.width, px.height)
             };
-            let mem = if settings.lossless {
-                enc.encode_lossless()
+            let mut config = webp::WebPConfig::new()
+                .map_err(|()| enc_err(format, "libwebp refused its config"))?;
+            config.lossless = i32::from(settings.lossless);
+            config.alpha_compression = i32::from(!settings.lossless);
+            config.quality = if settings.lossless {
+                75.0
             } else {
-                enc.encode(f32::from(settings.quality))
+                f32::from(settings.quality.webp)
             };
+            // libwebp's method 0-6 (default 4) is presize's effort, capped.
+            config.method = i32::from(settings.effort.webp.min(6));
+            let mem = enc
+                .encode_advanced(&config)
+                .map_err(|e| enc_err(format, format!("{e:?}")))?;
             if mem.is_empty() {
                 return Err(enc_err(format, "libwebp returned no data"));
             }
@@ -119,6 +128,7 @@ pub fn encode(
                 .map_err(|e| enc_err(format, e))?;
             Ok(out)
         }
+        Format::Avif => Err(enc_err(format, "the AVIF encoder is not built in yet")),
     }
 }
 
@@ -183,7 +193,12 @@ fn icc_matches(icc: &[u8], layout: Layout) -> bool {
     }
 }
 
-fn encode_jpeg(px: &Pixels, quality: u8, scratch: &mut EncodeScratch) -> Result<Vec<u8>, JobError> {
+fn encode_jpeg(
+    px: &Pixels,
+    quality: u8,
+    progressive: bool,
+    scratch: &mut EncodeScratch,
+) -> Result<Vec<u8>, JobError> {
     let err = |e: turbojpeg::Error| enc_err(Format::Jpeg, e);
     if scratch.jpeg.is_none() {
         scratch.jpeg = Some(Compressor::new().map_err(err)?);
@@ -202,6 +217,7 @@ fn encode_jpeg(px: &Pixels, quality: u8, scratch: &mut EncodeScratch) -> Result<
     c.set_quality(i32::from(quality)).map_err(err)?;
     c.set_subsamp(subsamp).map_err(err)?;
     c.set_optimize(true).map_err(err)?;
+    c.set_progressive(progressive).map_err(err)?;
     let width = px.width as usize;
     let image = turbojpeg::Image {
         pixels: px.data.as_slice(),

@@ -18,8 +18,11 @@ use crate::config::{IccPolicy, Settings};
 use crate::error::JobError;
 use crate::format::Format;
 use crate::geometry;
+use crate::manifest::{self, Dropped, Manifest, OutputEntry, SourceEntry};
 use crate::metadata::{self, Metadata};
-use crate::plan::Job;
+use crate::naming::Template;
+use crate::pipeline::decode::Pixels;
+use crate::plan::{self, Job};
 
 /// Time spent in each stage of one image (or summed over many).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -119,6 +122,10 @@ pub struct JobResult {
     pub outcome: Result<Outcome, JobError>,
     /// Time per stage.
     pub stages: Stages,
+    /// The source's manifest key (its `/`-separated relative path), when it has one.
+    pub rel: Option<String>,
+    /// With `--manifest`: the source's new manifest entry, once every output is in place.
+    pub manifest: Option<SourceEntry>,
 }
 
 impl JobResult {
@@ -131,6 +138,8 @@ impl JobResult {
             input_size: None,
             outcome: Err(error),
             stages: Stages::default(),
+            rel: None,
+            manifest: None,
         }
     }
 }
@@ -140,6 +149,8 @@ impl JobResult {
 pub struct Mode {
     /// Replace outputs even when newer than the input.
     pub overwrite: bool,
+    /// Redo every output, ignoring the manifest and existing files (`--force`).
+    pub force: bool,
     /// Plan only.
     pub dry_run: bool,
     /// Do everything but write the output (benchmark mode).
@@ -157,19 +168,31 @@ pub struct Context {
     pub mode: Mode,
     /// Decoded-image memory shared by all workers.
     pub budget: Budget,
+    /// The output folder as given; outputs are named below it.
+    pub out_dir: PathBuf,
     /// The canonical output folder: no write may land outside it (a symlink planted in the
     /// output tree is never written through). `None` in place or when nothing is written.
     pub out_root: Option<PathBuf>,
+    /// Output file names below `out_dir`.
+    pub template: Template,
+    /// With `--manifest`: the previous manifest (empty on a first run), consulted to skip
+    /// unchanged work, and the signal to describe every source for the new one.
+    pub manifest: Option<Manifest>,
 }
 
 impl Context {
-    /// A context with the given settings, the default mode, an unlimited budget, no confinement.
+    /// A context with the given settings, the default mode and names, an unlimited budget, no
+    /// manifest and no confinement.
     pub fn new(settings: Settings) -> Context {
+        let template = Template::default_for(settings.targets.len());
         Context {
             settings,
             mode: Mode::default(),
             budget: Budget::new(u64::MAX),
+            out_dir: PathBuf::new(),
             out_root: None,
+            template,
+            manifest: None,
         }
     }
 }
@@ -183,22 +206,32 @@ pub struct Scratch {
     input: Vec<u8>,
 }
 
+/// What a job learns besides its outcome.
+#[derive(Default)]
+struct Facts {
+    input_size: Option<(u32, u32)>,
+    entry: Option<SourceEntry>,
+}
+
 /// Processes one job completely. Never panics on bad data; errors come back as data.
 pub fn process(job: &Job, ctx: &Context, scratch: &mut Scratch) -> JobResult {
     let mut stages = Stages::default();
-    let mut input_size = None;
-    let outcome = run_stages(job, ctx, scratch, &mut stages, &mut input_size);
+    let mut facts = Facts::default();
+    let outcome = run_stages(job, ctx, scratch, &mut stages, &mut facts);
     // Keep the read buffer from pinning a huge allocation after one big file.
     if scratch.input.capacity() > 64 << 20 {
         scratch.input = Vec::new();
     }
+    let input_size = facts.input_size;
     JobResult {
         src: job.src.clone(),
+        rel: manifest::rel_key(&job.rel),
         bytes_in: job.bytes,
         pixels_in: input_size.map_or(0, |(w, h)| u64::from(w) * u64::from(h)),
         input_size,
         outcome,
         stages,
+        manifest: facts.entry,
     }
 }
 
@@ -206,30 +239,53 @@ fn mtime(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// One output size of a source, with the formats still to be made at that size.
+struct SizePlan {
+    /// The geometry in displayed orientation.
+    shown: geometry::Geometry,
+    /// The outputs at this size, one per format.
+    outputs: Vec<PlannedOutput>,
+}
+
+struct PlannedOutput {
+    format: Format,
+    dst: PathBuf,
+    /// `dst` relative to the output folder, `/`-separated (manifest).
+    rel: String,
+    /// Hash of every option that shapes this output (manifest freshness).
+    key: String,
+    /// Up to date already: nothing to do.
+    fresh: Option<u64>,
+    /// `dst` existed before this run.
+    existed: bool,
+}
+
+/// A digest of every setting that shapes one output (target, format and its encoder options),
+/// so that a manifest can tell which outputs an option change affects.
+fn output_key(settings: &Settings, target: &geometry::Target, format: Format) -> String {
+    let text = format!(
+        "{target:?}|{format:?}|q{}|e{:?}|p{}|l{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        settings.quality_for(format),
+        settings.effort,
+        settings.progressive,
+        settings.lossless,
+        settings.filter,
+        settings.background,
+        settings.shrink,
+        settings.icc,
+        settings.metadata,
+    );
+    format!("{:016x}", manifest::xxh64(text.as_bytes(), 0))
+}
+
 fn run_stages(
     job: &Job,
     ctx: &Context,
     scratch: &mut Scratch,
     stages: &mut Stages,
-    input_size: &mut Option<(u32, u32)>,
+    facts: &mut Facts,
 ) -> Result<Outcome, JobError> {
     let (settings, mode) = (&ctx.settings, ctx.mode);
-    let dst_exists = fs::symlink_metadata(&job.dst).is_ok();
-    if dst_exists && !mode.in_place {
-        if same_file::is_same_file(&job.src, &job.dst).unwrap_or(false) {
-            return Err(JobError::Conflict(format!(
-                "output {} is the input itself; refusing to overwrite it",
-                job.dst.display()
-            )));
-        }
-        if !mode.overwrite {
-            if let (Some(src_t), Some(dst_t)) = (mtime(&job.src), mtime(&job.dst)) {
-                if dst_t >= src_t {
-                    return Ok(Outcome::Skipped(SkipReason::UpToDate));
-                }
-            }
-        }
-    }
 
     let t = Instant::now();
     scratch.input.clear();
@@ -237,6 +293,8 @@ fn run_stages(
         .and_then(|mut f| f.read_to_end(&mut scratch.input))
         .map_err(|e| JobError::io("cannot read file", e))?;
     let bytes = &scratch.input[..];
+    let content_hash =
+        (ctx.manifest.is_some() || ctx.template.uses_hash()).then(|| manifest::content_hash(bytes));
     stages.read = t.elapsed();
 
     let t = Instant::now();
@@ -246,50 +304,217 @@ fn run_stages(
         settings.max_pixels,
         &mut scratch.decode,
     )?;
-    // What the later stages need from the header; the probe itself goes to the decoder.
     let header = &probe.header;
     let (stored_w, stored_h, orientation) = (header.width, header.height, header.orientation);
-    *input_size = Some(header.displayed_size());
-    let shown = geometry::plan(header.displayed_size(), &settings.target);
-    // Work in stored orientation until the very end: rotating the small output is cheap.
-    let stored = if header.is_transposed() {
-        shown.transposed()
-    } else {
-        shown
-    };
-    let (out_w, out_h) = shown.output_size();
-    if mode.in_place && (out_w, out_h) == header.displayed_size() && orientation <= 1 {
+    let transposed = header.is_transposed();
+    let shown_size = header.displayed_size();
+    facts.input_size = Some(shown_size);
+
+    // Sizes: with several targets, one that would need enlarging is dropped (and recorded);
+    // if every one is, the source size is made once. A single target is clamped as always.
+    let many = settings.targets.len() > 1;
+    let mut sizes: Vec<(geometry::Target, geometry::Geometry)> = Vec::new();
+    let mut dropped: Vec<Dropped> = Vec::new();
+    for target in &settings.targets {
+        let g = geometry::plan(shown_size, target);
+        let enlarging = !target.upscale
+            && geometry::plan(
+                shown_size,
+                &geometry::Target {
+                    upscale: true,
+                    ..*target
+                },
+            ) != g;
+        if many && enlarging {
+            dropped.push(Dropped {
+                width: target
+                    .width
+                    .map_or(g.output_size().0, |d| d.resolve(shown_size.0)),
+                reason: "larger than the source".into(),
+            });
+        } else if !sizes
+            .iter()
+            .any(|(_, s)| s.output_size() == g.output_size())
+        {
+            sizes.push((*target, g));
+        }
+    }
+    if sizes.is_empty() {
+        let target = settings.targets[0];
+        sizes.push((target, geometry::plan(shown_size, &target)));
+    }
+    if mode.in_place && sizes.len() == 1 && sizes[0].1.is_identity(shown_size) && orientation <= 1 {
         stages.decode = t.elapsed();
         return Ok(Outcome::Skipped(SkipReason::AlreadyFits));
     }
-    let output = |bytes: u64| Output {
-        path: job.dst.clone(),
-        width: out_w,
-        height: out_h,
-        format: job.output_format,
-        bytes,
-    };
-    if mode.dry_run {
-        stages.decode = t.elapsed();
-        return Ok(Outcome::Planned(vec![output(0)]));
+
+    // Name every output and decide which are already up to date.
+    let old = ctx.manifest.as_ref().and_then(|m| {
+        let key = manifest::rel_key(&job.rel)?;
+        m.lookup(&key)
+            .filter(|e| Some(e.hash.as_str()) == content_hash.as_deref())
+    });
+    let short = content_hash.as_deref().map(manifest::short_hash);
+    let src_mtime = mtime(&job.src);
+    let mut plans: Vec<SizePlan> = Vec::new();
+    for (target, shown) in &sizes {
+        let mut outputs = Vec::new();
+        for format in settings.output_formats(job.input_format) {
+            let dst = if mode.in_place {
+                job.src.clone()
+            } else {
+                let name = plan::output_name(
+                    &ctx.template,
+                    &job.rel,
+                    job.input_format,
+                    format,
+                    shown.output_size(),
+                    short,
+                )
+                .map_err(|e| JobError::Conflict(format!("cannot name the output: {e}")))?;
+                ctx.out_dir.join(name)
+            };
+            let existed = fs::symlink_metadata(&dst).is_ok();
+            if existed && !mode.in_place && same_file::is_same_file(&job.src, &dst).unwrap_or(false)
+            {
+                return Err(JobError::Conflict(format!(
+                    "output {} is the input itself; refusing to overwrite it",
+                    dst.display()
+                )));
+            }
+            let rel = dst
+                .strip_prefix(&ctx.out_dir)
+                .map(manifest::rel_key)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let key = output_key(settings, target, format);
+            let fresh = if mode.force || mode.in_place {
+                None
+            } else if ctx.manifest.is_some() {
+                old.and_then(|e| e.outputs.iter().find(|o| o.path == rel && o.key == key))
+                    .map(|o| o.bytes)
+                    .filter(|&b| fs::metadata(&dst).is_ok_and(|m| m.is_file() && m.len() == b))
+            } else if existed && !mode.overwrite {
+                match (src_mtime, mtime(&dst)) {
+                    (Some(s), Some(d)) if d >= s => fs::metadata(&dst).ok().map(|m| m.len()),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            outputs.push(PlannedOutput {
+                format,
+                dst,
+                rel,
+                key,
+                fresh,
+                existed,
+            });
+        }
+        plans.push(SizePlan {
+            shown: *shown,
+            outputs,
+        });
     }
 
-    let min_size = settings.shrink.margin().map(|k| {
-        // The decoded crop must stay `k` times as large as the resampled size, so that Lanczos
-        // (not the IDCT's block averaging) does the final part of the reduction.
-        let sx = stored.crop.width / f64::from(stored_w);
-        let sy = stored.crop.height / f64::from(stored_h);
-        (
-            k * f64::from(stored.size.0) / sx,
-            k * f64::from(stored.size.1) / sy,
-        )
+    let record = |done: &[(PlannedOutput, (u32, u32), u64)]| -> Option<SourceEntry> {
+        ctx.manifest.as_ref()?;
+        let outputs: Vec<OutputEntry> = done
+            .iter()
+            .map(|(o, (w, h), b)| OutputEntry {
+                path: o.rel.clone(),
+                width: *w,
+                height: *h,
+                format: o.format,
+                bytes: *b,
+                key: o.key.clone(),
+            })
+            .collect();
+        let mut entry = SourceEntry {
+            path: manifest::rel_key(&job.rel)?,
+            width: shown_size.0,
+            height: shown_size.1,
+            hash: content_hash.clone()?,
+            bytes: bytes.len() as u64,
+            srcset: manifest::srcset(&outputs, None),
+            outputs,
+            dropped: dropped.clone(),
+        };
+        entry.normalise();
+        Some(entry)
+    };
+
+    let all_fresh = plans
+        .iter()
+        .all(|p| p.outputs.iter().all(|o| o.fresh.is_some()));
+    if all_fresh {
+        stages.decode = t.elapsed();
+        let done: Vec<_> = plans
+            .into_iter()
+            .flat_map(|p| {
+                let size = p.shown.output_size();
+                p.outputs.into_iter().map(move |o| {
+                    let b = o.fresh.unwrap_or(0);
+                    (o, size, b)
+                })
+            })
+            .collect();
+        facts.entry = record(&done);
+        return Ok(Outcome::Skipped(SkipReason::UpToDate));
+    }
+    if mode.dry_run {
+        stages.decode = t.elapsed();
+        let planned = plans
+            .iter()
+            .flat_map(|p| {
+                let (width, height) = p.shown.output_size();
+                p.outputs
+                    .iter()
+                    .filter(|o| o.fresh.is_none())
+                    .map(move |o| Output {
+                        path: o.dst.clone(),
+                        width,
+                        height,
+                        format: o.format,
+                        bytes: 0,
+                    })
+            })
+            .collect();
+        return Ok(Outcome::Planned(planned));
+    }
+
+    // Decode once, at the size the largest output still to be made needs.
+    let stored_of = |g: &geometry::Geometry| if transposed { g.transposed() } else { *g };
+    let min_size = settings.shrink.margin().and_then(|k| {
+        plans
+            .iter()
+            .filter(|p| p.outputs.iter().any(|o| o.fresh.is_none()))
+            .map(|p| {
+                // The decoded crop must stay `k` times as large as the resampled size, so that
+                // Lanczos (not the IDCT's block averaging) does the final part of the reduction.
+                let stored = stored_of(&p.shown);
+                let sx = stored.crop.width / f64::from(stored_w);
+                let sy = stored.crop.height / f64::from(stored_h);
+                (
+                    k * f64::from(stored.size.0) / sx,
+                    k * f64::from(stored.size.1) / sy,
+                )
+            })
+            .reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)))
     });
+    let largest = plans
+        .iter()
+        .map(|p| p.shown.output_size())
+        .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
+        .unwrap_or((1, 1));
     // Hold the decoded image's share of the memory budget until the job ends.
     let _memory = ctx.budget.reserve(memory_estimate(
         &probe.header,
         job,
         min_size,
-        (out_w, out_h),
+        largest,
+        plans.len(),
     ));
     let header = &mut probe.header;
     let source_meta = Metadata {
@@ -297,7 +522,7 @@ fn run_stages(
         xmp: header.xmp.take(),
         icc: header.icc.take(),
     };
-    let px = decode::decode_probed(
+    let decoded = decode::decode_probed(
         bytes,
         job.input_format,
         probe,
@@ -305,72 +530,104 @@ fn run_stages(
         &mut scratch.decode,
     )?;
     stages.decode = t.elapsed();
+    // The decoder may have shrunk the image: scale crops to the decoded size.
+    let fx = f64::from(decoded.width) / f64::from(stored_w);
+    let fy = f64::from(decoded.height) / f64::from(stored_h);
 
-    let t = Instant::now();
-    // The decoder may have shrunk the image: scale the crop to the decoded size.
-    let fx = f64::from(px.width) / f64::from(stored_w);
-    let fy = f64::from(px.height) / f64::from(stored_h);
-    let crop = geometry::Rect {
-        left: stored.crop.left * fx,
-        top: stored.crop.top * fy,
-        width: (stored.crop.width * fx).min(f64::from(px.width)),
-        height: (stored.crop.height * fy).min(f64::from(px.height)),
-    };
-    let mut px = resize::resize(px, crop, stored.size, settings.filter, &mut scratch.resize)?;
-    if let Some(canvas) = stored.canvas {
-        px = resize::pad(px, canvas, settings.background);
-    }
-    if !job.output_format.has_alpha() {
-        px = resize::flatten(px, settings.background);
-    }
-    let px = resize::orient(px, orientation);
-    stages.resize = t.elapsed();
-
-    let t = Instant::now();
-    let mut out_meta = metadata::for_output(source_meta, settings.metadata, px.width, px.height);
-    if settings.icc == IccPolicy::Strip {
-        out_meta.icc = None;
-    }
-    let encoded = encode::encode(
-        &px,
-        job.output_format,
-        settings,
-        &out_meta,
-        &mut scratch.encode,
-    )?;
-    stages.encode = t.elapsed();
-
-    if !mode.discard {
-        if crate::pool::job_abandoned() {
-            // The watchdog already reported this image as timed out: it must not appear now.
-            return Err(JobError::TimedOut(Duration::ZERO));
+    let mut decoded = Some(decoded);
+    let count = plans.len();
+    let mut done: Vec<(PlannedOutput, (u32, u32), u64)> = Vec::new();
+    let mut written = Vec::new();
+    for (i, plan) in plans.into_iter().enumerate() {
+        let size = plan.shown.output_size();
+        if plan.outputs.iter().all(|o| o.fresh.is_some()) {
+            done.extend(plan.outputs.into_iter().map(|o| {
+                let b = o.fresh.unwrap_or(0);
+                (o, size, b)
+            }));
+            continue;
         }
         let t = Instant::now();
-        let target = encode::WriteTarget {
-            dst: &job.dst,
-            replace: dst_exists,
-            confine_to: ctx.out_root.as_deref(),
-            keep_permissions_of: mode.in_place.then_some(job.src.as_path()),
+        let stored = stored_of(&plan.shown);
+        let src = decoded.as_ref().expect("kept until the last size");
+        let crop = geometry::Rect {
+            left: stored.crop.left * fx,
+            top: stored.crop.top * fy,
+            width: (stored.crop.width * fx).min(f64::from(src.width)),
+            height: (stored.crop.height * fy).min(f64::from(src.height)),
         };
-        encode::write_atomic(&target, &encoded)?;
-        stages.write = t.elapsed();
+        let mut px = if i + 1 == count {
+            // The last size may consume the decoded image (no copy when nothing changes).
+            let src = decoded.take().expect("present");
+            resize::resize(src, crop, stored.size, settings.filter, &mut scratch.resize)?
+        } else {
+            resize::resize_ref(src, crop, stored.size, settings.filter, &mut scratch.resize)?
+        };
+        if let Some(canvas) = stored.canvas {
+            px = resize::pad(px, canvas, settings.background);
+        }
+        let px = resize::orient(px, orientation);
+        debug_assert_eq!((px.width, px.height), size);
+        stages.resize += t.elapsed();
+
+        let mut out_meta =
+            metadata::for_output(source_meta.clone(), settings.metadata, px.width, px.height);
+        if settings.icc == IccPolicy::Strip {
+            out_meta.icc = None;
+        }
+        let mut flat: Option<Pixels> = None;
+        for out in plan.outputs {
+            if let Some(b) = out.fresh {
+                done.push((out, size, b));
+                continue;
+            }
+            let t = Instant::now();
+            let pixels = if !out.format.has_alpha() && px.layout.has_alpha() {
+                flat.get_or_insert_with(|| resize::flatten(px.clone(), settings.background))
+            } else {
+                &px
+            };
+            let encoded =
+                encode::encode(pixels, out.format, settings, &out_meta, &mut scratch.encode)?;
+            stages.encode += t.elapsed();
+            if !mode.discard {
+                if crate::pool::job_abandoned() {
+                    // The watchdog already reported this image as timed out: it must not
+                    // appear now.
+                    return Err(JobError::TimedOut(Duration::ZERO));
+                }
+                let t = Instant::now();
+                let target = encode::WriteTarget {
+                    dst: &out.dst,
+                    replace: out.existed,
+                    confine_to: ctx.out_root.as_deref(),
+                    keep_permissions_of: mode.in_place.then_some(job.src.as_path()),
+                };
+                encode::write_atomic(&target, &encoded)?;
+                stages.write += t.elapsed();
+            }
+            written.push(Output {
+                path: out.dst.clone(),
+                width: size.0,
+                height: size.1,
+                format: out.format,
+                bytes: encoded.len() as u64,
+            });
+            done.push((out, size, encoded.len() as u64));
+        }
     }
-    let out_size = (px.width, px.height);
-    debug_assert_eq!(out_size, (out_w, out_h));
-    Ok(Outcome::Written(vec![Output {
-        width: px.width,
-        height: px.height,
-        ..output(encoded.len() as u64)
-    }]))
+    facts.entry = record(&done);
+    Ok(Outcome::Written(written))
 }
 
 /// Bytes an image holds at its peak: the input file, the decoded pixels (after any JPEG
-/// shrink-on-load) and the resized output, counted at 4 bytes per pixel.
+/// shrink-on-load) and the resized outputs, counted at 4 bytes per pixel.
 fn memory_estimate(
     header: &decode::Header,
     job: &Job,
     min_size: Option<(f64, f64)>,
-    out: (u32, u32),
+    largest: (u32, u32),
+    sizes: usize,
 ) -> u64 {
     let shrink = if job.input_format == Format::Jpeg {
         decode::jpeg_shrink(header.width, header.height, min_size) as u64
@@ -379,6 +636,6 @@ fn memory_estimate(
     };
     let decoded =
         u64::from(header.width).div_ceil(shrink) * u64::from(header.height).div_ceil(shrink);
-    let output = u64::from(out.0) * u64::from(out.1);
-    job.bytes + 4 * (decoded + 2 * output)
+    let output = u64::from(largest.0) * u64::from(largest.1);
+    job.bytes + 4 * (decoded + 2 * output * sizes.min(2) as u64)
 }

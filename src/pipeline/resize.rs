@@ -5,7 +5,7 @@
 //! default `-resize` and sharp do; alpha is premultiplied around the filter so transparent edges
 //! get no dark halo.
 
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageBuffer};
 
@@ -38,6 +38,36 @@ fn algorithm(filter: Filter) -> ResizeAlg {
         Filter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
         Filter::Box => ResizeAlg::Convolution(FilterType::Box),
     }
+}
+
+/// Resamples the `crop` region of a borrowed `src` to `size` (for several sizes from one decode).
+pub fn resize_ref(
+    src: &Pixels,
+    crop: Rect,
+    size: (u32, u32),
+    filter: Filter,
+    scratch: &mut ResizeScratch,
+) -> Result<Pixels, JobError> {
+    let pt = pixel_type(src.layout);
+    let src_img = ImageRef::new(src.width, src.height, &src.data, pt)
+        .map_err(|e| JobError::Resize(e.to_string()))?;
+    let mut dst = Image::new(size.0, size.1, pt);
+    let options = ResizeOptions::new().resize_alg(algorithm(filter)).crop(
+        crop.left,
+        crop.top,
+        crop.width,
+        crop.height,
+    );
+    scratch
+        .resizer
+        .resize(&src_img, &mut dst, &options)
+        .map_err(|e| JobError::Resize(e.to_string()))?;
+    Ok(Pixels {
+        data: dst.into_vec(),
+        width: size.0,
+        height: size.1,
+        layout: src.layout,
+    })
 }
 
 /// Resamples the `crop` region of `src` to `size`. Returns `src` itself when nothing changes.
