@@ -201,7 +201,7 @@ fn bench_encode(c: &mut Criterion) {
     )
     .expect("resizes");
     let settings = settings_for_width(TARGET.0);
-    assert_eq!(settings.quality, 82);
+    assert_eq!(settings.quality.jpeg, 82);
 
     let mut scratch = EncodeScratch::default();
     let mut group = c.benchmark_group("encode");
@@ -209,7 +209,7 @@ fn bench_encode(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     for (name, format) in [
         ("jpeg_q82", Format::Jpeg),
-        ("webp_q82", Format::Webp),
+        ("webp_q80", Format::Webp),
         ("png", Format::Png),
     ] {
         let id = BenchmarkId::new(name, size_label(&px));
@@ -234,9 +234,8 @@ fn bench_process(c: &mut Criterion) {
     let out = tempfile::tempdir().expect("temp dir");
     let job = Job {
         src: photo.path.clone(),
-        dst: out.path().join("photo.jpg"),
+        rel: "photo.jpg".into(),
         input_format: Format::Jpeg,
-        output_format: Format::Jpeg,
         bytes: photo.bytes.len() as u64,
     };
     let mode = Mode {
@@ -250,6 +249,7 @@ fn bench_process(c: &mut Criterion) {
     for (name, shrink) in SHRINKS {
         let ctx = Context {
             mode,
+            out_dir: out.path().to_path_buf(),
             ..Context::new(Settings {
                 shrink,
                 ..settings_for_width(TARGET.0)

@@ -297,7 +297,13 @@ pub enum Command {
         after_help = "Example:\n  presize bench ~/photos -w 800 --jobs 1,2,4 --repeat 3\n\n\
                            A folder literally named 'bench' is given as ./bench in the default mode."
     )]
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
+    /// Work with build manifests (--manifest).
+    Manifest {
+        /// What to do.
+        #[command(subcommand)]
+        action: ManifestAction,
+    },
     /// Print a shell completion script, e.g. `presize completions bash > /etc/bash_completion.d/presize`.
     Completions {
         /// The shell to complete for.
@@ -306,6 +312,24 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `presize man > /usr/local/share/man/man1/presize.1`.
     Man,
+}
+
+/// `presize manifest` actions.
+#[derive(Debug, Subcommand)]
+pub enum ManifestAction {
+    /// Join the manifests written by the shards of one build (--shard) into one; refuses parts
+    /// made with different options or recording one source differently.
+    #[command(
+        after_help = "Example:\n  presize manifest merge m-1.json m-2.json m-3.json -o manifest.json"
+    )]
+    Merge {
+        /// The shards' manifests.
+        #[arg(required = true, value_name = "MANIFEST")]
+        parts: Vec<PathBuf>,
+        /// Where to write the merged manifest.
+        #[arg(short = 'o', long, value_name = "FILE.json")]
+        output: PathBuf,
+    },
 }
 
 /// `presize bench` arguments.

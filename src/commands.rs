@@ -1,12 +1,13 @@
-//! The subcommands beside the default resize: `bench`, `completions`, `man`.
+//! The subcommands beside the default resize: `bench`, `manifest merge`, `completions`, `man`.
 //!
 //! Completions and the man page are generated from the same clap definition as `--help`, so
 //! they never drift from the real flags.
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ManifestAction};
 use crate::exit::Exit;
+use crate::manifest::Manifest;
 
 /// Runs a subcommand, writing its output to stdout.
 pub fn run(command: Command) -> anyhow::Result<Exit> {
@@ -14,13 +15,31 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Bench(args) => {
             drop(out);
-            let rows = crate::bench::run(args)?;
+            let rows = crate::bench::run(*args)?;
             let failed = rows.iter().any(|r| r.failed > 0);
             Ok(if failed {
                 Exit::SomeFailed
             } else {
                 Exit::Success
             })
+        }
+        Command::Manifest {
+            action: ManifestAction::Merge { parts, output },
+        } => {
+            drop(out);
+            let loaded = parts
+                .iter()
+                .map(|p| Manifest::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let merged = crate::manifest::merge(&loaded)?;
+            merged.save_atomic(&output)?;
+            eprintln!(
+                "presize: merged {} manifests ({} sources) into {}",
+                loaded.len(),
+                merged.sources.len(),
+                output.display()
+            );
+            Ok(Exit::Success)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "presize", &mut out);

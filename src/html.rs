@@ -1082,7 +1082,7 @@ pub(crate) fn settings_rows(st: &Settings) -> Vec<(&'static str, String)> {
         ("target size", size),
         ("fit", fit.into()),
         ("upscale", yes_no(t.upscale).into()),
-        ("format", format.into()),
+        ("format", format),
         ("quality", quality),
         ("filter", filter.into()),
         ("JPEG shrink-on-load", shrink.into()),
