@@ -4,6 +4,7 @@
 //! `walk` thread → bounded job channel → N `pipeline::process` workers → results channel → the
 //! calling thread (`report`) → all threads joined → [`report::Summary`] → [`exit::Exit`].
 
+pub mod api;
 pub mod bench;
 pub mod budget;
 pub mod cli;
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use std::path::Path;
+
+pub use crate::api::Resize;
 
 use crate::budget::Budget;
 use crate::config::Config;

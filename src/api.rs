@@ -1,0 +1,161 @@
+//! The library entry point for programs that resize without the command line: a `build.rs`
+//! generating web assets, a server's upload hook, a test.
+//!
+//! [`Resize`] starts from exactly the defaults `presize` uses (they are decided in one place,
+//! `config.rs`) and changes them with typed setters; [`Resize::run`] is the same engine as the
+//! binary, with nothing printed.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::format::Format;
+use crate::geometry::{Dim, Target};
+use crate::naming::Template;
+use crate::report::{Reporter, Summary};
+
+/// A resize job built in code.
+///
+/// ```
+/// # fn main() -> anyhow::Result<()> {
+/// use presize::{format::Format, Resize};
+///
+/// let dir = tempfile::tempdir()?;
+/// let photos = dir.path().join("photos");
+/// std::fs::create_dir(&photos)?;
+/// image::RgbImage::from_pixel(800, 600, image::Rgb([200, 80, 40])).save(photos.join("a.png"))?;
+///
+/// let summary = Resize::new([&photos], dir.path().join("site/img"))
+///     .widths(&[320, 640])
+///     .formats(&[Format::Webp, Format::Jpeg])
+///     .manifest(dir.path().join("site/img.json"))
+///     .run()?;
+/// assert_eq!((summary.written, summary.failed), (1, 0));
+/// assert!(dir.path().join("site/img/a-640w.webp").is_file());
+///
+/// // Unchanged sources are skipped on the next build.
+/// let again = Resize::new([&photos], dir.path().join("site/img"))
+///     .widths(&[320, 640])
+///     .formats(&[Format::Webp, Format::Jpeg])
+///     .manifest(dir.path().join("site/img.json"))
+///     .run()?;
+/// assert_eq!(again.skipped, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Resize {
+    config: Config,
+    name: Option<String>,
+}
+
+impl Resize {
+    /// Resizes every image under `inputs` (files and folders) into `out_dir`, mirroring folders.
+    /// Until a size is set the images keep their size (width 100 %).
+    pub fn new<P: Into<PathBuf>>(
+        inputs: impl IntoIterator<Item = P>,
+        out_dir: impl Into<PathBuf>,
+    ) -> Resize {
+        let mut config = default_config();
+        config.inputs = inputs.into_iter().map(Into::into).collect();
+        config.out_dir = out_dir.into();
+        Resize { config, name: None }
+    }
+
+    /// One output per width (pixels), aspect kept, never enlarged.
+    pub fn widths(mut self, widths: &[u32]) -> Resize {
+        let template = self.config.settings.targets[0];
+        self.config.settings.targets = widths
+            .iter()
+            .map(|&w| Target {
+                width: Some(Dim::Px(w)),
+                height: None,
+                ..template
+            })
+            .collect();
+        self
+    }
+
+    /// The output formats (default: each input's own).
+    pub fn formats(mut self, formats: &[Format]) -> Resize {
+        self.config.settings.formats = formats.iter().map(|&f| Some(f)).collect();
+        self
+    }
+
+    /// Lossy quality 1-100 for every format.
+    pub fn quality(mut self, quality: u8) -> Resize {
+        let q = &mut self.config.settings.quality;
+        (q.jpeg, q.webp, q.avif) = (quality, quality, quality);
+        self
+    }
+
+    /// Output names (see `--name`).
+    pub fn name(mut self, template: &str) -> Resize {
+        self.name = Some(template.to_owned());
+        self
+    }
+
+    /// Write (and use, for incremental builds) a manifest.
+    pub fn manifest(mut self, path: impl Into<PathBuf>) -> Resize {
+        self.config.manifest = Some(path.into());
+        self
+    }
+
+    /// Worker threads (default: one per CPU).
+    pub fn jobs(mut self, jobs: usize) -> Resize {
+        if let Some(n) = std::num::NonZeroUsize::new(jobs) {
+            self.config.jobs = n;
+        }
+        self
+    }
+
+    /// Full access to every other setting.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Runs to completion and returns the summary; per-file failures are counted in it (and
+    /// never an `Err`). Fails only for invalid settings or an output folder that cannot be made.
+    pub fn run(mut self) -> anyhow::Result<Summary> {
+        let targets = self.config.settings.targets.len();
+        self.config.template = match &self.name {
+            Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
+            None => Template::default_for(targets),
+        };
+        if let Some(problem) = self
+            .config
+            .template
+            .can_collide(targets, self.config.settings.formats.len())
+        {
+            return Err(ConfigError::BadName(problem).into());
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let reporter = Reporter::silent(self.config.jobs.get());
+        crate::run(&self.config, &cancel, reporter)
+    }
+}
+
+/// The binary's defaults, taken from the command-line definition itself so they cannot drift.
+fn default_config() -> Config {
+    let cli = Cli::try_parse_from([
+        "presize",
+        ".",
+        "-o",
+        "presize-unused-output",
+        "-w",
+        "100%",
+        "--progress",
+        "never",
+    ])
+    .expect("the default command line parses");
+    let mut config = Config::from_cli(cli).expect("the default command line is valid");
+    config.inputs.clear();
+    config.out_dir = PathBuf::new();
+    config.verbosity = crate::config::Verbosity::Quiet;
+    config
+}
