@@ -67,7 +67,10 @@ pub fn run(
         (Some(_), true) => Some(Manifest::default()),
         (None, _) => None,
     };
-    let mut build = BuildRecord::default();
+    let mut build = BuildRecord {
+        active: previous.is_some(),
+        ..BuildRecord::default()
+    };
     let found = AtomicU64::new(0);
     let estimate = AtomicU64::new(0);
     let done = AtomicBool::new(false);
@@ -195,12 +198,17 @@ pub fn execute(
 /// What a run learns for its manifest: each source's new entry, and which sources it saw.
 #[derive(Default)]
 struct BuildRecord {
+    /// Only a run with a manifest keeps anything (memory stays flat without one).
+    active: bool,
     entries: Vec<manifest::SourceEntry>,
     seen: std::collections::HashSet<String>,
 }
 
 impl BuildRecord {
     fn note(&mut self, result: &mut JobResult) {
+        if !self.active {
+            return;
+        }
         if let Some(rel) = &result.rel {
             self.seen.insert(rel.clone());
         }
@@ -304,10 +312,8 @@ fn manifest_options(settings: &config::Settings, template: &naming::Template) ->
     let e = settings.effort;
     values.insert("effort".into(), json!({"webp": e.webp, "avif": e.avif}));
     let t = settings.targets.first();
-    values.insert(
-        "fit".into(),
-        Value::from(format!("{:?}", t.map(|t| t.fit)).to_lowercase()),
-    );
+    let fit = t.map_or_else(String::new, |t| format!("{:?}", t.fit).to_lowercase());
+    values.insert("fit".into(), Value::from(fit));
     values.insert("upscale".into(), Value::from(t.is_some_and(|t| t.upscale)));
     values.insert("progressive".into(), Value::from(settings.progressive));
     values.insert("lossless".into(), Value::from(settings.lossless));

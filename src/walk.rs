@@ -86,8 +86,14 @@ struct Walker<'c, 'f, 'a> {
     feeder: &'f Feeder<'a, Job, JobResult>,
     /// Canonical output folder, never walked into.
     out_dir: Option<PathBuf>,
-    /// Output path → the input that claimed it first.
+    /// Output name → the input that claimed it first. When names cannot collide across
+    /// folders (one input folder, a template that keeps the folder structure) it only holds the
+    /// current folder's claims, so memory does not grow with the size of the tree.
     claimed: HashMap<PathBuf, PathBuf>,
+    /// Whether `claimed` may be reset at each new folder.
+    claims_per_folder: bool,
+    /// The folder (relative) whose claims `claimed` holds.
+    claims_folder: Option<PathBuf>,
     /// Look-ahead window: largest first; ties in walk order.
     window: BinaryHeap<Pending>,
     capacity: usize,
@@ -134,6 +140,10 @@ pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>, found: &Atomic
         feeder,
         out_dir: config.out_dir.canonicalize().ok(),
         claimed: HashMap::new(),
+        claims_per_folder: config.inputs.len() == 1
+            && !config.listed
+            && !config.template.uses(crate::naming::Var::Dir),
+        claims_folder: None,
         window: BinaryHeap::new(),
         capacity: (4 * config.jobs.get()).min(64),
         seq: 0,
@@ -201,7 +211,12 @@ impl Walker<'_, '_, '_> {
         let base = self.root_rel(root, true);
         let walker = WalkDir::new(root)
             .follow_links(self.config.follow_links)
-            .sort_by_file_name()
+            // Files before sub-folders, each by name: a folder's files arrive together, so the
+            // conflict map can be kept per folder.
+            .sort_by(|a, b| {
+                (a.file_type().is_dir(), a.file_name())
+                    .cmp(&(b.file_type().is_dir(), b.file_name()))
+            })
             .into_iter();
         let out_dir = self.out_dir.clone();
         let mut walker = walker.filter_entry(|e| {
@@ -327,6 +342,13 @@ impl Walker<'_, '_, '_> {
             }
             Err(e) => return self.fail(src, e),
         };
+        if self.claims_per_folder {
+            let folder = rel.parent().map(Path::to_path_buf);
+            if folder != self.claims_folder {
+                self.claimed.clear();
+                self.claims_folder = folder;
+            }
+        }
         if !self.config.in_place {
             // Claim every output name (with the size and hash placeholders standing for "this
             // target of this source"), so that two inputs never write the same file.

@@ -68,6 +68,18 @@ pub fn encode(
             Ok(metadata::embed_png(&out, &meta))
         }
         Format::Webp => {
+            // The WebP bitstream stores 14-bit dimensions; libwebp (and its wrapper, which
+            // panics) refuse anything larger.
+            const WEBP_MAX: u32 = 16383;
+            if px.width > WEBP_MAX || px.height > WEBP_MAX {
+                return Err(enc_err(
+                    format,
+                    format!(
+                        "{}x{} is larger than WebP allows ({WEBP_MAX}x{WEBP_MAX}); use a smaller size or another --format",
+                        px.width, px.height
+                    ),
+                ));
+            }
             let rgb;
             let (data, has_alpha) = match px.layout {
                 Layout::Rgb => (&px.data, false),
