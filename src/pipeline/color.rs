@@ -546,6 +546,12 @@ mod tests {
         }
     }
 
+    /// The "Adobe RGB (1998)" profile embedded in the rocket photo.
+    fn adobe_rgb() -> Vec<u8> {
+        let jpeg = read("photos/rocket_640x427_adobergb_icc.jpg");
+        jpeg_metadata(&jpeg).icc.expect("Adobe RGB profile")
+    }
+
     /// Peak signal-to-noise ratio in dB.
     fn psnr(a: &[u8], b: &[u8]) -> f64 {
         assert_eq!(a.len(), b.len());
@@ -574,7 +580,7 @@ mod tests {
 
     #[test]
     fn adobe_rgb_converts_like_imagemagick() {
-        let icc = read("color/rocket_adobergb.icc");
+        let icc = adobe_rgb();
         let mut px = png_rgb("color/rocket_crop64_adobergb.png");
         let reference = png_rgb("color/rocket_crop64_srgb_im.png");
         let before = psnr(&px.data, &reference.data);
@@ -598,7 +604,7 @@ mod tests {
 
     #[test]
     fn rgba_alpha_is_left_alone_and_colour_matches_rgb() {
-        let icc = read("color/rocket_adobergb.icc");
+        let icc = adobe_rgb();
         let mut rgb = png_rgb("color/rocket_crop64_adobergb.png");
         let alpha = |i: usize| u8::try_from(i * 7 % 256).expect("< 256");
         let data = rgb
@@ -655,7 +661,7 @@ mod tests {
 
     #[test]
     fn grey_pixels_with_an_rgb_profile_stay_grey() {
-        let icc = read("color/rocket_adobergb.icc");
+        let icc = adobe_rgb();
         let ramp: Vec<u8> = (0..=255).collect();
         let mut px = grey(ramp.clone(), Layout::L);
         to_srgb(&mut px, &icc).expect("convert");
@@ -669,7 +675,7 @@ mod tests {
 
     #[test]
     fn bad_or_mismatched_profiles_are_errors_not_panics() {
-        let adobe = read("color/rocket_adobergb.icc");
+        let adobe = adobe_rgb();
         let cmyk_jpeg = read("photos/cmyk_ycck_500x333_swop_icc.jpg");
         let cmyk = jpeg_metadata(&cmyk_jpeg).icc.expect("CMYK profile");
         let mut flipped = adobe.clone();
@@ -747,7 +753,7 @@ mod tests {
         let cups = read("photos/colorful_cups_1280x800_progressive.jpg");
         let theirs = jpeg_metadata(&cups).icc.expect("sRGB profile");
         assert!(is_srgb(&theirs));
-        assert!(!is_srgb(&read("color/rocket_adobergb.icc")));
+        assert!(!is_srgb(&adobe_rgb()));
         // sRGB primaries with a plain 2.2 gamma is close, but not close enough.
         let mut gamma = ColorProfile::new_srgb();
         let curve = moxcms::curve_from_gamma(2.2);
@@ -770,7 +776,7 @@ mod tests {
 
     #[test]
     fn scratch_reuses_transforms_and_stays_small() {
-        let adobe = read("color/rocket_adobergb.icc");
+        let adobe = adobe_rgb();
         let mut scratch = ColorScratch::default();
         let original = png_rgb("color/rocket_crop64_adobergb.png");
         let mut once = original.clone();
