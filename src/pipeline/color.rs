@@ -324,11 +324,117 @@ pub fn is_srgb(icc: &[u8]) -> bool {
     })
 }
 
-/// A compact sRGB ICC profile (ICC v4 matrix/TRC, written by moxcms) to embed in outputs that
-/// were converted to sRGB. Built once.
+/// A compact sRGB ICC profile (548 bytes, ICC v4 matrix/TRC with the exact sRGB curve) to embed
+/// in outputs that were converted to sRGB. Built once, always to the same bytes.
+///
+/// It is written here rather than by moxcms's encoder, whose 0.8 output gets the header's PCS
+/// illuminant wrong (libpng warns "PCS illuminant is not D50"), leaves a tag unaligned ("tag start
+/// not a multiple of 4"), stores the Bradford cone matrix as `chad`, and stamps today's date, so
+/// identical runs would write different bytes.
 pub fn srgb_profile() -> &'static [u8] {
     static PROFILE: OnceLock<Vec<u8>> = OnceLock::new();
-    PROFILE.get_or_init(|| ColorProfile::new_srgb().encode().unwrap_or_default())
+    PROFILE.get_or_init(encode_srgb_profile)
+}
+
+/// s15Fixed16Number.
+#[allow(clippy::cast_possible_truncation)]
+fn s15f16(v: f64) -> [u8; 4] {
+    ((v * 65536.0).round() as i32).to_be_bytes()
+}
+
+/// A `mluc` tag holding one en-US string.
+fn mluc(text: &str) -> Vec<u8> {
+    let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let mut tag = b"mluc\0\0\0\0".to_vec();
+    for v in [1u32, 12] {
+        tag.extend(v.to_be_bytes()); // one record of 12 bytes
+    }
+    tag.extend(b"enUS");
+    tag.extend(u32::try_from(utf16.len()).unwrap_or(0).to_be_bytes());
+    tag.extend(28u32.to_be_bytes()); // the string follows the record
+    tag.extend(utf16);
+    tag
+}
+
+fn xyz_tag(xyz: [i32; 3]) -> Vec<u8> {
+    let mut tag = b"XYZ \0\0\0\0".to_vec();
+    tag.extend(xyz.iter().flat_map(|v| v.to_be_bytes()));
+    tag
+}
+
+fn encode_srgb_profile() -> Vec<u8> {
+    // sRGB's primaries and D65 white, Bradford-adapted to the ICC's D50 (0.9642, 1, 0.8249), as
+    // s15Fixed16 numbers: the way lcms builds its own sRGB profile.
+    let red = xyz_tag([0x6FA0, 0x38F5, 0x0390]);
+    let green = xyz_tag([0x6297, 0xB787, 0x18D9]);
+    let blue = xyz_tag([0x249F, 0x0F84, 0xB6C3]);
+    let d50 = [0xF6D6, 0x1_0000, 0xD32D];
+    // The D65 → D50 Bradford matrix, row by row.
+    let chad: [i32; 9] = [
+        0x1_0C42, 0x05DE, -0x0CDB, 0x0793, 0xFD90, -0x045F, -0x025E, 0x03DC, 0xC06E,
+    ];
+    let mut chad_tag = b"sf32\0\0\0\0".to_vec();
+    chad_tag.extend(chad.iter().flat_map(|v| v.to_be_bytes()));
+    // IEC 61966-2-1 as ICC parametric function type 3: Y = (aX + b)^g for X ≥ d, else cX.
+    let mut trc = b"para\0\0\0\0\0\x03\0\0".to_vec();
+    for v in [2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.040_45] {
+        trc.extend(s15f16(v));
+    }
+    let tags: [(&[u8; 4], &[u8]); 10] = [
+        (b"desc", &mluc("sRGB IEC61966-2.1")),
+        (b"cprt", &mluc("No copyright, use freely")),
+        (b"wtpt", &xyz_tag(d50)),
+        (b"chad", &chad_tag),
+        (b"rXYZ", &red),
+        (b"gXYZ", &green),
+        (b"bXYZ", &blue),
+        (b"rTRC", &trc),
+        (b"gTRC", &trc),
+        (b"bTRC", &trc),
+    ];
+
+    let mut header = vec![0u8; 128];
+    header[8..12].copy_from_slice(&[4, 0x30, 0, 0]); // version 4.3
+    header[12..24].copy_from_slice(b"mntrRGB XYZ ");
+    // A fixed creation date (2025-01-01), so the bytes never change.
+    for (i, v) in [2025u16, 1, 1, 0, 0, 0].into_iter().enumerate() {
+        header[24 + 2 * i..26 + 2 * i].copy_from_slice(&v.to_be_bytes());
+    }
+    header[36..40].copy_from_slice(b"acsp");
+    for (i, v) in d50.into_iter().enumerate() {
+        header[68 + 4 * i..72 + 4 * i].copy_from_slice(&v.to_be_bytes());
+    }
+
+    let table_len = 4 + 12 * tags.len();
+    let mut table = u32::try_from(tags.len())
+        .unwrap_or(0)
+        .to_be_bytes()
+        .to_vec();
+    let mut data: Vec<u8> = Vec::new();
+    let mut last: Option<(&[u8], usize)> = None;
+    for (sig, body) in tags {
+        // The three curves are one: point their entries at the same bytes.
+        let offset = match last {
+            Some((prev, offset)) if prev == body => offset,
+            _ => {
+                let offset = 128 + table_len + data.len();
+                data.extend(body);
+                data.resize(data.len().next_multiple_of(4), 0);
+                offset
+            }
+        };
+        last = Some((body, offset));
+        table.extend(sig);
+        for v in [offset, body.len()] {
+            table.extend(u32::try_from(v).unwrap_or(0).to_be_bytes());
+        }
+    }
+    let mut profile = header;
+    profile.extend(table);
+    profile.extend(data);
+    let size = u32::try_from(profile.len()).unwrap_or(0);
+    profile[0..4].copy_from_slice(&size.to_be_bytes());
+    profile
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -763,6 +869,30 @@ mod tests {
         assert!(!is_srgb(&gamma.encode().expect("encode")));
         let grey22 = ColorProfile::new_gray_with_gamma(2.2).encode().expect("g");
         assert!(!is_srgb(&grey22));
+    }
+
+    #[test]
+    fn srgb_profile_is_well_formed() {
+        let p = srgb_profile();
+        assert_eq!(p.len(), 548);
+        assert_eq!(p[0..4], 548u32.to_be_bytes());
+        assert_eq!(&p[36..40], b"acsp");
+        // The PCS illuminant must be D50 exactly, or libpng rejects the iCCP chunk.
+        assert_eq!(p[68..80], [0, 0, 0xF6, 0xD6, 0, 1, 0, 0, 0, 0, 0xD3, 0x2D]);
+        let count = u32::from_be_bytes(p[128..132].try_into().unwrap()) as usize;
+        assert_eq!(count, 10);
+        for entry in p[132..132 + 12 * count].chunks_exact(12) {
+            let offset = u32::from_be_bytes(entry[4..8].try_into().unwrap()) as usize;
+            let size = u32::from_be_bytes(entry[8..12].try_into().unwrap()) as usize;
+            assert_eq!(offset % 4, 0, "{:?}", &entry[..4]);
+            assert!(offset + size <= p.len());
+        }
+        let parsed = ColorProfile::new_from_slice(p).expect("moxcms reads it");
+        assert_eq!(parsed.color_space, DataColorSpace::Rgb);
+        assert!(parsed.red_trc == parsed.blue_trc && parsed.gray_trc.is_none());
+        // The colorants add up to the D50 white (to rounding).
+        let sum = parsed.red_colorant.x + parsed.green_colorant.x + parsed.blue_colorant.x;
+        assert!((sum - 0.9642).abs() < 1e-4, "{sum}");
     }
 
     #[test]
