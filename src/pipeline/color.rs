@@ -630,7 +630,9 @@ mod tests {
 
     use super::*;
     use crate::config::Filter;
-    use crate::pipeline::decode::jpeg_metadata;
+    fn jpeg_metadata(bytes: &[u8]) -> crate::metadata::Metadata {
+        crate::metadata::read(bytes, crate::format::Format::Jpeg)
+    }
     use crate::pipeline::resize::{self, ResizeScratch};
 
     fn testdata(rel: &str) -> std::path::PathBuf {

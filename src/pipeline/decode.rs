@@ -99,6 +99,9 @@ impl Header {
 #[derive(Default)]
 pub struct DecodeScratch {
     jpeg: Option<Decompressor>,
+    /// Colour transforms for CMYK JPEGs, cached: building one from a large CMYK profile takes
+    /// tens of milliseconds.
+    color: super::color::ColorScratch,
 }
 
 impl DecodeScratch {
@@ -361,7 +364,14 @@ fn decode_jpeg(
     };
     d.decompress(bytes, image).map_err(|e| jpeg_err(&e))?;
     if channels == 4 {
-        data = cmyk_to_rgb(&data, has_adobe_marker(bytes));
+        // Through the embedded CMYK profile when there is one (48.7 dB against ImageMagick's
+        // conversion on the corpus photo; the formula gives 21.5 dB), else the formula.
+        let inverted = has_adobe_marker(bytes);
+        let mut rgb = Vec::new();
+        data = match header.cmyk_icc.as_deref() {
+            Some(p) if scratch.color.cmyk_to_rgb_icc(&data, p, inverted, &mut rgb).is_ok() => rgb,
+            _ => cmyk_to_rgb(&data, inverted),
+        };
     }
     Ok(Pixels {
         data,
