@@ -3,17 +3,24 @@
 //! `testdata/`, run through the real `presize` binary as a user would run it.
 //!
 //! Every case must end in exactly one reported outcome: written (and the output decodes at the
-//! size the report claims) or failed with a message, or ignored as "not an image" when a mutation
-//! destroyed the magic bytes. No panic may escape, no process may die on a signal or hang, no
-//! temporary file may be left behind.
+//! size the report claims) or failed with a message. (A file whose content and name are both not
+//! an image's is instead ignored as "not an image"; cases keep their seed's image extension, so
+//! a destroyed magic number is a failure.) The exit code must agree with the records; no panic
+//! may escape, nor even happen and be caught by a worker (that is a bug too: the file should be
+//! refused with a reason); no process may die on a signal or hang; no temporary or unreported
+//! file may be left in the output folder. Batches take turns through [`PROFILES`], so broken
+//! pixels reach every encoder and fit mode.
 //!
-//! Each case is a pure function of (run seed, case index): its file name says the index, the
+//! Each case is a pure function of (run seed, case index) and the seed files (adding a file to
+//! `testdata/` changes the cases of every later index): its file name says the index, the
 //! mutation and the seed file, e.g. `case-00123-flip-basn3p08.png`, so a failure is reproduced by
 //! re-running the same count, or directly from the input folder the test keeps on failure.
 //! Inputs that ever broke presize are kept in `testdata/regress/` and run by their own test.
 //!
 //! Knobs (environment variables):
 //! - `PRESIZE_MUTATION_CASES=N`: number of cases (default [`DEFAULT_CASES`]).
+//! - `PRESIZE_MUTATION_FIRST=I`: skip the cases before index `I`; with `CASES=I+1` this rebuilds
+//!   and runs case `I` alone, with the settings of its batch.
 //! - `PRESIZE_MUTATION_CORPUS=/path`: also use every file under this folder as a seed (the full
 //!   corpus is not in the repository, so CI runs without it).
 //! - `PRESIZE_MUTATION_SEED=N`: another run seed, for a different set of cases.
@@ -29,9 +36,9 @@ use std::time::{Duration, Instant};
 use presize::format::Format;
 use serde_json::Value;
 
-/// Cases in the default run: sized so that a debug `cargo test` stays well under two minutes on
-/// two cores.
-const DEFAULT_CASES: usize = 1500;
+/// Cases in the default run: one batch per profile, sized so that a debug `cargo test` stays
+/// well under two minutes on two cores (about 20 s of CPU, 25-50 s of wall time measured).
+const DEFAULT_CASES: usize = 1800;
 /// Cases per run of the binary: large enough that the pool is busy, small enough that a hang
 /// points at a few hundred files.
 const BATCH: usize = 300;
@@ -420,8 +427,8 @@ struct Tally {
     written: usize,
     failed: usize,
     ignored: usize,
-    /// Inputs whose decoder or encoder panicked and the worker caught it: not a test failure
-    /// (the file failed with an error, as it should), but worth a regression file and a bug.
+    /// Inputs whose decoder or encoder panicked and the worker caught it. The file did fail with
+    /// an error and the run went on, but the panic is a bug, so it is also a problem.
     caught_panics: Vec<String>,
     /// Everything that broke the contract, one sentence each.
     problems: Vec<String>,
@@ -436,25 +443,72 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
-/// The arguments of every run, also printed in reproduction commands.
-const ARGS: [&str; 12] = [
+/// The arguments of every run (besides input and `-o`), also printed in reproduction commands.
+const ARGS: [&str; 8] = [
     "-j",
     "2",
-    "-w",
-    "64",
     "--json",
     "-v",
     "--progress",
     "never",
     "--color",
     "never",
-    "--format",
-    "same",
+];
+
+/// Output settings, one per batch in turn, so that broken pixels also reach every encoder, every
+/// fit mode, the full-size JPEG path and tiny targets (3 % of a 9-pixel image rounds to 0).
+const PROFILES: [&[&str]; 6] = [
+    &["-w", "64", "--format", "same"],
+    &["-s", "48x48", "--fit", "cover", "--format", "jpeg"],
+    &[
+        "-s",
+        "40x30",
+        "--fit",
+        "contain",
+        "--format",
+        "webp",
+        "--background",
+        "#ff8800",
+    ],
+    &[
+        "-w",
+        "3%",
+        "--format",
+        "png",
+        "--no-fast-shrink",
+        "--filter",
+        "nearest",
+    ],
+    &[
+        "-H",
+        "33",
+        "--format",
+        "webp",
+        "--lossless",
+        "--filter",
+        "mitchell",
+        "--fast",
+    ],
+    &[
+        "-s",
+        "50x20",
+        "--fit",
+        "fill",
+        "--format",
+        "tiff",
+        "--upscale",
+    ],
 ];
 
 /// Runs presize on the folder `input`, whose files are `expected`, and checks every promise.
 /// `work` receives the output folder and the captured stdout/stderr.
-fn run_and_check(input: &Path, expected: &BTreeSet<String>, work: &Path, bound: Duration) -> Tally {
+fn run_and_check(
+    input: &Path,
+    expected: &BTreeSet<String>,
+    profile: &[&str],
+    work: &Path,
+    bound: Duration,
+) -> Tally {
     let out = work.join("out");
     let stdout_path = work.join("stdout.ndjson");
     let stderr_path = work.join("stderr.txt");
@@ -466,6 +520,7 @@ fn run_and_check(input: &Path, expected: &BTreeSet<String>, work: &Path, bound: 
         .arg("-o")
         .arg(&out)
         .args(ARGS)
+        .args(profile)
         .stdin(Stdio::null())
         .stdout(fs::File::create(&stdout_path).expect("create stdout file"))
         .stderr(fs::File::create(&stderr_path).expect("create stderr file"))
@@ -648,8 +703,13 @@ fn check_record(
                     .problems
                     .push(format!("{name}: failed without an error message"));
             }
+            // The pool turns a panic into this failure so the run survives, but a panic is
+            // still a bug: presize should have refused the input (or output) with a reason.
             if error.contains(CAUGHT_PANIC) {
                 tally.caught_panics.push(format!("{name}: {error}"));
+                tally
+                    .problems
+                    .push(format!("{name}: panicked (caught by the worker): {error}"));
             }
         }
         Some("written") => {
@@ -738,7 +798,7 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// Keeps a failing batch's inputs where a developer can find them, and says how to rerun it.
-fn keep_for_repro(label: &str, input: &Path) -> String {
+fn keep_for_repro(label: &str, input: &Path, profile: &[&str]) -> String {
     let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("mutation-failures")
         .join(label);
@@ -750,19 +810,17 @@ fn keep_for_repro(label: &str, input: &Path) -> String {
         });
     let at = if copied { &kept } else { input };
     format!(
-        "inputs kept in {}; reproduce with: {} {} -o /tmp/presize-repro {}",
+        "inputs kept in {}; reproduce with: {} {} -o /tmp/presize-repro {} {}",
         at.display(),
         env!("CARGO_BIN_EXE_presize"),
         at.display(),
-        ARGS.join(" ")
+        ARGS.join(" "),
+        profile.join(" ")
     )
 }
 
 /// Prints the problems of one batch (at most 30 lines) and returns whether there were any.
-fn report(label: &str, input: &Path, tally: &Tally) -> bool {
-    for p in &tally.caught_panics {
-        eprintln!("{label}: caught panic (reported as a failure): {p}");
-    }
+fn report(label: &str, input: &Path, profile: &[&str], tally: &Tally) -> bool {
     if tally.problems.is_empty() {
         return false;
     }
@@ -770,7 +828,7 @@ fn report(label: &str, input: &Path, tally: &Tally) -> bool {
     for p in tally.problems.iter().take(30) {
         eprintln!("  {p}");
     }
-    eprintln!("  {}", keep_for_repro(label, input));
+    eprintln!("  {}", keep_for_repro(label, input, profile));
     true
 }
 
@@ -782,6 +840,7 @@ fn mutated_real_files_never_crash_hang_or_go_unreported() {
     let started = Instant::now();
     let bank = SeedBank::for_run();
     let cases = env_number("PRESIZE_MUTATION_CASES", DEFAULT_CASES as u64) as usize;
+    let from = env_number("PRESIZE_MUTATION_FIRST", 0) as usize;
     let run_seed = env_number("PRESIZE_MUTATION_SEED", DEFAULT_SEED);
     let bound = Duration::from_secs(env_number(
         "PRESIZE_MUTATION_BATCH_SECS",
@@ -790,30 +849,32 @@ fn mutated_real_files_never_crash_hang_or_go_unreported() {
     let (mut written, mut failed, mut ignored, mut caught) = (0, 0, 0, 0);
     let mut slowest = Duration::ZERO;
     let mut broken = Vec::new();
-    for (b, first) in (0..cases).step_by(BATCH).enumerate() {
+    // Batch `b` holds cases `b * BATCH ..` and uses profile `b`, also when the run starts late.
+    for b in from / BATCH..cases.div_ceil(BATCH) {
         let label = format!("seed-{run_seed:x}-batch-{b:03}");
         let work = tempfile::tempdir().expect("temporary folder");
         let input = work.path().join("in");
         fs::create_dir(&input).expect("create input folder");
         let mut expected = BTreeSet::new();
-        for index in first..(first + BATCH).min(cases) {
+        for index in (b * BATCH).max(from)..((b + 1) * BATCH).min(cases) {
             let case = make_case(&bank, run_seed, index);
             fs::write(input.join(&case.name), &case.bytes).expect("write case");
             expected.insert(case.name);
         }
         let batch_started = Instant::now();
-        let tally = run_and_check(&input, &expected, work.path(), bound);
+        let profile = PROFILES[b % PROFILES.len()];
+        let tally = run_and_check(&input, &expected, profile, work.path(), bound);
         slowest = slowest.max(batch_started.elapsed());
         written += tally.written;
         failed += tally.failed;
         ignored += tally.ignored;
         caught += tally.caught_panics.len();
-        if report(&label, &input, &tally) {
+        if report(&label, &input, profile, &tally) {
             broken.push(label);
         }
     }
     eprintln!(
-        "mutation: {cases} cases from {} seeds ({}), run seed {run_seed:#x}: {written} written, \
+        "mutation: cases {from}..{cases} from {} seeds ({}), run seed {run_seed:#x}: {written} written, \
          {failed} failed, {ignored} not images, {caught} caught panics; {:.1} s in all, \
          slowest batch {:.1} s",
         bank.len(),
@@ -835,15 +896,23 @@ fn inputs_that_once_broke_presize_now_fail_cleanly() {
         .iter()
         .map(|p| file_name(&p.to_string_lossy()))
         .collect();
-    let work = tempfile::tempdir().expect("temporary folder");
     let bound = Duration::from_secs(env_number(
         "PRESIZE_MUTATION_BATCH_SECS",
         DEFAULT_BATCH_SECS,
     ));
-    let tally = run_and_check(&regress, &expected, work.path(), bound);
+    let mut broken = Vec::new();
+    for (i, profile) in PROFILES.iter().enumerate() {
+        let work = tempfile::tempdir().expect("temporary folder");
+        let tally = run_and_check(&regress, &expected, profile, work.path(), bound);
+        let label = format!("regress-profile-{i}");
+        if report(&label, &regress, profile, &tally) {
+            broken.push(label);
+        }
+    }
     assert!(
-        !report("regress", &regress, &tally),
-        "presize broke on a file in testdata/regress/; see the lines above"
+        broken.is_empty(),
+        "presize broke on a file in testdata/regress/ in {}; see the lines above",
+        broken.join(", ")
     );
 }
 
