@@ -12,9 +12,10 @@
 //! pixels reach every encoder and fit mode.
 //!
 //! Each case is a pure function of (run seed, case index) and the seed files (adding a file to
-//! `testdata/` changes the cases of every later index): its file name says the index, the
-//! mutation and the seed file, e.g. `case-00123-flip-basn3p08.png`, so a failure is reproduced by
-//! re-running the same count, or directly from the input folder the test keeps on failure.
+//! `testdata/` changes the cases). Its file name says the index, the mutation and the seed file,
+//! e.g. `case-00123-flip-basn3p08.png`, so a failure is reproduced by re-running the same count
+//! (or that case alone, see `PRESIZE_MUTATION_FIRST`), or directly from the input folder the
+//! test keeps on failure.
 //! Inputs that ever broke presize are kept in `testdata/regress/` and run by their own test.
 //!
 //! Knobs (environment variables):
