@@ -374,6 +374,9 @@ impl Config {
         if cli.in_place && settings.formats.iter().any(Option::is_some) {
             return Err(ConfigError::InPlaceFormat);
         }
+        if cli.in_place && settings.targets.len() > 1 {
+            return Err(ConfigError::InPlaceSizes);
+        }
         for input in &cli.inputs {
             if std::fs::symlink_metadata(input).is_err() {
                 return Err(ConfigError::MissingInput(input.clone()));

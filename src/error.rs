@@ -193,6 +193,9 @@ pub enum ConfigError {
     /// --files-from could not be read.
     #[error("--files-from {0}")]
     FilesFrom(String),
+    /// --in-place with several sizes would write them all over one file.
+    #[error("--in-place keeps one file per input: give a single size")]
+    InPlaceSizes,
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),

@@ -269,9 +269,19 @@ impl BuildRecord {
             .iter()
             .flat_map(|s| s.outputs.iter().map(|o| o.path.as_str()))
             .collect();
+        let root = config.out_dir.canonicalize().ok();
         for rel in doomed.iter().filter(|r| !kept.contains(r.as_str())) {
             if let Some(path) = manifest::safe_relative(rel) {
                 let path = config.out_dir.join(path);
+                // Never delete through a symlinked folder planted in the output tree.
+                let inside = path
+                    .parent()
+                    .and_then(|p| p.canonicalize().ok())
+                    .zip(root.as_ref())
+                    .is_some_and(|(parent, root)| parent.starts_with(root));
+                if !inside {
+                    continue;
+                }
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -30,6 +30,9 @@ fn run() -> anyhow::Result<Exit> {
     let cancel = Arc::new(AtomicBool::new(false));
     install_handlers(Arc::clone(&cancel));
     let summary = presize::run(&config, &cancel, Reporter::new(&config))?;
+    // Every live worker has been joined; only a thread abandoned by --image-timeout can still be
+    // writing, and its temporary file must not outlive the process.
+    presize::pipeline::encode::remove_in_flight();
     Ok(Exit::from_summary(&summary))
 }
 

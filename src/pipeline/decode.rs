@@ -369,7 +369,14 @@ fn decode_jpeg(
         let inverted = has_adobe_marker(bytes);
         let mut rgb = Vec::new();
         data = match header.cmyk_icc.as_deref() {
-            Some(p) if scratch.color.cmyk_to_rgb_icc(&data, p, inverted, &mut rgb).is_ok() => rgb,
+            Some(p)
+                if scratch
+                    .color
+                    .cmyk_to_rgb_icc(&data, p, inverted, &mut rgb)
+                    .is_ok() =>
+            {
+                rgb
+            }
             _ => cmyk_to_rgb(&data, inverted),
         };
     }

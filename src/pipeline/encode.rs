@@ -331,6 +331,11 @@ pub fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(), JobErr
             fs::set_permissions(&tmp_path, perms)
                 .map_err(|e| JobError::io("cannot set the output's permissions", e))?;
         }
+        if crate::pool::job_abandoned() {
+            // The watchdog gave up on this image while it was being written: it was reported
+            // as timed out, so it must not appear now (the temporary file is removed on drop).
+            return Err(JobError::TimedOut(std::time::Duration::ZERO));
+        }
         let persisted = if target.replace {
             tmp.persist(dst).map(drop)
         } else {
