@@ -274,6 +274,11 @@ pub struct ImageArgs {
     /// Drop only the location (EXIF GPS, XMP exif:GPS*) and keep the rest.
     #[arg(long, conflicts_with = "strip")]
     pub strip_gps: bool,
+
+    /// Resample in linear light (16-bit, Lanczos3): fine detail and edges keep their brightness
+    /// (alternating black and white lines become 50 % grey, not darker). Costs more CPU.
+    #[arg(long)]
+    pub linear: bool,
 }
 
 /// `--icc` values.

@@ -88,6 +88,8 @@ pub struct Settings {
     pub icc: IccPolicy,
     /// Which EXIF/XMP metadata is carried over. Default: keep (orientation reset).
     pub metadata: MetaPolicy,
+    /// Resample in linear light (16-bit) instead of on gamma-encoded values. Default: false.
+    pub linear: bool,
 }
 
 /// Lossy quality (1-100) per output format.
@@ -247,6 +249,7 @@ impl Settings {
             } else {
                 MetaPolicy::Keep
             },
+            linear: args.linear,
         })
     }
 
@@ -556,6 +559,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         max_pixels: 268_402_689,
         icc: IccPolicy::Keep,
         metadata: MetaPolicy::Keep,
+        linear: false,
     }
 }
 

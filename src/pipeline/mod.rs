@@ -201,6 +201,7 @@ impl Context {
 #[derive(Default)]
 pub struct Scratch {
     decode: decode::DecodeScratch,
+    color: color::ColorScratch,
     resize: resize::ResizeScratch,
     encode: encode::EncodeScratch,
     input: Vec<u8>,
@@ -264,7 +265,7 @@ struct PlannedOutput {
 /// so that a manifest can tell which outputs an option change affects.
 fn output_key(settings: &Settings, target: &geometry::Target, format: Format) -> String {
     let text = format!(
-        "{target:?}|{format:?}|q{}|e{:?}|p{}|l{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{target:?}|{format:?}|q{}|e{:?}|p{}|l{}|{:?}|{:?}|{:?}|{:?}|{:?}|lin{}",
         settings.quality_for(format),
         settings.effort,
         settings.progressive,
@@ -274,6 +275,7 @@ fn output_key(settings: &Settings, target: &geometry::Target, format: Format) ->
         settings.shrink,
         settings.icc,
         settings.metadata,
+        settings.linear,
     );
     format!("{:016x}", manifest::xxh64(text.as_bytes(), 0))
 }
@@ -522,14 +524,31 @@ fn run_stages(
         xmp: header.xmp.take(),
         icc: header.icc.take(),
     };
-    let decoded = decode::decode_probed(
+    let mut decoded = decode::decode_probed(
         bytes,
         job.input_format,
         probe,
         min_size,
         &mut scratch.decode,
     )?;
+    // `--icc srgb`: convert once, at the decoded size, before any resampling (so that linear
+    // light, when asked for, is sRGB's). A source without a profile is taken as sRGB already.
+    let mut source_meta = source_meta;
+    if settings.icc == IccPolicy::Srgb {
+        if let Some(profile) = source_meta.icc.take() {
+            if color::is_srgb(&profile) {
+                source_meta.icc = Some(color::srgb_profile().to_vec());
+            } else {
+                match scratch.color.to_srgb(&mut decoded, &profile) {
+                    Ok(()) => source_meta.icc = Some(color::srgb_profile().to_vec()),
+                    // An unreadable profile: the pixels stay as they are, with their profile.
+                    Err(_) => source_meta.icc = Some(profile),
+                }
+            }
+        }
+    }
     stages.decode = t.elapsed();
+    let linear = settings.linear.then(|| color::srgb_to_linear(&decoded));
     // The decoder may have shrunk the image: scale crops to the decoded size.
     let fx = f64::from(decoded.width) / f64::from(stored_w);
     let fy = f64::from(decoded.height) / f64::from(stored_h);
@@ -556,7 +575,10 @@ fn run_stages(
             width: (stored.crop.width * fx).min(f64::from(src.width)),
             height: (stored.crop.height * fy).min(f64::from(src.height)),
         };
-        let mut px = if i + 1 == count {
+        let mut px = if let Some(lin) = &linear {
+            // `--linear`: resample light, not gamma-encoded values (Lanczos3, 16 bits).
+            color::linear_to_srgb(&color::resize_linear(lin, crop, stored.size)?)
+        } else if i + 1 == count {
             // The last size may consume the decoded image (no copy when nothing changes).
             let src = decoded.take().expect("present");
             resize::resize(src, crop, stored.size, settings.filter, &mut scratch.resize)?

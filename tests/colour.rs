@@ -1,0 +1,148 @@
+//! Colour fidelity on real files: `--icc srgb` against ImageMagick's conversion, CMYK through its
+//! profile, linear-light resizing on a grating, grey staying grey.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{decode, presize, testdata, TestTree};
+use image::{DynamicImage, GenericImageView, GrayImage, Luma};
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+/// PSNR in dB between two same-sized images, over RGB.
+fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (a, b) = (a.to_rgb8(), b.to_rgb8());
+    let mse: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+}
+
+/// ImageMagick's conversion of `src` to the sRGB profile presize embeds (relative intent).
+fn imagemagick_srgb(src: &Path, dir: &Path) -> DynamicImage {
+    let profile = dir.join("srgb.icc");
+    std::fs::write(&profile, presize::pipeline::color::srgb_profile()).unwrap();
+    let out = dir.join("im.png");
+    let ok = Command::new("convert")
+        .arg(src)
+        .args(["-intent", "relative", "-profile"])
+        .arg(&profile)
+        .arg(&out)
+        .status()
+        .expect("ImageMagick's convert is installed (.ci/run)");
+    assert!(ok.success());
+    decode(&out)
+}
+
+#[test]
+fn icc_srgb_converts_adobe_rgb_like_imagemagick_and_embeds_srgb() {
+    let tree = TestTree::new();
+    let src = testdata("photos/rocket_640x427_adobergb_icc.jpg");
+    let out = tree.path("out");
+    // Same size: the conversion alone is compared.
+    presize()
+        .arg(&src)
+        .args(["-o", p(&out), "-w", "640", "-f", "png", "--icc", "srgb"])
+        .assert()
+        .success();
+    let ours = decode(&out.join("rocket_640x427_adobergb_icc.png"));
+    let theirs = imagemagick_srgb(&src, tree.root());
+    let db = psnr(&ours, &theirs);
+    assert!(db >= 45.0, "--icc srgb vs ImageMagick: {db:.1} dB");
+    // Unconverted pixels are far off: the test can tell.
+    presize()
+        .arg(&src)
+        .args(["-o", p(&tree.path("keep")), "-w", "640", "-f", "png"])
+        .assert()
+        .success();
+    let kept = decode(&tree.path("keep/rocket_640x427_adobergb_icc.png"));
+    assert!(psnr(&kept, &theirs) < 35.0);
+
+    let desc = Command::new("exiftool")
+        .args(["-s3", "-ProfileDescription"])
+        .arg(out.join("rocket_640x427_adobergb_icc.png"))
+        .output()
+        .expect("exiftool");
+    let desc = String::from_utf8_lossy(&desc.stdout);
+    assert!(desc.contains("sRGB"), "{desc}");
+}
+
+#[test]
+fn cmyk_jpegs_are_converted_through_their_profile() {
+    let tree = TestTree::new();
+    let src = testdata("photos/cmyk_ycck_500x333_swop_icc.jpg");
+    let out = tree.path("out");
+    presize()
+        .arg(&src)
+        .args(["-o", p(&out), "-w", "500", "-f", "png"])
+        .assert()
+        .success();
+    let ours = decode(&out.join("cmyk_ycck_500x333_swop_icc.png"));
+    let theirs = imagemagick_srgb(&src, tree.root());
+    let db = psnr(&ours, &theirs);
+    assert!(
+        db >= 40.0,
+        "CMYK through its profile vs ImageMagick: {db:.1} dB"
+    );
+}
+
+#[test]
+fn linear_light_turns_a_black_and_white_grating_into_mid_grey() {
+    let grating = GrayImage::from_fn(64, 64, |x, _| Luma([if x % 2 == 0 { 0 } else { 255 }]));
+    let tree = TestTree::new().png_image("in/grating.png", &DynamicImage::ImageLuma8(grating));
+    let mean_centre = |path: &Path| {
+        let img = decode(path).to_luma8();
+        let (w, h) = img.dimensions();
+        let mut sum = 0.0;
+        let mut n = 0.0;
+        for y in 4..h - 4 {
+            for x in 4..w - 4 {
+                sum += f64::from(img.get_pixel(x, y)[0]);
+                n += 1.0;
+            }
+        }
+        sum / n
+    };
+    for (flag, want) in [(None, 128.0), (Some("--linear"), 188.0)] {
+        let out = tree.path(&format!("out{}", flag.unwrap_or("")));
+        let mut cmd = presize();
+        cmd.arg(tree.path("in")).args(["-o", p(&out), "-w", "32"]);
+        if let Some(f) = flag {
+            cmd.arg(f);
+        }
+        cmd.assert().success();
+        let got = mean_centre(&out.join("grating.png"));
+        assert!(
+            (got - want).abs() <= 3.0,
+            "{flag:?}: mean {got:.1}, expected about {want}"
+        );
+    }
+}
+
+#[test]
+fn grey_jpegs_stay_one_channel() {
+    let grey = GrayImage::from_fn(300, 200, |x, y| Luma([((x + y) % 256) as u8]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&grey)
+        .unwrap();
+    let tree = TestTree::new().file("in/grey.jpg", &jpeg);
+    let out = tree.path("out");
+    presize()
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "-w", "150"])
+        .assert()
+        .success();
+    let img = decode(&out.join("grey.jpg"));
+    assert_eq!(img.color(), image::ColorType::L8);
+    assert_eq!(img.dimensions(), (150, 100));
+}
