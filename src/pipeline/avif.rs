@@ -1,31 +1,39 @@
 //! AVIF encoding through `ravif` (the rav1e AV1 encoder plus a HEIF container writer).
 //!
 //! `encode` calls [`encode_avif`] with resized, oriented pixels. AV1 is slow: one 800 px photo
-//! costs tens of milliseconds even at a fast speed, so the speed has its own knob and a default
-//! measured against WebP (see [`DEFAULT_SPEED`]). rav1e runs on one thread here, because presize
-//! already keeps every core busy with one image each; a second pool inside the encoder would
-//! only oversubscribe them.
+//! costs about half a second of CPU at the default speed, ten times a WebP, so the speed has
+//! its own knob and a default measured against WebP (see [`DEFAULT_SPEED`]). rav1e runs on one
+//! thread here (ravif's `threading` feature is off): presize already keeps every core busy with
+//! one image each, and a second pool inside the encoder would only oversubscribe them.
 
 use ravif::{Encoder, Img, RGB8, RGBA8};
 
 use super::decode::{Layout, Pixels};
 use crate::error::JobError;
 
-/// The AVIF quality presize uses when none is given for AVIF: 60 on ravif's 1-100 scale.
+/// The AVIF quality presize uses when none is given: 75 on ravif's 1-100 scale.
 ///
-/// The scales are not comparable across tools. ravif maps quality to AV1's 0-255 quantiser
-/// index as `255 × (0.875 − q/200)` between 25 and 82, so 60 is index 147 and 50 is 159.
-/// sharp (libheif + libaom) defaults to quality 50, which libheif turns into libaom's
-/// quantiser 32 of 63, about index 128. The same index does not mean the same picture (rav1e
-/// codes 10-bit 4:4:4 with psychovisual tuning, sharp 8-bit 4:2:0), so the default was
-/// measured instead: at 60 an 800 px photo is smaller than libwebp at q82 (the presize JPEG
-/// and WebP default) with a PSNR at least as good.
-pub const DEFAULT_QUALITY: u8 = 60;
+/// Quality scales differ between AVIF tools, so the default is matched on what the encoder
+/// actually receives, the AV1 quantiser index (0 best, 255 worst). ravif maps quality `q`
+/// between 25 and 82 to index `255 × (0.875 − q/200)`, so 75 is index 128. sharp's default
+/// AVIF quality is 50 (sharp `docs/api-output.md`), and libheif and libavif (squoosh, whose
+/// default is also 50) turn quality into libaom's 0-63 quantiser as `((100 − q) × 63 + 50) /
+/// 100` = 32, which libaom scales to index 128. So 75 here asks rav1e for what sharp and
+/// squoosh ask libaom for by default. ravif's own CLI, cavif, defaults to 80.
+///
+/// Measured on three 800 px photos at the default speed, 75 gives files 13-33% smaller than
+/// libwebp at q82 (the presize WebP default) with a luma SSIM 0.01-0.04 lower: rav1e smooths
+/// fine texture (sand, foliage) more than libwebp does. Above 82 ravif's curve steepens and
+/// files grow fast.
+pub const DEFAULT_QUALITY: u8 = 75;
 
 /// The rav1e speed presize uses when none is given: 1 is slowest and smallest, 10 fastest.
 ///
-/// Chosen so that an AVIF costs at most about ten WebPs of the same pixels on one core.
-pub const DEFAULT_SPEED: u8 = 8;
+/// Chosen so that an AVIF costs at most about ten WebPs of the same pixels on one core: at
+/// quality 75 on 800×500 photos, speed 9 took 10-12× libwebp's time, speed 8 (and 7, which
+/// codes the same stills) 20-27×, speed 6 22-32×. Speed 10 is only 3.5-4.5×, but its files
+/// were 3-22% larger than speed 9's, and on one photo larger than the WebP.
+pub const DEFAULT_SPEED: u8 = 9;
 
 /// The largest width or height AV1 can code (rav1e refuses anything above `u16::MAX`).
 const MAX_SIDE: u32 = u16::MAX as u32;
