@@ -11,29 +11,56 @@ use ravif::{Encoder, Img, RGB8, RGBA8};
 use super::decode::{Layout, Pixels};
 use crate::error::JobError;
 
-/// The AVIF quality presize uses when none is given: 75 on ravif's 1-100 scale.
+/// The AVIF quality presize uses when none is given: 50, the default of sharp and squoosh.
 ///
-/// Quality scales differ between AVIF tools, so the default is matched on what the encoder
-/// actually receives, the AV1 quantiser index (0 best, 255 worst). ravif maps quality `q`
-/// between 25 and 82 to index `255 × (0.875 − q/200)`, so 75 is index 128. sharp's default
-/// AVIF quality is 50 (sharp `docs/api-output.md`), and libheif and libavif (squoosh, whose
-/// default is also 50) turn quality into libaom's 0-63 quantiser as `((100 − q) × 63 + 50) /
-/// 100` = 32, which libaom scales to index 128. So 75 here asks rav1e for what sharp and
-/// squoosh ask libaom for by default. ravif's own CLI, cavif, defaults to 80.
+/// presize's AVIF quality is the scale of libavif and libheif, which sharp (default 50, sharp
+/// `docs/api-output.md`), squoosh (default 50) and avifenc use, so their numbers mean the same
+/// here. It is carried to rav1e through the AV1 quantiser index it implies; see
+/// [`ravif_quality`]. 50 is index 128, ravif quality 75 (ravif's own CLI, cavif, defaults to
+/// 80, index 121).
 ///
-/// Measured on three 800 px photos at the default speed, 75 gives files 13-33% smaller than
-/// libwebp at q82 (the presize WebP default) with a luma SSIM 0.01-0.04 lower: rav1e smooths
-/// fine texture (sand, foliage) more than libwebp does. Above 82 ravif's curve steepens and
-/// files grow fast.
-pub const DEFAULT_QUALITY: u8 = 75;
+/// Measured on three 800 px photos at the default speed, 50 gives files 13-33% smaller than
+/// libwebp at q82 with a luma SSIM 0.01-0.04 lower: rav1e smooths fine texture (sand, foliage)
+/// more than libwebp does.
+pub const DEFAULT_QUALITY: u8 = 50;
 
 /// The rav1e speed presize uses when none is given: 1 is slowest and smallest, 10 fastest.
 ///
 /// Chosen so that an AVIF costs at most about ten WebPs of the same pixels on one core: at
-/// quality 75 on 800×500 photos, speed 9 took 10-12× libwebp's time, speed 8 (and 7, which
-/// codes the same stills) 20-27×, speed 6 22-32×. Speed 10 is only 3.5-4.5×, but its files
-/// were 3-22% larger than speed 9's, and on one photo larger than the WebP.
+/// quality 50 (ravif 75) on 800×500 photos, speed 9 took 10-12× libwebp's time, speed 8 (and
+/// 7, which codes the same stills) 20-27×, speed 6 22-32×. Speed 10 is only 3.5-4.5×, but its
+/// files were 3-22% larger than speed 9's, and on one photo larger than the WebP.
 pub const DEFAULT_SPEED: u8 = 9;
+
+/// Converts a quality on the libavif/sharp scale (1-100) to ravif's own 1-100 scale.
+///
+/// The two scales share nothing but their range, so the conversion goes through what both
+/// finally ask of the encoder, AV1's quantiser index (0 best, 255 worst):
+/// 1. libavif (`avifQualityToQuantizer`) and libheif give libaom the quantiser
+///    `((100 − q) × 63 + 50) / 100`, 0-63;
+/// 2. libaom (`quantizer_to_qindex`) turns that into index `4n`, with 249 and 255 at the top;
+/// 3. ravif turns its quality `r` into index `255 × x`, where `x` is `(1 − r) × 2.6` for
+///    `r ≥ 0.82`, `0.875 − r/2` in between and `1 − r` for `r ≤ 0.25`; this inverts that.
+///
+/// So 50 → quantiser 32 → index 128 → ravif 74.6; 40 → quantiser 38 → index 152 → ravif 55.8.
+pub fn ravif_quality(quality: u8) -> f32 {
+    let q = i32::from(quality.clamp(1, 100));
+    let quantizer = ((100 - q) * 63 + 50) / 100;
+    let index = match quantizer {
+        62 => 249,
+        63 => 255,
+        n => 4 * n,
+    };
+    let x = index as f32 / 255.0;
+    let r = if x >= 0.75 {
+        1.0 - x
+    } else if x > 0.468 {
+        2.0 * (0.875 - x)
+    } else {
+        1.0 - x / 2.6
+    };
+    (r * 100.0).clamp(1.0, 100.0)
+}
 
 /// The largest width or height AV1 can code (rav1e refuses anything above `u16::MAX`).
 const MAX_SIDE: u32 = u16::MAX as u32;
@@ -47,7 +74,8 @@ fn avif_err(message: impl Into<String>) -> JobError {
 
 /// Encodes `px` as a still AVIF image.
 ///
-/// - `quality` is ravif's 1-100 scale (clamped into it); see [`DEFAULT_QUALITY`].
+/// - `quality` is 1-100 on the libavif/sharp scale (clamped into it), converted for ravif by
+///   [`ravif_quality`]; see [`DEFAULT_QUALITY`].
 /// - `speed` is rav1e's 1-10 (clamped); see [`DEFAULT_SPEED`].
 /// - Grey images are coded as YCbCr with flat chroma, which costs a few bytes over true
 ///   monochrome (ravif offers no 4:0:0 colour planes).
@@ -89,8 +117,8 @@ pub fn encode_avif(
     }
     // ravif asserts on out-of-range settings; clamping keeps a bad value from becoming a panic.
     let encoder = Encoder::new()
-        .with_quality(f32::from(quality.clamp(1, 100)))
-        .with_alpha_quality(f32::from(quality.clamp(1, 100)))
+        .with_quality(ravif_quality(quality))
+        .with_alpha_quality(ravif_quality(quality))
         .with_speed(speed.clamp(1, 10))
         .with_num_threads(Some(1));
     let (w, h) = (width as usize, height as usize);
@@ -303,6 +331,44 @@ mod tests {
         }
         let avif = encode_avif(&gradient(64, 48, Layout::La), 50, 10, None).unwrap();
         assert!(check_container(&avif, 64, 48));
+    }
+
+    /// ravif's quality → quantiser index curve (its `quality_to_quantizer`), restated.
+    fn ravif_index(r: f32) -> i32 {
+        let q = r / 100.0;
+        let x = if q >= 0.82 {
+            (1.0 - q) * 2.6
+        } else if q > 0.25 {
+            0.875 - q / 2.0
+        } else {
+            1.0 - q
+        };
+        (x * 255.0).round() as i32
+    }
+
+    #[test]
+    fn quality_reaches_rav1e_as_libaom_would_get_it() {
+        // The index libaom gets from libavif/libheif at each quality.
+        let libaom = |q: i32| match ((100 - q) * 63 + 50) / 100 {
+            62 => 249,
+            63 => 255,
+            n => 4 * n,
+        };
+        assert_eq!(libaom(50), 128);
+        assert_eq!(ravif_index(ravif_quality(50)), 128);
+        let mut last = 0.0;
+        for q in 1..=100u8 {
+            let r = ravif_quality(q);
+            assert!((1.0..=100.0).contains(&r) && r >= last, "{q} -> {r}");
+            last = r;
+            let (want, got) = (libaom(i32::from(q)), ravif_index(r));
+            assert!(
+                (want - got).abs() <= 1,
+                "quality {q}: libaom index {want}, ravif {got}"
+            );
+        }
+        assert_eq!(ravif_quality(0), ravif_quality(1));
+        assert_eq!(ravif_quality(255), 100.0);
     }
 
     #[test]
