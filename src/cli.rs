@@ -225,8 +225,8 @@ pub struct ImageArgs {
     #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…")]
     pub quality: Option<PerFormat>,
 
-    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=4.
-    /// Defaults: avif 4, webp 4.
+    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6.
+    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4).
     #[arg(long, value_name = "FMT=N,…")]
     pub effort: Option<PerFormat>,
 

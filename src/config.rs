@@ -70,7 +70,7 @@ pub struct Settings {
     pub formats: Vec<Option<Format>>,
     /// Lossy quality per format. Default: JPEG 82, WebP 80, AVIF 50.
     pub quality: Qualities,
-    /// Encoder effort 0-10 per format. Default: WebP 4, AVIF 4.
+    /// Encoder effort 0-10 per format. Default: WebP 4, AVIF 1.
     pub effort: Efforts,
     /// Progressive JPEG. Default: true.
     pub progressive: bool,
@@ -123,8 +123,11 @@ pub struct Efforts {
 }
 
 impl Default for Efforts {
+    /// WebP 4 is libwebp's own default method. AVIF 1 is rav1e speed 9: about 10x a WebP encode
+    /// and 13-33 % smaller files at quality 50; speed 6 (effort 4, squoosh's default) costs
+    /// 20-30x a WebP for 5-30 % less again (measured on three corpus photos at 800 px).
     fn default() -> Self {
-        Efforts { webp: 4, avif: 4 }
+        Efforts { webp: 4, avif: 1 }
     }
 }
 

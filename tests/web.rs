@@ -501,3 +501,34 @@ fn shard_auto_takes_the_index_from_the_scheduler() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("JOB_COMPLETION_INDEX"));
 }
+
+#[test]
+fn avif_outputs_are_real_avif_files_of_the_planned_size() {
+    let tree = TestTree::new()
+        .jpeg("in/a.jpg", 640, 480)
+        .png_alpha("in/t.png", 200, 200);
+    let out = tree.path("out");
+    let (code, _, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "160",
+        "-f",
+        "avif",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for (name, size) in [("a.avif", "160x120"), ("t.avif", "160x160")] {
+        let f = out.join(name);
+        let head = fs::read(&f).unwrap();
+        assert_eq!(&head[4..12], b"ftypavif", "{name}");
+        // ImageMagick reads AVIF through libheif: an independent decoder.
+        let o = StdCommand::new("identify")
+            .args(["-format", "%wx%h"])
+            .arg(&f)
+            .output()
+            .expect("ImageMagick's identify is installed (.ci/run)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), size, "{name}");
+    }
+}

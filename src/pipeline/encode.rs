@@ -140,7 +140,12 @@ pub fn encode(
                 .map_err(|e| enc_err(format, e))?;
             Ok(out)
         }
-        Format::Avif => Err(enc_err(format, "the AVIF encoder is not built in yet")),
+        Format::Avif => {
+            // Effort 0..10 is rav1e's speed 10..1. ravif cannot embed a profile: the pipeline
+            // converts non-sRGB sources to sRGB before AVIF encoding (see `run_stages`).
+            let speed = 10u8.saturating_sub(settings.effort.avif).clamp(1, 10);
+            super::avif::encode_avif(px, settings.quality.avif, speed, None)
+        }
     }
 }
 

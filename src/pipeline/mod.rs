@@ -610,6 +610,22 @@ fn run_stages(
             } else {
                 &px
             };
+            // AVIF cannot carry a profile (ravif declares sRGB): convert a wide-gamut source
+            // rather than let it show dull or shifted colours.
+            let converted;
+            let pixels = match out_meta.icc.as_deref() {
+                Some(profile) if out.format == Format::Avif && !color::is_srgb(profile) => {
+                    let mut copy = pixels.clone();
+                    match scratch.color.to_srgb(&mut copy, profile) {
+                        Ok(()) => {
+                            converted = copy;
+                            &converted
+                        }
+                        Err(_) => pixels,
+                    }
+                }
+                _ => pixels,
+            };
             let encoded =
                 encode::encode(pixels, out.format, settings, &out_meta, &mut scratch.encode)?;
             stages.encode += t.elapsed();
