@@ -6,6 +6,8 @@
 pub mod color;
 pub mod decode;
 pub mod encode;
+#[cfg(feature = "heif")]
+pub mod heif;
 pub mod resize;
 
 use std::fs;
