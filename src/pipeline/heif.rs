@@ -153,7 +153,7 @@ pub fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError>
     }
     let row = plane.width as usize * layout.channels();
     let rows = plane.height as usize;
-    if plane.stride < row || plane.data.len() < plane.stride * rows {
+    if row == 0 || plane.stride < row || plane.data.len() < plane.stride * rows {
         return Err(JobError::Decode {
             format,
             message: "libheif returned a plane smaller than its size".into(),
