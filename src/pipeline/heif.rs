@@ -133,7 +133,8 @@ pub fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError>
         (RgbChroma::Rgb, Layout::Rgb)
     };
     // No decoding options: the defaults apply irot/imir/clap and, for an interleaved 8-bit
-    // chroma, reduce 10- and 12-bit images to 8 bits.
+    // chroma, reduce 10- and 12-bit images to 8 bits. (They must stay `None` with libheif-rs
+    // 0.20: its `decode` frees `Some(options)` before libheif reads them, fixed in 1.0.1.)
     let image = libheif()
         .decode(&handle, ColorSpace::Rgb(chroma), None)
         .map_err(|e| decode_err(format, &e))?;
