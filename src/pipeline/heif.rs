@@ -120,6 +120,49 @@ pub fn probe_heif(bytes: &[u8]) -> Result<(u32, u32), JobError> {
     Ok((handle.width(), handle.height()))
 }
 
+/// What the container says about the primary image, read without decoding any pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeifHeader {
+    /// Displayed width (after `irot`/`clap`), the width [`decode_heif`] returns.
+    pub width: u32,
+    /// Displayed height.
+    pub height: u32,
+    /// Returns true if and only if the image has an alpha plane ([`Layout::Rgba`] on decode).
+    pub has_alpha: bool,
+    /// As [`HeifImage::icc`].
+    pub icc: Option<Vec<u8>>,
+    /// As [`HeifImage::exif`] (its Orientation tag must be ignored).
+    pub exif: Option<Vec<u8>>,
+    /// As [`HeifImage::xmp`].
+    pub xmp: Option<Vec<u8>>,
+}
+
+/// Reads the primary image's size and metadata and checks the size against `max_pixels`, for
+/// a pipeline that wants the header before it decides to decode.
+pub fn read_heif_header(bytes: &[u8], max_pixels: u64) -> Result<HeifHeader, JobError> {
+    let (_context, handle, _) = open(bytes, max_pixels)?;
+    let (icc, exif, xmp) = metadata(&handle);
+    Ok(HeifHeader {
+        width: handle.width(),
+        height: handle.height(),
+        has_alpha: handle.has_alpha_channel(),
+        icc,
+        exif,
+        xmp,
+    })
+}
+
+type Meta = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// ICC, EXIF and XMP of the image.
+fn metadata(handle: &ImageHandle) -> Meta {
+    (
+        handle.color_profile_raw().map(|p| p.data),
+        metadata_block(handle, b"Exif", None).and_then(|b| exif_tiff(&b)),
+        metadata_block(handle, b"mime", Some("application/rdf+xml")),
+    )
+}
+
 /// Decodes the primary image of a HEIF/HEIC/AVIF file in memory to 8-bit RGB (RGBA when it has
 /// an alpha plane), refusing it before decoding if it has more than `max_pixels` pixels.
 pub fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError> {
@@ -170,11 +213,12 @@ pub fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError>
         height: plane.height,
         layout,
     };
+    let (icc, exif, xmp) = metadata(&handle);
     Ok(HeifImage {
         pixels,
-        icc: handle.color_profile_raw().map(|p| p.data),
-        exif: metadata_block(&handle, b"Exif", None).and_then(|b| exif_tiff(&b)),
-        xmp: metadata_block(&handle, b"mime", Some("application/rdf+xml")),
+        icc,
+        exif,
+        xmp,
     })
 }
 
@@ -276,6 +320,39 @@ mod tests {
             // heif-enc 1.15 copies EXIF only, not XMP.
             assert_eq!(img.xmp, None, "{name}");
         }
+    }
+
+    #[test]
+    fn header_matches_the_decoded_image_without_decoding() {
+        for name in [
+            "cups_320x200_p3_exif.heic",
+            "transparency_300x300_alpha.avif",
+            "landscape_450x300_irot270_exif6.heic",
+        ] {
+            let bytes = fixture(&format!("heif/{name}"));
+            let header = read_heif_header(&bytes, u64::MAX).expect(name);
+            let img = decode_heif(&bytes, u64::MAX).expect(name);
+            assert_eq!(
+                (header.width, header.height),
+                (img.pixels.width, img.pixels.height),
+                "{name}"
+            );
+            assert_eq!(header.has_alpha, img.pixels.layout.has_alpha(), "{name}");
+            assert_eq!(
+                (header.icc, header.exif, header.xmp),
+                (img.icc, img.exif, img.xmp),
+                "{name}"
+            );
+        }
+        let bytes = fixture("heif/landscape_450x300_irot270_exif6.heic");
+        assert!(matches!(
+            read_heif_header(&bytes, 450 * 300 - 1),
+            Err(JobError::TooLarge {
+                width: 450,
+                height: 300,
+                ..
+            })
+        ));
     }
 
     #[test]
