@@ -7,6 +7,8 @@ pub mod avif;
 pub mod color;
 pub mod decode;
 pub mod encode;
+#[cfg(feature = "heif")]
+pub mod heif;
 pub mod resize;
 
 use std::fs;
