@@ -21,9 +21,16 @@ pub enum Format {
     Tiff,
     /// Windows BMP.
     Bmp,
-    /// AVIF (written only; reading AVIF/HEIC needs libheif).
+    /// AVIF: written with rav1e; read through libheif (the `heif` feature).
     Avif,
+    /// HEIC/HEIF (HEVC stills, iPhone photos): read only, through libheif (the `heif` feature).
+    Heic,
 }
+
+/// ISO-BMFF major brands of HEIF files holding HEVC (or generic) stills.
+const HEIF_BRANDS: [[u8; 4]; 9] = [
+    *b"heic", *b"heix", *b"hevc", *b"heim", *b"heis", *b"hevm", *b"hevs", *b"mif1", *b"msf1",
+];
 
 /// How many leading bytes [`Format::sniff`] needs.
 pub const SNIFF_LEN: usize = 16;
@@ -44,6 +51,14 @@ impl Format {
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Format::Gif),
             [b'I', b'I', 42, 0, ..] | [b'M', b'M', 0, 42, ..] => Some(Format::Tiff),
             [b'B', b'M', ..] if head.len() >= 14 => Some(Format::Bmp),
+            [_, _, _, _, b'f', b't', b'y', b'p', b'a', b'v', b'i', b'f' | b's', ..] => {
+                Some(Format::Avif)
+            }
+            [_, _, _, _, b'f', b't', b'y', b'p', a, b, c, d, ..]
+                if HEIF_BRANDS.contains(&[*a, *b, *c, *d]) =>
+            {
+                Some(Format::Heic)
+            }
             _ => None,
         }
     }
@@ -58,6 +73,7 @@ impl Format {
             Format::Tiff => "tiff",
             Format::Bmp => "bmp",
             Format::Avif => "avif",
+            Format::Heic => "heic",
         }
     }
 
@@ -77,8 +93,14 @@ impl Format {
         match self {
             Format::Jpeg => matches!(ext.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
             Format::Tiff => matches!(ext.as_str(), "tif" | "tiff"),
+            Format::Heic => matches!(ext.as_str(), "heic" | "heif" | "hif"),
             other => ext == other.name(),
         }
+    }
+
+    /// Returns true if and only if presize can write this format.
+    pub fn is_writable(self) -> bool {
+        !matches!(self, Format::Heic)
     }
 
     /// Returns true if and only if the format can store an alpha channel.
@@ -96,6 +118,7 @@ impl Format {
             Format::Tiff => "TIFF",
             Format::Bmp => "BMP",
             Format::Avif => "AVIF",
+            Format::Heic => "HEIC",
         }
     }
 }

@@ -79,7 +79,9 @@ pub fn read(bytes: &[u8], format: Format) -> Metadata {
         Format::Jpeg => read_jpeg(bytes),
         Format::Png => read_png(bytes),
         Format::Webp => read_webp(bytes),
-        Format::Gif | Format::Tiff | Format::Bmp | Format::Avif => Metadata::default(),
+        Format::Gif | Format::Tiff | Format::Bmp | Format::Avif | Format::Heic => {
+            Metadata::default()
+        }
     }
 }
 

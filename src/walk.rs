@@ -24,12 +24,16 @@ use crate::pool::Feeder;
 
 /// Extensions of images presize recognises by name but cannot decode: reported as failures so
 /// they are not silently left out of a photo folder.
-const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &["heic", "heif", "avif", "jxl"];
+#[cfg(not(feature = "heif"))]
+const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &["heic", "heif", "hif", "avif", "jxl"];
+#[cfg(feature = "heif")]
+const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &["jxl"];
 
 /// Extensions that promise an image we read: such a file with other content is a failure
 /// (mislabelled or corrupt), not a silent skip.
 const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "tif", "tiff", "bmp",
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif",
+    "hif", "avif",
 ];
 
 /// What the walker found at one path.
@@ -56,6 +60,12 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
         }
     }
     if let Some(format) = Format::sniff(&head[..n]) {
+        if cfg!(not(feature = "heif")) && matches!(format, Format::Heic | Format::Avif) {
+            return Err(JobError::Unsupported(format!(
+                "{} images are not supported by this build (it needs `--features heif`, libheif)",
+                format.display_name()
+            )));
+        }
         return Ok(Found::Image(format));
     }
     let ext = path

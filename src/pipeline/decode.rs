@@ -205,6 +205,7 @@ pub fn probe<'a>(
                 decoder: None,
             }
         }
+        Format::Heic | Format::Avif => heif_probe(bytes, format, max_pixels)?,
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
@@ -230,6 +231,37 @@ pub fn probe<'a>(
     };
     check_pixels(probe.header.width, probe.header.height, max_pixels)?;
     Ok(probe)
+}
+
+/// The header of a HEIC/AVIF file, through libheif.
+#[cfg(feature = "heif")]
+fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Probe<'a>, JobError> {
+    let h = super::heif::read_heif_header(bytes, max_pixels)?;
+    // libheif applies the container's rotation and mirroring (irot/imir) while decoding, so the
+    // pixels arrive upright; the EXIF Orientation tag is informative only and must not be
+    // applied a second time.
+    let header = Header {
+        width: h.width,
+        height: h.height,
+        orientation: 1,
+        icc: h.icc,
+        cmyk_icc: None,
+        exif: h.exif,
+        xmp: h.xmp,
+        jpeg: None,
+    };
+    Ok(Probe {
+        header,
+        decoder: None,
+    })
+}
+
+#[cfg(not(feature = "heif"))]
+fn heif_probe<'a>(_bytes: &[u8], format: Format, _max_pixels: u64) -> Result<Probe<'a>, JobError> {
+    Err(JobError::Unsupported(format!(
+        "{} input needs presize built with `--features heif` (libheif)",
+        format.display_name()
+    )))
 }
 
 fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), JobError> {
@@ -263,10 +295,11 @@ fn image_decoder(
         Format::Gif => image::ImageFormat::Gif,
         Format::Tiff => image::ImageFormat::Tiff,
         Format::Bmp => image::ImageFormat::Bmp,
-        Format::Avif => {
-            return Err(JobError::Unsupported(
-                "AVIF input is not supported by this build".into(),
-            ))
+        Format::Avif | Format::Heic => {
+            return Err(JobError::Unsupported(format!(
+                "{} input needs presize built with `--features heif` (libheif)",
+                format.display_name()
+            )))
         }
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), fmt);
@@ -290,6 +323,7 @@ pub fn decode(
 ) -> Result<Pixels, JobError> {
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch),
+        Format::Heic | Format::Avif => decode_heif(bytes, format),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
@@ -311,8 +345,23 @@ pub fn decode_probed(
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
             Ok(to_pixels(img))
         }
+        None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
         None => decode_jpeg(bytes, &probe.header, min_size, scratch),
     }
+}
+
+/// Decodes a HEIC/AVIF file (its size was checked against the limit when probed).
+#[cfg(feature = "heif")]
+fn decode_heif(bytes: &[u8], _format: Format) -> Result<Pixels, JobError> {
+    Ok(super::heif::decode_heif(bytes, u64::MAX)?.pixels)
+}
+
+#[cfg(not(feature = "heif"))]
+fn decode_heif(_bytes: &[u8], format: Format) -> Result<Pixels, JobError> {
+    Err(JobError::Unsupported(format!(
+        "{} input needs presize built with `--features heif` (libheif)",
+        format.display_name()
+    )))
 }
 
 /// The largest 1/d (d = 8, 4, 2, 1) such that `d`-fold shrinking keeps at least `min_size`.

@@ -140,6 +140,7 @@ pub fn encode(
                 .map_err(|e| enc_err(format, e))?;
             Ok(out)
         }
+        Format::Heic => Err(enc_err(format, "presize does not write HEIC")),
         Format::Avif => {
             // Effort 0..10 is rav1e's speed 10..1. ravif cannot embed a profile: the pipeline
             // converts non-sRGB sources to sRGB before AVIF encoding (see `run_stages`).
