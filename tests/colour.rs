@@ -146,3 +146,43 @@ fn grey_jpegs_stay_one_channel() {
     assert_eq!(img.color(), image::ColorType::L8);
     assert_eq!(img.dimensions(), (150, 100));
 }
+
+#[test]
+fn sixteen_bit_sources_stay_sixteen_bit_through_the_resize() {
+    // A smooth 16-bit ramp whose neighbouring values differ by less than one 8-bit step: an
+    // 8-bit detour would leave only multiples of 257.
+    let ramp = image::ImageBuffer::from_fn(512, 64, |x, y| {
+        let v = (x * 100 + y * 7) as u16;
+        image::Rgb([v, v / 2 + 1000, 60_000 - v])
+    });
+    let tree = TestTree::new().png_image("in/ramp.png", &DynamicImage::ImageRgb16(ramp));
+    for (format, name) in [("png", "ramp.png"), ("tiff", "ramp.tif")] {
+        let out = tree.path(&format!("out-{format}"));
+        presize()
+            .arg(tree.path("in"))
+            .args(["-o", p(&out), "-w", "256", "-f", format])
+            .assert()
+            .success();
+        let img = decode(&out.join(name));
+        assert_eq!(img.color(), image::ColorType::Rgb16, "{format}");
+        assert_eq!(img.dimensions(), (256, 32));
+        let samples = img.to_rgb16().into_raw();
+        let off_grid = samples.iter().filter(|&&v| v % 257 != 0).count();
+        assert!(
+            off_grid > samples.len() / 2,
+            "{format}: only {off_grid} of {} samples use the low bits",
+            samples.len()
+        );
+    }
+    // 8-bit formats get 8 bits, after the resize.
+    let out = tree.path("out-jpeg");
+    presize()
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "-w", "256", "-f", "jpeg"])
+        .assert()
+        .success();
+    assert_eq!(
+        decode(&out.join("ramp.jpg")).color(),
+        image::ColorType::Rgb8
+    );
+}

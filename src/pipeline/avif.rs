@@ -160,6 +160,7 @@ pub fn encode_avif(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::decode::Depth;
 
     /// A smooth colour ramp with a soft diagonal edge, like a small photo.
     fn gradient(width: u32, height: u32, layout: Layout) -> Pixels {
@@ -187,6 +188,7 @@ mod tests {
             width,
             height,
             layout,
+            depth: Depth::Eight,
         }
     }
 
@@ -386,6 +388,7 @@ mod tests {
             width: 1,
             height: 1,
             layout: Layout::Rgba,
+            depth: Depth::Eight,
         };
         let avif = encode_avif(&one, 0, 0, None).unwrap();
         assert!(check_container(&avif, 1, 1));
@@ -400,18 +403,21 @@ mod tests {
             width: 0,
             height: 5,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         };
         let short = Pixels {
             data: vec![0; 10],
             width: 4,
             height: 4,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         };
         let huge = Pixels {
             data: Vec::new(),
             width: 70_000,
             height: 1,
             layout: Layout::L,
+            depth: Depth::Eight,
         };
         for px in [empty, short, huge] {
             match encode_avif(&px, 50, 8, None) {

@@ -25,7 +25,7 @@ use moxcms::{
     TransformOptions,
 };
 
-use super::decode::{Layout, Pixels};
+use super::decode::{Depth, Layout, Pixels};
 use crate::error::JobError;
 use crate::geometry::Rect;
 
@@ -541,6 +541,7 @@ pub fn linear_to_srgb(lin: &LinearPixels) -> Pixels {
         width: lin.width,
         height: lin.height,
         layout: lin.layout,
+        depth: Depth::Eight,
     }
 }
 
@@ -652,6 +653,7 @@ mod tests {
             height: img.height(),
             data: img.into_raw(),
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         }
     }
 
@@ -680,6 +682,7 @@ mod tests {
             width: n,
             height: 1,
             layout,
+            depth: Depth::Eight,
         }
     }
 
@@ -971,6 +974,7 @@ mod tests {
             width: 64,
             height: 64,
             layout,
+            depth: Depth::Eight,
         }
     }
 
@@ -1045,6 +1049,7 @@ mod tests {
             width: 64,
             height: 64,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         };
         let middle = Rect {
             left: 24.0,
@@ -1061,6 +1066,7 @@ mod tests {
             width: 4,
             height: 4,
             layout: Layout::L,
+            depth: Depth::Eight,
         };
         let whole4 = Rect {
             width: 4.0,

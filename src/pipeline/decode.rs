@@ -44,10 +44,20 @@ impl Layout {
     }
 }
 
-/// A tightly packed 8-bit image.
+/// Bits per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// One byte per sample.
+    Eight,
+    /// Two bytes per sample, native-endian `u16` (16-bit PNG and TIFF sources): kept through
+    /// the resize, and written as 16 bits where the output format holds them (PNG, TIFF).
+    Sixteen,
+}
+
+/// A tightly packed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pixels {
-    /// Row-major samples, `width * height * channels` bytes.
+    /// Row-major samples, `width * height * channels` samples of `depth`.
     pub data: Vec<u8>,
     /// Width in pixels.
     pub width: u32,
@@ -55,6 +65,30 @@ pub struct Pixels {
     pub height: u32,
     /// Channel layout.
     pub layout: Layout,
+    /// Bits per sample.
+    pub depth: Depth,
+}
+
+impl Pixels {
+    /// The same image with 8 bits per sample (rounded), for the stages and formats that only
+    /// take 8: a no-op for 8-bit images.
+    pub fn into_8bit(self) -> Pixels {
+        match self.depth {
+            Depth::Eight => self,
+            Depth::Sixteen => Pixels {
+                data: self
+                    .data
+                    .chunks_exact(2)
+                    .map(|b| {
+                        let v = u32::from(u16::from_ne_bytes([b[0], b[1]]));
+                        u8::try_from((v * 255 + 32_767) / 65_535).expect("at most 255")
+                    })
+                    .collect(),
+                depth: Depth::Eight,
+                ..self
+            },
+        }
+    }
 }
 
 /// What the header says, read before any pixels are decoded.
@@ -434,6 +468,7 @@ fn decode_jpeg(
         width: u32::try_from(width).expect("header checked"),
         height: u32::try_from(height).expect("header checked"),
         layout,
+        depth: Depth::Eight,
     })
 }
 
@@ -464,6 +499,16 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
     out
 }
 
+fn wide(width: u32, height: u32, samples: Vec<u16>, layout: Layout) -> Pixels {
+    Pixels {
+        data: samples.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+        width,
+        height,
+        layout,
+        depth: Depth::Sixteen,
+    }
+}
+
 fn to_pixels(img: DynamicImage) -> Pixels {
     let (width, height) = (img.width(), img.height());
     let (data, layout) = match img {
@@ -471,8 +516,11 @@ fn to_pixels(img: DynamicImage) -> Pixels {
         DynamicImage::ImageLumaA8(b) => (b.into_raw(), Layout::La),
         DynamicImage::ImageRgb8(b) => (b.into_raw(), Layout::Rgb),
         DynamicImage::ImageRgba8(b) => (b.into_raw(), Layout::Rgba),
-        DynamicImage::ImageLuma16(_) => (img.to_luma8().into_raw(), Layout::L),
-        DynamicImage::ImageLumaA16(_) => (img.to_luma_alpha8().into_raw(), Layout::La),
+        // 16-bit sources keep their precision through the resize (native-endian bytes).
+        DynamicImage::ImageLuma16(b) => return wide(width, height, b.into_raw(), Layout::L),
+        DynamicImage::ImageLumaA16(b) => return wide(width, height, b.into_raw(), Layout::La),
+        DynamicImage::ImageRgb16(b) => return wide(width, height, b.into_raw(), Layout::Rgb),
+        DynamicImage::ImageRgba16(b) => return wide(width, height, b.into_raw(), Layout::Rgba),
         other if other.color().has_alpha() => (other.to_rgba8().into_raw(), Layout::Rgba),
         other => (other.to_rgb8().into_raw(), Layout::Rgb),
     };
@@ -481,6 +529,7 @@ fn to_pixels(img: DynamicImage) -> Pixels {
         width,
         height,
         layout,
+        depth: Depth::Eight,
     }
 }
 

@@ -16,7 +16,7 @@ use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::Tif
 use image::{ExtendedColorType, ImageEncoder};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
 
-use super::decode::{Layout, Pixels};
+use super::decode::{Depth, Layout, Pixels};
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::format::Format;
@@ -45,6 +45,15 @@ pub fn encode(
     meta: &Metadata,
     scratch: &mut EncodeScratch,
 ) -> Result<Vec<u8>, JobError> {
+    // 16 bits survive only into formats that hold them; everything else gets 8, after the
+    // resize (never before).
+    let narrowed;
+    let px = if px.depth == Depth::Sixteen && !matches!(format, Format::Png | Format::Tiff) {
+        narrowed = px.clone().into_8bit();
+        &narrowed
+    } else {
+        px
+    };
     let icc = meta.icc.as_deref().filter(|p| icc_matches(p, px.layout));
     let meta = Metadata {
         exif: meta.exif.clone(),
@@ -63,8 +72,13 @@ pub fn encode(
                 // Not every build of the encoder supports ICC; the pixels are still right.
                 let _ = enc.set_icc_profile(icc.to_vec());
             }
-            enc.write_image(&px.data, px.width, px.height, color_type(px.layout))
-                .map_err(|e| enc_err(format, e))?;
+            enc.write_image(
+                &px.data,
+                px.width,
+                px.height,
+                color_type(px.layout, px.depth),
+            )
+            .map_err(|e| enc_err(format, e))?;
             Ok(metadata::embed_png(&out, &meta))
         }
         Format::Webp => {
@@ -125,8 +139,11 @@ pub fn encode(
             let mut out = Cursor::new(Vec::new());
             // The TIFF encoder has no grey+alpha; everything else is written as it is.
             let (data, ct) = match px.layout {
-                Layout::La => (Cow::Owned(to_rgba(px)), ExtendedColorType::Rgba8),
-                other => (Cow::Borrowed(&px.data[..]), color_type(other)),
+                Layout::La => {
+                    let px8 = px.clone().into_8bit();
+                    (Cow::Owned(to_rgba(&px8)), ExtendedColorType::Rgba8)
+                }
+                other => (Cow::Borrowed(&px.data[..]), color_type(other, px.depth)),
             };
             TiffEncoder::new(&mut out)
                 .write_image(&data, px.width, px.height, ct)
@@ -136,7 +153,12 @@ pub fn encode(
         Format::Bmp => {
             let mut out = Vec::new();
             BmpEncoder::new(&mut out)
-                .write_image(&px.data, px.width, px.height, color_type(px.layout))
+                .write_image(
+                    &px.data,
+                    px.width,
+                    px.height,
+                    color_type(px.layout, px.depth),
+                )
                 .map_err(|e| enc_err(format, e))?;
             Ok(out)
         }
@@ -150,12 +172,16 @@ pub fn encode(
     }
 }
 
-fn color_type(layout: Layout) -> ExtendedColorType {
-    match layout {
-        Layout::L => ExtendedColorType::L8,
-        Layout::La => ExtendedColorType::La8,
-        Layout::Rgb => ExtendedColorType::Rgb8,
-        Layout::Rgba => ExtendedColorType::Rgba8,
+fn color_type(layout: Layout, depth: Depth) -> ExtendedColorType {
+    match (layout, depth) {
+        (Layout::L, Depth::Eight) => ExtendedColorType::L8,
+        (Layout::La, Depth::Eight) => ExtendedColorType::La8,
+        (Layout::Rgb, Depth::Eight) => ExtendedColorType::Rgb8,
+        (Layout::Rgba, Depth::Eight) => ExtendedColorType::Rgba8,
+        (Layout::L, Depth::Sixteen) => ExtendedColorType::L16,
+        (Layout::La, Depth::Sixteen) => ExtendedColorType::La16,
+        (Layout::Rgb, Depth::Sixteen) => ExtendedColorType::Rgb16,
+        (Layout::Rgba, Depth::Sixteen) => ExtendedColorType::Rgba16,
     }
 }
 
@@ -179,6 +205,7 @@ fn expand_grey(px: &Pixels) -> Pixels {
         width: px.width,
         height: px.height,
         layout,
+        depth: Depth::Eight,
     }
 }
 
@@ -364,6 +391,7 @@ mod tests {
             width: 16,
             height: 16,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         };
         let mut icc = vec![0u8; 70_000];
         icc[16..20].copy_from_slice(b"RGB ");

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use libheif_rs::{ColorSpace, HeifContext, HeifError, ImageHandle, ItemId, LibHeif, RgbChroma};
 
 use crate::error::JobError;
-use crate::pipeline::decode::{Layout, Pixels};
+use crate::pipeline::decode::{Depth, Layout, Pixels};
 
 /// A decoded HEIF/AVIF primary image with the metadata presize carries to its outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +212,7 @@ pub fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError>
         width: plane.width,
         height: plane.height,
         layout,
+        depth: Depth::Eight,
     };
     let (icc, exif, xmp) = metadata(&handle);
     Ok(HeifImage {

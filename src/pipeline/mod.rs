@@ -537,6 +537,10 @@ fn run_stages(
     // `--icc srgb`: convert once, at the decoded size, before any resampling (so that linear
     // light, when asked for, is sRGB's). A source without a profile is taken as sRGB already.
     let mut source_meta = source_meta;
+    if settings.icc == IccPolicy::Srgb || settings.linear {
+        // The colour engine and the linear-light path take 8-bit input.
+        decoded = decoded.into_8bit();
+    }
     if settings.icc == IccPolicy::Srgb {
         if let Some(profile) = source_meta.icc.take() {
             if color::is_srgb(&profile) {
@@ -617,7 +621,7 @@ fn run_stages(
             let converted;
             let pixels = match out_meta.icc.as_deref() {
                 Some(profile) if out.format == Format::Avif && !color::is_srgb(profile) => {
-                    let mut copy = pixels.clone();
+                    let mut copy = pixels.clone().into_8bit();
                     match scratch.color.to_srgb(&mut copy, profile) {
                         Ok(()) => {
                             converted = copy;

@@ -9,7 +9,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageBuffer};
 
-use super::decode::{Layout, Pixels};
+use super::decode::{Depth, Layout, Pixels};
 use crate::config::Filter;
 use crate::error::JobError;
 use crate::geometry::Rect;
@@ -20,12 +20,16 @@ pub struct ResizeScratch {
     resizer: Resizer,
 }
 
-fn pixel_type(layout: Layout) -> PixelType {
-    match layout {
-        Layout::L => PixelType::U8,
-        Layout::La => PixelType::U8x2,
-        Layout::Rgb => PixelType::U8x3,
-        Layout::Rgba => PixelType::U8x4,
+fn pixel_type(layout: Layout, depth: Depth) -> PixelType {
+    match (layout, depth) {
+        (Layout::L, Depth::Eight) => PixelType::U8,
+        (Layout::La, Depth::Eight) => PixelType::U8x2,
+        (Layout::Rgb, Depth::Eight) => PixelType::U8x3,
+        (Layout::Rgba, Depth::Eight) => PixelType::U8x4,
+        (Layout::L, Depth::Sixteen) => PixelType::U16,
+        (Layout::La, Depth::Sixteen) => PixelType::U16x2,
+        (Layout::Rgb, Depth::Sixteen) => PixelType::U16x3,
+        (Layout::Rgba, Depth::Sixteen) => PixelType::U16x4,
     }
 }
 
@@ -48,7 +52,7 @@ pub fn resize_ref(
     filter: Filter,
     scratch: &mut ResizeScratch,
 ) -> Result<Pixels, JobError> {
-    let pt = pixel_type(src.layout);
+    let pt = pixel_type(src.layout, src.depth);
     let src_img = ImageRef::new(src.width, src.height, &src.data, pt)
         .map_err(|e| JobError::Resize(e.to_string()))?;
     let mut dst = Image::new(size.0, size.1, pt);
@@ -67,6 +71,7 @@ pub fn resize_ref(
         width: size.0,
         height: size.1,
         layout: src.layout,
+        depth: src.depth,
     })
 }
 
@@ -85,8 +90,8 @@ pub fn resize(
     if whole && size == (src.width, src.height) {
         return Ok(src);
     }
-    let pt = pixel_type(src.layout);
-    let layout = src.layout;
+    let pt = pixel_type(src.layout, src.depth);
+    let (layout, depth) = (src.layout, src.depth);
     let src_img = Image::from_vec_u8(src.width, src.height, src.data, pt)
         .map_err(|e| JobError::Resize(e.to_string()))?;
     let mut dst = Image::new(size.0, size.1, pt);
@@ -105,11 +110,14 @@ pub fn resize(
         width: size.0,
         height: size.1,
         layout,
+        depth,
     })
 }
 
 /// Composites an image with alpha onto an opaque background colour (for formats without alpha).
 pub fn flatten(px: Pixels, background: [u8; 3]) -> Pixels {
+    // Only 8-bit formats lack alpha (JPEG), so flattening happens at 8 bits.
+    let px = px.into_8bit();
     let blend = |c: u8, bg: u8, a: u8| {
         let (c, bg, a) = (u32::from(c), u32::from(bg), u32::from(a));
         u8::try_from((c * a + bg * (255 - a) + 127) / 255).expect("≤ 255")
@@ -162,19 +170,36 @@ pub fn pad(px: Pixels, canvas: (u32, u32), background: [u8; 3]) -> Pixels {
         return px;
     }
     let ch = px.layout.channels();
-    let fill: Vec<u8> = match px.layout {
+    let fill8: Vec<u8> = match px.layout {
         Layout::L => vec![luma(background)],
         Layout::La => vec![luma(background), 0],
         Layout::Rgb => background.to_vec(),
         Layout::Rgba => vec![background[0], background[1], background[2], 0],
     };
+    // A pixel's bytes: samples widened to 16 bits (v × 257) for 16-bit images.
+    let (fill, bps): (Vec<u8>, usize) = match px.depth {
+        Depth::Eight => (fill8, 1),
+        Depth::Sixteen => (
+            fill8
+                .iter()
+                .flat_map(|&v| (u16::from(v) * 257).to_ne_bytes())
+                .collect(),
+            2,
+        ),
+    };
+    let pixel = ch * bps;
     let (cw, chh) = (canvas.0 as usize, canvas.1 as usize);
-    let mut data: Vec<u8> = fill.iter().copied().cycle().take(cw * chh * ch).collect();
+    let mut data: Vec<u8> = fill
+        .iter()
+        .copied()
+        .cycle()
+        .take(cw * chh * pixel)
+        .collect();
     let left = (canvas.0 - px.width) as usize / 2;
     let top = (canvas.1 - px.height) as usize / 2;
-    let row = px.width as usize * ch;
+    let row = px.width as usize * pixel;
     for (y, src_row) in px.data.chunks_exact(row).enumerate() {
-        let start = ((top + y) * cw + left) * ch;
+        let start = ((top + y) * cw + left) * pixel;
         data[start..start + row].copy_from_slice(src_row);
     }
     Pixels {
@@ -182,6 +207,7 @@ pub fn pad(px: Pixels, canvas: (u32, u32), background: [u8; 3]) -> Pixels {
         width: canvas.0,
         height: canvas.1,
         layout: px.layout,
+        depth: px.depth,
     }
 }
 
@@ -193,7 +219,38 @@ pub fn orient(px: Pixels, orientation: u8) -> Pixels {
     if o == image::metadata::Orientation::NoTransforms {
         return px;
     }
-    let (w, h, layout) = (px.width, px.height, px.layout);
+    let (w, h, layout, depth) = (px.width, px.height, px.layout, px.depth);
+    if depth == Depth::Sixteen {
+        let samples: Vec<u16> = px
+            .data
+            .chunks_exact(2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+            .collect();
+        let mut img = match layout {
+            Layout::L => {
+                DynamicImage::ImageLuma16(ImageBuffer::from_raw(w, h, samples).expect("sized"))
+            }
+            Layout::La => {
+                DynamicImage::ImageLumaA16(ImageBuffer::from_raw(w, h, samples).expect("sized"))
+            }
+            Layout::Rgb => {
+                DynamicImage::ImageRgb16(ImageBuffer::from_raw(w, h, samples).expect("sized"))
+            }
+            Layout::Rgba => {
+                DynamicImage::ImageRgba16(ImageBuffer::from_raw(w, h, samples).expect("sized"))
+            }
+        };
+        img.apply_orientation(o);
+        let (width, height) = (img.width(), img.height());
+        // Native-endian bytes, as they came in.
+        return Pixels {
+            data: img.into_bytes(),
+            width,
+            height,
+            layout,
+            depth,
+        };
+    }
     let mut img = match layout {
         Layout::L => DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, px.data).expect("sized")),
         Layout::La => {
@@ -213,6 +270,7 @@ pub fn orient(px: Pixels, orientation: u8) -> Pixels {
         width,
         height,
         layout,
+        depth: Depth::Eight,
     }
 }
 
@@ -230,6 +288,7 @@ mod tests {
             width,
             height,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         }
     }
 
@@ -270,6 +329,7 @@ mod tests {
             width: 8,
             height: 8,
             layout: Layout::Rgba,
+            depth: Depth::Eight,
         };
         let out = resize(
             src,
@@ -299,6 +359,7 @@ mod tests {
             width: 3,
             height: 1,
             layout: Layout::Rgba,
+            depth: Depth::Eight,
         };
         let out = flatten(px, [255, 255, 255]);
         assert_eq!(out.layout, Layout::Rgb);
@@ -313,6 +374,7 @@ mod tests {
             width: 2,
             height: 1,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         };
         let out = orient(px, 6);
         assert_eq!((out.width, out.height), (1, 2));
@@ -322,6 +384,7 @@ mod tests {
             width: 2,
             height: 1,
             layout: Layout::Rgb,
+            depth: Depth::Eight,
         };
         let out = orient(px, 8);
         assert_eq!(out.data, vec![0, 0, 255, 255, 0, 0]);
@@ -334,6 +397,7 @@ mod tests {
             width: 1,
             height: 1,
             layout: Layout::L,
+            depth: Depth::Eight,
         };
         let out = pad(px, (3, 1), [0, 0, 0]);
         assert_eq!(out.data, vec![0, 9, 0]);
