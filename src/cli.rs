@@ -28,6 +28,16 @@ Examples:
   See what would be written without writing anything:
     presize photos -o out -w 800 --dry-run
 
+  Web assets: 3 widths x 3 formats from one decode, a manifest with srcsets, incremental:
+    presize src/img -o public/img -w 320,640,1280 -f avif,webp,jpeg \
+      --manifest public/img.json --strip --icc srgb
+
+  Only the files git tracks, split over 4 machines (this is machine 2):
+    git ls-files -z '*.jpg' | presize --files-from - -0 -o out -w 800 --shard 2/4
+
+  Replace originals with smaller versions; drop GPS positions:
+    presize ~/Uploads --in-place -w 2048 --strip-gps
+
 Exit codes:
   0    every input was written or skipped
   1    at least one input failed (each one is named on stderr)
