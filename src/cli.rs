@@ -29,8 +29,7 @@ Examples:
     presize photos -o out -w 800 --dry-run
 
   Web assets: 3 widths x 3 formats from one decode, a manifest with srcsets, incremental:
-    presize src/img -o public/img -w 320,640,1280 -f avif,webp,jpeg \
-      --manifest public/img.json --strip --icc srgb
+    presize src -o img -w 320,640,1280 -f avif,webp,jpeg --manifest img.json --strip
 
   Only the files git tracks, split over 4 machines (this is machine 2):
     git ls-files -z '*.jpg' | presize --files-from - -0 -o out -w 800 --shard 2/4
