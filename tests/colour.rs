@@ -186,3 +186,44 @@ fn sixteen_bit_sources_stay_sixteen_bit_through_the_resize() {
         image::ColorType::Rgb8
     );
 }
+
+#[test]
+fn a_real_transparent_png_resizes_like_a_premultiplied_reference() {
+    // ImageMagick resizes with alpha-weighted (premultiplied) Lanczos (measured: 48.9 dB);
+    // compare colour weighted
+    // by alpha, so the colour hidden under fully transparent pixels (meaningless) does not count.
+    let tree = TestTree::new();
+    let src = testdata("photos/transparency_rgba8.png");
+    let out = tree.path("out");
+    presize()
+        .arg(&src)
+        .args(["-o", p(&out), "-w", "150"])
+        .assert()
+        .success();
+    let ours = decode(&out.join("transparency_rgba8.png")).to_rgba8();
+    let reference = tree.path("im.png");
+    let ok = Command::new("convert")
+        .arg(&src)
+        .args(["-filter", "Lanczos", "-resize", "150x150"])
+        .arg(&reference)
+        .status()
+        .expect("ImageMagick's convert is installed (.ci/run)");
+    assert!(ok.success());
+    let theirs = decode(&reference).to_rgba8();
+    assert_eq!(ours.dimensions(), theirs.dimensions());
+    let (mut se, mut n) = (0.0, 0.0);
+    for (a, b) in ours.pixels().zip(theirs.pixels()) {
+        for c in 0..3 {
+            let pa = f64::from(a[c]) * f64::from(a[3]) / 255.0;
+            let pb = f64::from(b[c]) * f64::from(b[3]) / 255.0;
+            se += (pa - pb).powi(2);
+        }
+        se += (f64::from(a[3]) - f64::from(b[3])).powi(2);
+        n += 4.0;
+    }
+    let db = 10.0 * (255.0f64 * 255.0 / (se / n).max(1e-9)).log10();
+    assert!(
+        db >= 44.0,
+        "premultiplied PSNR against ImageMagick: {db:.1} dB"
+    );
+}

@@ -533,3 +533,30 @@ fn in_place_replaces_originals_keeps_permissions_and_never_loses_a_file() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_file_deleted_between_the_walk_and_its_turn_fails_with_a_clear_error() {
+    use presize::pipeline::{process, Context, Scratch};
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Context {
+        out_dir: dir.path().join("out"),
+        ..Context::new(presize::config::settings_for_width(10))
+    };
+    // The walker saw it (a job exists); it is gone when the worker reads it.
+    let job = presize::plan::Job {
+        src: dir.path().join("gone.png"),
+        rel: "gone.png".into(),
+        input_format: presize::format::Format::Png,
+        bytes: 1234,
+    };
+    let result = process(&job, &ctx, &mut Scratch::default());
+    let err = result
+        .outcome
+        .expect_err("a missing file fails")
+        .to_string();
+    assert!(
+        err.contains("cannot read file") && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing written");
+}
