@@ -3,6 +3,7 @@
 //! [`process`] never panics on bad input and never returns early without a [`JobResult`]: every
 //! job ends as written, skipped or failed, with the time spent in each stage.
 
+pub mod animation;
 pub mod color;
 pub mod decode;
 pub mod encode;
