@@ -4,8 +4,10 @@
 //! the first frame is used. With it, [`resize_animation`] decodes every frame through the `image`
 //! crate's `AnimationDecoder`s, which hand out each frame already composited onto the full
 //! canvas (disposal and blending applied), resizes each with [`resize::resize`] and encodes the
-//! lot as an animated GIF (`image`'s encoder) or an animated WebP (libwebp's `WebPAnimEncoder`,
-//! which computes its own sub-rectangles and disposal again).
+//! lot as an animated GIF (`image`'s encoder, full frames) or an animated WebP (libwebp's
+//! `WebPAnimEncoder`, which computes its own sub-rectangles and disposal again, and merges a
+//! frame identical to the one before into a longer previous frame). So the source's disposal
+//! methods are not copied, but what is shown at every moment is kept.
 //!
 //! Loop counts are read from the container here rather than from the decoders: the `image`
 //! crate reports a GIF without a NETSCAPE2.0 extension (play once) as looping forever. Counts
@@ -205,7 +207,13 @@ fn decode_frames(bytes: &[u8], format: Format) -> Result<Frames<'_>, JobError> {
     let cursor = Cursor::new(bytes);
     let frames = match format {
         Format::Gif => GifDecoder::new(cursor).map(AnimationDecoder::into_frames),
-        Format::Webp => WebPDecoder::new(cursor).map(AnimationDecoder::into_frames),
+        Format::Webp => WebPDecoder::new(cursor).and_then(|mut d| {
+            // image-webp clears a frame marked "dispose to background" only when a background
+            // colour has been set; without one it leaves the frame on the canvas. Transparent
+            // is what libwebp's own decoder and browsers clear to.
+            d.set_background_color(image::Rgba([0, 0, 0, 0]))?;
+            Ok(d.into_frames())
+        }),
         Format::Png => PngDecoder::new(cursor)
             .and_then(PngDecoder::apng)
             .map(AnimationDecoder::into_frames),
@@ -704,17 +712,28 @@ mod tests {
         out
     }
 
+    /// Largest difference of any channel between two RGBA images, premultiplied.
+    fn max_diff(a: &RgbaImage, b: &RgbaImage) -> Option<u32> {
+        a.as_raw()
+            .chunks_exact(4)
+            .zip(b.as_raw().chunks_exact(4))
+            .flat_map(|(x, y)| premultiplied(x).zip(premultiplied(y)))
+            .map(|(x, y)| x.abs_diff(y))
+            .max()
+    }
+
+    fn premultiplied(p: &[u8]) -> impl Iterator<Item = u32> {
+        let a = u32::from(p[3]);
+        [0, 1, 2]
+            .map(|i| u32::from(p[i]) * a / 255)
+            .into_iter()
+            .chain([a])
+    }
+
     /// Mean absolute difference per channel between two RGBA images of the same size, on
     /// premultiplied values: the colour under a transparent pixel is anyone's guess.
     fn mean_diff(a: &RgbaImage, b: &RgbaImage) -> f64 {
         assert_eq!(a.dimensions(), b.dimensions());
-        let premultiplied = |p: &[u8]| {
-            let a = u32::from(p[3]);
-            [0, 1, 2]
-                .map(|i| u32::from(p[i]) * a / 255)
-                .into_iter()
-                .chain([a])
-        };
         let sum: u32 = a
             .as_raw()
             .chunks_exact(4)
@@ -723,6 +742,25 @@ mod tests {
             .map(|(x, y)| x.abs_diff(y))
             .sum();
         f64::from(sum) / a.as_raw().len() as f64
+    }
+
+    /// Asserts that libwebp's own decoder (the reference) sees the same frames and timing as
+    /// image-webp, which the other checks use.
+    fn assert_libwebp_agrees(webp: &[u8]) {
+        let ours = frames_of(webp, Format::Webp);
+        let reference = webp::AnimDecoder::new(webp).decode().unwrap();
+        assert_eq!(reference.len(), ours.len());
+        let mut end = 0;
+        for (i, (img, delay)) in ours.iter().enumerate() {
+            let frame = reference.get_frame(i).unwrap();
+            end += *delay as i32;
+            // libwebp reports when each frame ends.
+            assert_eq!(frame.get_time_ms(), end, "frame {i}");
+            let reference =
+                RgbaImage::from_raw(img.width(), img.height(), frame.get_image().to_vec()).unwrap();
+            let worst = max_diff(&reference, img);
+            assert!(worst <= Some(2), "frame {i}: {worst:?}");
+        }
     }
 
     /// Asserts that each output frame resembles its own input frame more than any other, so
@@ -867,6 +905,9 @@ mod tests {
         }
         assert_in_order(&frames, &expected);
         assert_eq!(inspect(&out, Format::Webp).unwrap().plays, Plays::Forever);
+        // libwebp disposes some of these frames to the background: decode_frames must clear
+        // them as libwebp's decoder does.
+        assert_libwebp_agrees(&out);
     }
 
     #[test]
@@ -902,6 +943,7 @@ mod tests {
         let frames = frames_of(&out, Format::Webp);
         let delays: Vec<u32> = frames.iter().map(|f| f.1).collect();
         assert_eq!(delays, [40, 120, 250, 70, 500]);
+        assert_libwebp_agrees(&out);
         assert!(frames.iter().all(|f| f.0.dimensions() == (30, 20)));
         assert_eq!(inspect(&out, Format::Webp).unwrap().plays, Plays::Times(2));
     }
@@ -947,6 +989,34 @@ mod tests {
     }
 
     #[test]
+    fn identical_frames_merge_in_webp_keeping_the_total_time() {
+        let [a, b]: [Pixels; 2] = synthetic(16, 16, 2).try_into().unwrap();
+        let mut input = Vec::new();
+        {
+            let mut enc = GifEncoder::new(&mut input);
+            for (px, ms) in [(a.clone(), 100), (a, 200), (b, 300)] {
+                let buffer = RgbaImage::from_raw(16, 16, px.data).unwrap();
+                let delay = Delay::from_numer_denom_ms(ms, 1);
+                enc.encode_frame(Frame::from_parts(buffer, 0, 0, delay))
+                    .unwrap();
+            }
+        }
+        let geometry = whole((16, 16), (8, 8));
+        let webp = run(&input, Format::Gif, Format::Webp, &geometry)
+            .unwrap()
+            .unwrap();
+        // libwebp encodes a frame identical to the one before as a longer previous frame.
+        let delays: Vec<u32> = frames_of(&webp, Format::Webp).iter().map(|f| f.1).collect();
+        assert_eq!(delays, [300, 300]);
+        assert_libwebp_agrees(&webp);
+        let gif = run(&input, Format::Gif, Format::Gif, &geometry)
+            .unwrap()
+            .unwrap();
+        let delays: Vec<u32> = frames_of(&gif, Format::Gif).iter().map(|f| f.1).collect();
+        assert_eq!(delays, [100, 200, 300], "GIF keeps every frame");
+    }
+
+    #[test]
     fn short_gif_delays_become_100_ms_in_webp() {
         let mut input = Vec::new();
         {
@@ -987,6 +1057,9 @@ mod tests {
             let frames = frames_of(&out, output);
             let delays: Vec<u32> = frames.iter().map(|f| f.1).collect();
             assert_eq!(delays, [50, 150, 300], "{output:?}");
+            if output == Format::Webp {
+                assert_libwebp_agrees(&out);
+            }
             for ((img, _), want) in frames.iter().zip(&expected) {
                 assert!(mean_diff(img, want) < 6.0, "{}", mean_diff(img, want));
             }
