@@ -288,6 +288,11 @@ pub struct ImageArgs {
     /// (alternating black and white lines become 50 % grey, not darker). Costs more CPU.
     #[arg(long)]
     pub linear: bool,
+
+    /// Resize every frame of animated GIF, WebP and APNG inputs, keeping frame delays and the
+    /// loop count (GIF and WebP outputs). Without it, the first frame is used.
+    #[arg(long)]
+    pub animated: bool,
 }
 
 /// `--icc` values.

@@ -90,6 +90,9 @@ pub struct Settings {
     pub metadata: MetaPolicy,
     /// Resample in linear light (16-bit) instead of on gamma-encoded values. Default: false.
     pub linear: bool,
+    /// Resize every frame of animated GIF/WebP/APNG inputs (GIF/WebP outputs). Default: false
+    /// (the first frame).
+    pub animated: bool,
 }
 
 /// Lossy quality (1-100) per output format.
@@ -253,6 +256,7 @@ impl Settings {
                 MetaPolicy::Keep
             },
             linear: args.linear,
+            animated: args.animated,
         })
     }
 
@@ -570,6 +574,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         icc: IccPolicy::Keep,
         metadata: MetaPolicy::Keep,
         linear: false,
+        animated: false,
     }
 }
 

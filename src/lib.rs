@@ -327,6 +327,7 @@ fn manifest_options(settings: &config::Settings, template: &naming::Template) ->
     values.insert("upscale".into(), Value::from(t.is_some_and(|t| t.upscale)));
     values.insert("progressive".into(), Value::from(settings.progressive));
     values.insert("linear".into(), Value::from(settings.linear));
+    values.insert("animated".into(), Value::from(settings.animated));
     values.insert("lossless".into(), Value::from(settings.lossless));
     values.insert(
         "filter".into(),

@@ -136,3 +136,73 @@ fn strip_leaves_only_the_colour_profile_and_icc_strip_removes_that_too() {
         assert!(!has_group(&t, "IFD0"));
     }
 }
+
+/// Frame count and delays (ms) of an animated GIF or WebP, decoded by the `image` crate.
+fn frames(path: &Path) -> Vec<u32> {
+    use image::AnimationDecoder;
+    let bytes = std::fs::read(path).unwrap();
+    let cursor = std::io::Cursor::new(bytes);
+    let frames = if path.extension().is_some_and(|e| e == "gif") {
+        image::codecs::gif::GifDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+    } else {
+        image::codecs::webp::WebPDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+    };
+    frames
+        .iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            n / d.max(1)
+        })
+        .collect()
+}
+
+#[test]
+fn animated_inputs_keep_every_frame_and_delay_only_when_asked() {
+    let src = testdata("formats/anim_mixed-disposal.gif");
+    let source_frames = frames(&src);
+    assert!(source_frames.len() > 1);
+    let tree = TestTree::new();
+    let out = tree.path("anim");
+    presize()
+        .arg(&src)
+        .args([
+            "-o",
+            out.to_str().unwrap(),
+            "-w",
+            "16",
+            "-f",
+            "gif,webp",
+            "--animated",
+        ])
+        .assert()
+        .success();
+    let gif = out.join("anim_mixed-disposal.gif");
+    assert_eq!(frames(&gif), source_frames, "GIF: every frame, same delays");
+    assert_eq!(dims(&gif).0, 16);
+    let webp = frames(&out.join("anim_mixed-disposal.webp"));
+    assert!(webp.len() > 1, "an animated WebP");
+    assert_eq!(
+        webp.iter().sum::<u32>(),
+        source_frames
+            .iter()
+            .map(|&d| if d <= 10 { 100 } else { d })
+            .sum::<u32>(),
+        "WebP keeps the total time"
+    );
+
+    let still = tree.path("still");
+    presize()
+        .arg(&src)
+        .args(["-o", still.to_str().unwrap(), "-w", "16", "-f", "gif"])
+        .assert()
+        .success();
+    assert_eq!(frames(&still.join("anim_mixed-disposal.gif")).len(), 1);
+}

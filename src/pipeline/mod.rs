@@ -3,6 +3,7 @@
 //! [`process`] never panics on bad input and never returns early without a [`JobResult`]: every
 //! job ends as written, skipped or failed, with the time spent in each stage.
 
+pub mod animation;
 pub mod avif;
 pub mod color;
 pub mod decode;
@@ -280,6 +281,12 @@ fn output_key(settings: &Settings, target: &geometry::Target, format: Format) ->
         settings.metadata,
         settings.linear,
     );
+    // Appended only when set, so turning it on redoes outputs without changing existing keys.
+    let text = if settings.animated {
+        text + "|animated"
+    } else {
+        text
+    };
     format!("{:016x}", manifest::xxh64(text.as_bytes(), 0))
 }
 
@@ -489,6 +496,76 @@ fn run_stages(
         return Ok(Outcome::Planned(planned));
     }
 
+    // --animated: each GIF or WebP output of an animated input is resized frame by frame here;
+    // the other outputs (JPEG, PNG, ...) fall through to the still path: the first frame.
+    let mut done: Vec<(PlannedOutput, (u32, u32), u64)> = Vec::new();
+    let mut written = Vec::new();
+    let animation = (settings.animated && orientation <= 1)
+        .then(|| animation::inspect(bytes, job.input_format))
+        .flatten()
+        .filter(|a| a.frames > 1);
+    if let Some(info) = animation {
+        let largest = plans
+            .iter()
+            .map(|p| p.shown.output_size())
+            .map(|(w, h)| u64::from(w) * u64::from(h))
+            .max()
+            .unwrap_or(1);
+        let canvas = u64::from(info.canvas.0) * u64::from(info.canvas.1);
+        let _memory = ctx
+            .budget
+            .reserve(job.bytes + 4 * (canvas + largest * u64::from(info.frames)));
+        for plan in &mut plans {
+            let size = plan.shown.output_size();
+            let mut still = Vec::new();
+            for out in std::mem::take(&mut plan.outputs) {
+                if out.fresh.is_some() || !animation::can_animate(out.format) {
+                    still.push(out);
+                    continue;
+                }
+                let t = Instant::now();
+                let Some(encoded) = animation::resize_animation(
+                    bytes,
+                    job.input_format,
+                    out.format,
+                    &plan.shown,
+                    settings,
+                    &mut scratch.resize,
+                )?
+                else {
+                    still.push(out);
+                    continue;
+                };
+                // Decode, resize and encode are interleaved frame by frame: counted as encoding.
+                stages.encode += t.elapsed();
+                write_output(ctx, job, &out, &encoded, stages)?;
+                written.push(Output {
+                    path: out.dst.clone(),
+                    width: size.0,
+                    height: size.1,
+                    format: out.format,
+                    bytes: encoded.len() as u64,
+                });
+                done.push((out, size, encoded.len() as u64));
+            }
+            plan.outputs = still;
+        }
+        if plans
+            .iter()
+            .all(|p| p.outputs.iter().all(|o| o.fresh.is_some()))
+        {
+            for p in plans {
+                let size = p.shown.output_size();
+                done.extend(p.outputs.into_iter().map(|o| {
+                    let b = o.fresh.unwrap_or(0);
+                    (o, size, b)
+                }));
+            }
+            facts.entry = record(&done);
+            return Ok(Outcome::Written(written));
+        }
+    }
+
     // Decode once, at the size the largest output still to be made needs.
     let stored_of = |g: &geometry::Geometry| if transposed { g.transposed() } else { *g };
     let min_size = settings.shrink.margin().and_then(|k| {
@@ -562,8 +639,6 @@ fn run_stages(
 
     let mut decoded = Some(decoded);
     let count = plans.len();
-    let mut done: Vec<(PlannedOutput, (u32, u32), u64)> = Vec::new();
-    let mut written = Vec::new();
     for (i, plan) in plans.into_iter().enumerate() {
         let size = plan.shown.output_size();
         if plan.outputs.iter().all(|o| o.fresh.is_some()) {
@@ -635,22 +710,7 @@ fn run_stages(
             let encoded =
                 encode::encode(pixels, out.format, settings, &out_meta, &mut scratch.encode)?;
             stages.encode += t.elapsed();
-            if !mode.discard {
-                if crate::pool::job_abandoned() {
-                    // The watchdog already reported this image as timed out: it must not
-                    // appear now.
-                    return Err(JobError::TimedOut(Duration::ZERO));
-                }
-                let t = Instant::now();
-                let target = encode::WriteTarget {
-                    dst: &out.dst,
-                    replace: out.existed,
-                    confine_to: ctx.out_root.as_deref(),
-                    keep_permissions_of: mode.in_place.then_some(job.src.as_path()),
-                };
-                encode::write_atomic(&target, &encoded)?;
-                stages.write += t.elapsed();
-            }
+            write_output(ctx, job, &out, &encoded, stages)?;
             written.push(Output {
                 path: out.dst.clone(),
                 width: size.0,
@@ -663,6 +723,33 @@ fn run_stages(
     }
     facts.entry = record(&done);
     Ok(Outcome::Written(written))
+}
+
+/// Writes one encoded output (unless discarding); refuses if the watchdog gave up on the job.
+fn write_output(
+    ctx: &Context,
+    job: &Job,
+    out: &PlannedOutput,
+    encoded: &[u8],
+    stages: &mut Stages,
+) -> Result<(), JobError> {
+    if ctx.mode.discard {
+        return Ok(());
+    }
+    if crate::pool::job_abandoned() {
+        // The watchdog already reported this image as timed out: it must not appear now.
+        return Err(JobError::TimedOut(Duration::ZERO));
+    }
+    let t = Instant::now();
+    let target = encode::WriteTarget {
+        dst: &out.dst,
+        replace: out.existed,
+        confine_to: ctx.out_root.as_deref(),
+        keep_permissions_of: ctx.mode.in_place.then_some(job.src.as_path()),
+    };
+    encode::write_atomic(&target, encoded)?;
+    stages.write += t.elapsed();
+    Ok(())
 }
 
 /// Bytes an image holds at its peak: the input file, the decoded pixels (after any JPEG
