@@ -128,7 +128,12 @@ pub fn encode(
             Ok(metadata::embed_webp(&mem, px.width, px.height, &meta))
         }
         Format::Gif => {
-            let rgba = to_rgba(px);
+            let mut rgba = to_rgba(px);
+            // GIF transparency is on or off, and the encoder makes any alpha above 0 opaque:
+            // the faint edge pixels resampling creates would become a solid halo. Cut at half.
+            for p in rgba.chunks_exact_mut(4) {
+                p[3] = if p[3] >= 128 { 255 } else { 0 };
+            }
             let mut out = Vec::new();
             GifEncoder::new_with_speed(&mut out, 10)
                 .encode(&rgba, px.width, px.height, ExtendedColorType::Rgba8)
