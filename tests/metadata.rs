@@ -206,3 +206,20 @@ fn animated_inputs_keep_every_frame_and_delay_only_when_asked() {
         .success();
     assert_eq!(frames(&still.join("anim_mixed-disposal.gif")).len(), 1);
 }
+
+#[test]
+fn tiff_outputs_carry_the_colour_profile() {
+    let tree = TestTree::new();
+    let out = tree.path("out");
+    presize()
+        .arg(testdata("photos/rocket_640x427_adobergb_icc.jpg"))
+        .args(["-o", out.to_str().unwrap(), "-w", "100", "-f", "tiff"])
+        .assert()
+        .success();
+    let t = exif_tags(&out.join("rocket_640x427_adobergb_icc.tif"));
+    assert_eq!(
+        t.get("ICC_Profile:ProfileDescription").map(String::as_str),
+        Some("Adobe RGB (1998)"),
+        "{t:?}"
+    );
+}

@@ -150,8 +150,12 @@ pub fn encode(
                 }
                 other => (Cow::Borrowed(&px.data[..]), color_type(other, px.depth)),
             };
-            TiffEncoder::new(&mut out)
-                .write_image(&data, px.width, px.height, ct)
+            let mut enc = TiffEncoder::new(&mut out);
+            if let Some(icc) = &meta.icc {
+                // EXIF and XMP are not written to TIFF (the encoder has no way to add tags).
+                let _ = enc.set_icc_profile(icc.clone());
+            }
+            enc.write_image(&data, px.width, px.height, ct)
                 .map_err(|e| enc_err(format, e))?;
             Ok(out.into_inner())
         }
