@@ -69,7 +69,18 @@ impl Resize {
 
     /// One output per width (pixels), aspect kept, never enlarged.
     pub fn widths(mut self, widths: &[u32]) -> Resize {
-        let template = self.config.settings.targets[0];
+        let template = self
+            .config
+            .settings
+            .targets
+            .first()
+            .copied()
+            .unwrap_or(Target {
+                width: None,
+                height: None,
+                fit: crate::geometry::Fit::Inside,
+                upscale: false,
+            });
         self.config.settings.targets = widths
             .iter()
             .map(|&w| Target {
@@ -122,10 +133,23 @@ impl Resize {
     /// Runs to completion and returns the summary; per-file failures are counted in it (and
     /// never an `Err`). Fails only for invalid settings or an output folder that cannot be made.
     pub fn run(mut self) -> anyhow::Result<Summary> {
+        let settings = &mut self.config.settings;
+        if settings.targets.is_empty() {
+            return Err(ConfigError::NoSize.into());
+        }
+        if settings.formats.is_empty() {
+            settings.formats = vec![None];
+        }
+        let q = settings.quality;
+        for v in [q.jpeg, q.webp, q.avif] {
+            if !(1..=100).contains(&v) {
+                return Err(ConfigError::BadQuality(v).into());
+            }
+        }
         let targets = self.config.settings.targets.len();
         self.config.template = match &self.name {
             Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
-            None => Template::default_for(targets),
+            None => crate::config::default_template(&self.config.settings),
         };
         if let Some(problem) = self
             .config

@@ -440,7 +440,7 @@ impl Config {
         };
         let template = match &cli.name {
             Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
-            None => Template::default_for(settings.targets.len()),
+            None => default_template(&settings),
         };
         if let Some(problem) = template.can_collide(settings.targets.len(), settings.formats.len())
         {
@@ -487,6 +487,22 @@ impl Config {
             force: cli.force,
             prune: cli.prune,
         })
+    }
+}
+
+/// The default `--name`: `{stem}.{ext}`, `{stem}-{width}w.{ext}` for several sizes, and
+/// `{stem}-{width}x{height}.{ext}` when two sizes share a width (`-w 100 -H 40,60`).
+pub fn default_template(settings: &Settings) -> Template {
+    let widths: Vec<_> = settings.targets.iter().map(|t| t.width).collect();
+    let repeated = widths
+        .iter()
+        .enumerate()
+        .any(|(i, w)| widths[..i].contains(w));
+    if repeated {
+        Template::parse("{stem}-{width}x{height}.{ext}")
+            .unwrap_or_else(|_| Template::default_for(settings.targets.len()))
+    } else {
+        Template::default_for(settings.targets.len())
     }
 }
 

@@ -178,11 +178,13 @@ pub fn execute(
     let work = pool::Work {
         init: Box::new(Scratch::default),
         run: Box::new(move |job, scratch| pipeline::process(job, &ctx, scratch)),
-        on_panic: Box::new(|job: &plan::Job, message| {
-            JobResult::failed(job.src.clone(), JobError::Panicked(message))
+        on_panic: Box::new(|job: &plan::Job, message| JobResult {
+            rel: manifest::rel_key(&job.rel),
+            ..JobResult::failed(job.src.clone(), JobError::Panicked(message))
         }),
-        on_timeout: Box::new(|job: &plan::Job, limit| {
-            JobResult::failed(job.src.clone(), JobError::TimedOut(limit))
+        on_timeout: Box::new(|job: &plan::Job, limit| JobResult {
+            rel: manifest::rel_key(&job.rel),
+            ..JobResult::failed(job.src.clone(), JobError::TimedOut(limit))
         }),
     };
     let stats = pool::run(
@@ -202,6 +204,7 @@ struct BuildRecord {
     active: bool,
     entries: Vec<manifest::SourceEntry>,
     seen: std::collections::HashSet<String>,
+    walk_errors: u64,
 }
 
 impl BuildRecord {
@@ -211,6 +214,10 @@ impl BuildRecord {
         }
         if let Some(rel) = &result.rel {
             self.seen.insert(rel.clone());
+        } else if result.outcome.is_err() {
+            // A failure the walker met (an unreadable folder, say): sources below it may look
+            // gone while they are not, so this run must not prune.
+            self.walk_errors += 1;
         }
         if let Some(entry) = result.manifest.take() {
             self.entries.push(entry);
@@ -228,7 +235,13 @@ impl BuildRecord {
         complete: bool,
     ) -> anyhow::Result<Manifest> {
         let mut next = Manifest::new(manifest_options(&config.settings, &config.template));
-        let prune = config.prune && complete;
+        if config.prune && self.walk_errors > 0 {
+            eprintln!(
+                "presize: not pruning: {} input(s) could not be read, so their outputs may only look orphaned",
+                self.walk_errors
+            );
+        }
+        let prune = config.prune && complete && self.walk_errors == 0;
         let mut doomed: Vec<String> = Vec::new();
         let mut fresh: std::collections::HashMap<String, manifest::SourceEntry> = self
             .entries
@@ -239,7 +252,7 @@ impl BuildRecord {
             let in_shard = config
                 .shard
                 .as_ref()
-                .is_none_or(|s| s.contains(Path::new(&old.path)));
+                .is_none_or(|s| s.contains(&shard::key(Path::new(&old.path))));
             match fresh.get(&old.path) {
                 Some(new) => {
                     if prune {
@@ -251,7 +264,11 @@ impl BuildRecord {
                         );
                     }
                 }
-                None if prune && in_shard && !self.seen.contains(&old.path) => {
+                None if prune
+                    && in_shard
+                    && !self.seen.contains(&old.path)
+                    && source_is_gone(config, &old.path) =>
+                {
                     doomed.extend(old.outputs.iter().map(|o| o.path.clone()));
                 }
                 None => {
@@ -291,6 +308,33 @@ impl BuildRecord {
         }
         Ok(next)
     }
+}
+
+/// Whether a manifest source (a path relative to one of the inputs) no longer exists. Only a
+/// definite "not found" counts: a source this run did not list, or cannot read, is kept.
+fn source_is_gone(config: &Config, rel: &str) -> bool {
+    let Some(rel) = manifest::safe_relative(rel) else {
+        return false;
+    };
+    let missing = |p: &Path| {
+        std::fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    let candidates: Vec<std::path::PathBuf> = if config.listed {
+        vec![rel.clone()]
+    } else {
+        config
+            .inputs
+            .iter()
+            .map(|root| {
+                if root.is_dir() {
+                    root.join(&rel)
+                } else {
+                    root.with_file_name(&rel)
+                }
+            })
+            .collect()
+    };
+    !candidates.is_empty() && candidates.iter().all(|c| missing(c))
 }
 
 /// The options a manifest records (and hashes): everything that shapes the outputs.

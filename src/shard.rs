@@ -247,6 +247,13 @@ impl fmt::Display for Shard {
     }
 }
 
+/// The path a source is sharded by: its relative path without the extension, so that sources
+/// whose outputs could share a name (`a.jpg` and `a.png` → `a.webp`) always land in the same
+/// shard, where the walker's conflict check sees both.
+pub fn key(rel: &Path) -> std::path::PathBuf {
+    rel.with_extension("")
+}
+
 /// The stable hash that assigns a relative path to a shard.
 ///
 /// Frozen forever, because machines running different presize versions must agree: the bytes

@@ -329,7 +329,7 @@ impl Walker<'_, '_, '_> {
 
     fn consider(&mut self, src: PathBuf, rel: PathBuf, bytes: u64, named: bool) {
         if let Some(shard) = &self.config.shard {
-            if !shard.contains(&rel) {
+            if !shard.contains(&crate::shard::key(&rel)) {
                 return; // another machine's share: not opened, not counted
             }
         }

@@ -560,3 +560,33 @@ fn a_file_deleted_between_the_walk_and_its_turn_fails_with_a_clear_error() {
     );
     assert!(!dir.path().join("out").exists(), "nothing written");
 }
+
+#[test]
+fn in_place_applies_strip_gps_even_to_images_that_already_fit() {
+    let tree = TestTree::new().copy("metadata/cranes_400x300_orient6_gps_xmp.jpg", "in/c.jpg");
+    // Upright already, so only the metadata policy can make presize rewrite it.
+    let ok = StdCommand::new("exiftool")
+        .args(["-q", "-overwrite_original", "-n", "-Orientation=1"])
+        .arg(tree.path("in/c.jpg"))
+        .status()
+        .expect("exiftool");
+    assert!(ok.success());
+    let (code, _, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "--in-place",
+        "-w",
+        "2048",
+        "--strip-gps",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let tags = StdCommand::new("exiftool")
+        .args(["-s", "-gps:all"])
+        .arg(tree.path("in/c.jpg"))
+        .output()
+        .expect("exiftool");
+    assert!(
+        tags.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&tags.stdout)
+    );
+}

@@ -532,3 +532,94 @@ fn avif_outputs_are_real_avif_files_of_the_planned_size() {
         assert_eq!(String::from_utf8_lossy(&o.stdout), size, "{name}");
     }
 }
+
+#[test]
+fn prune_keeps_sources_that_still_exist_even_when_this_run_did_not_list_them() {
+    let tree = sources();
+    let out = tree.path("out");
+    let m = tree.path("m.json");
+    fs::write(tree.path("both.txt"), "in/a.jpg\nin/sub/b.png\n").unwrap();
+    fs::write(tree.path("one.txt"), "in/a.jpg\n").unwrap();
+    let run = |list: &str, extra: &[&str]| {
+        let o = StdCommand::new(env!("CARGO_BIN_EXE_presize"))
+            .current_dir(tree.root())
+            .args(["--files-from", list, "-o", p(&out), "-w", "50"])
+            .args(["--manifest", p(&m), "--progress", "never"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run("both.txt", &[]);
+    run("one.txt", &["--prune"]);
+    assert!(
+        out.join("in/sub/b.png").is_file(),
+        "b.png still exists: its output stays"
+    );
+    fs::remove_file(tree.path("in/sub/b.png")).unwrap();
+    run("one.txt", &["--prune"]);
+    assert!(
+        !out.join("in/sub/b.png").exists(),
+        "gone source: its output goes"
+    );
+}
+
+#[test]
+fn sizes_sharing_a_width_get_distinct_names() {
+    let tree = TestTree::new().jpeg("in/a.jpg", 400, 300);
+    let out = tree.path("out");
+    let (code, _, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "100",
+        "-H",
+        "40,60",
+        "--fit",
+        "cover",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(dims(&out.join("a-100x40.jpg")), (100, 40));
+    assert_eq!(dims(&out.join("a-100x60.jpg")), (100, 60));
+}
+
+#[test]
+fn sources_that_could_share_an_output_name_land_in_the_same_shard() {
+    let mut tree = TestTree::new();
+    for i in 0..6 {
+        tree = tree
+            .jpeg(&format!("in/p{i}.jpg"), 64, 48)
+            .png(&format!("in/p{i}.png"), 64, 48);
+    }
+    let mut conflicts = 0;
+    for k in 1..=2 {
+        let out = tree.path(&format!("out{k}"));
+        let shard = format!("{k}/2");
+        let (_, lines, _) = run_json(&[
+            p(&tree.path("in")),
+            "-o",
+            p(&out),
+            "-w",
+            "32",
+            "-f",
+            "webp",
+            "--shard",
+            &shard,
+        ]);
+        conflicts += file_lines(&lines)
+            .iter()
+            .filter(|l| {
+                l["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("already written"))
+            })
+            .count();
+    }
+    assert_eq!(conflicts, 6, "every pair is caught, as in a single run");
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::budget::Budget;
-use crate::config::{IccPolicy, Settings};
+use crate::config::{IccPolicy, MetaPolicy, Settings};
 use crate::error::JobError;
 use crate::format::Format;
 use crate::geometry;
@@ -355,7 +355,15 @@ fn run_stages(
         let target = settings.targets[0];
         sizes.push((target, geometry::plan(shown_size, &target)));
     }
-    if mode.in_place && sizes.len() == 1 && sizes[0].1.is_identity(shown_size) && orientation <= 1 {
+    // With a metadata or profile change asked for, an image that already fits is still
+    // rewritten; otherwise rewriting it would only lose quality.
+    let untouched = settings.metadata == MetaPolicy::Keep && settings.icc == IccPolicy::Keep;
+    if mode.in_place
+        && untouched
+        && sizes.len() == 1
+        && sizes[0].1.is_identity(shown_size)
+        && orientation <= 1
+    {
         stages.decode = t.elapsed();
         return Ok(Outcome::Skipped(SkipReason::AlreadyFits));
     }
@@ -372,6 +380,13 @@ fn run_stages(
     for (target, shown) in &sizes {
         let mut outputs = Vec::new();
         for format in settings.output_formats(job.input_format) {
+            if mode.in_place && format != job.input_format {
+                return Err(JobError::Unsupported(format!(
+                    "{} cannot be replaced in place: presize does not write {}",
+                    job.input_format.display_name(),
+                    job.input_format.display_name()
+                )));
+            }
             let dst = if mode.in_place {
                 job.src.clone()
             } else {
@@ -430,6 +445,19 @@ fn run_stages(
         });
     }
 
+    // Two outputs of one source must never share a file (e.g. two heights at one width with a
+    // template that names only the width): refuse before writing anything.
+    let mut names: Vec<&Path> = plans
+        .iter()
+        .flat_map(|p| p.outputs.iter().map(|o| o.dst.as_path()))
+        .collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(JobError::Conflict(format!(
+            "two outputs of this image would both be {}; add {{height}} to --name",
+            w[0].display()
+        )));
+    }
     let record = |done: &[(PlannedOutput, (u32, u32), u64)]| -> Option<SourceEntry> {
         ctx.manifest.as_ref()?;
         let outputs: Vec<OutputEntry> = done
