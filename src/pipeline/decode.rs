@@ -108,6 +108,9 @@ pub struct Header {
     pub exif: Option<Vec<u8>>,
     /// XMP packet.
     pub xmp: Option<Vec<u8>>,
+    /// Bytes per pixel once decoded (3 for an RGB JPEG, 8 for 16-bit RGBA), for the memory
+    /// budget.
+    pub bytes_per_pixel: u8,
     /// libjpeg-turbo's view of a JPEG header (colour space, lossless), kept so the decode does
     /// not parse the markers again.
     jpeg: Option<DecompressHeader>,
@@ -232,6 +235,7 @@ pub fn probe<'a>(
                 cmyk_icc,
                 exif: meta.exif,
                 xmp: meta.xmp,
+                bytes_per_pixel: if cmyk { 4 } else { 3 },
                 jpeg: Some(h),
             };
             Probe {
@@ -255,6 +259,7 @@ pub fn probe<'a>(
                 cmyk_icc: None,
                 exif,
                 xmp: meta.xmp,
+                bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
                 jpeg: None,
             };
             Probe {
@@ -282,6 +287,7 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
         cmyk_icc: None,
         exif: h.exif,
         xmp: h.xmp,
+        bytes_per_pixel: 4,
         jpeg: None,
     };
     Ok(Probe {

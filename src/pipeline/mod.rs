@@ -625,6 +625,7 @@ fn run_stages(
         min_size,
         largest,
         plans.len(),
+        settings.linear,
     ));
     let header = &mut probe.header;
     let source_meta = Metadata {
@@ -781,13 +782,14 @@ fn write_output(
 }
 
 /// Bytes an image holds at its peak: the input file, the decoded pixels (after any JPEG
-/// shrink-on-load) and the resized outputs, counted at 4 bytes per pixel.
+/// shrink-on-load, at the source's bytes per pixel) and the resized outputs.
 fn memory_estimate(
     header: &decode::Header,
     job: &Job,
     min_size: Option<(f64, f64)>,
     largest: (u32, u32),
     sizes: usize,
+    linear: bool,
 ) -> u64 {
     let shrink = if job.input_format == Format::Jpeg {
         decode::jpeg_shrink(header.width, header.height, min_size) as u64
@@ -797,5 +799,8 @@ fn memory_estimate(
     let decoded =
         u64::from(header.width).div_ceil(shrink) * u64::from(header.height).div_ceil(shrink);
     let output = u64::from(largest.0) * u64::from(largest.1);
-    job.bytes + 4 * (decoded + 2 * output * sizes.min(2) as u64)
+    let bpp = u64::from(header.bytes_per_pixel.max(1));
+    // `--linear` keeps a 16-bit copy of the decoded image (and 16-bit resized buffers).
+    let linear = if linear { 2 * bpp.min(4) } else { 0 };
+    job.bytes + (bpp + linear) * (decoded + 2 * output * sizes.min(2) as u64)
 }
