@@ -126,15 +126,39 @@ enum Msg<R> {
 enum Slot<J> {
     Idle,
     Busy {
-        since: Instant,
+        /// When its clock started; `None` while paused (waiting for memory).
+        since: Option<Instant>,
         job: J,
     },
     /// The watchdog gave up on this worker's job; the worker must discard its result and exit.
     Abandoned,
 }
 
+/// Sets the running job's clock: `Some(now)` to (re)start it, `None` to pause it.
+type Restart = Box<dyn Fn(Option<Instant>)>;
+
 thread_local! {
     static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+    static RESTART: RefCell<Option<Restart>> = const { RefCell::new(None) };
+}
+
+fn set_job_clock(since: Option<Instant>) {
+    RESTART.with(|r| {
+        if let Some(set) = r.borrow().as_ref() {
+            set(since);
+        }
+    });
+}
+
+/// Stops the job time limit of the job running on this thread, while it waits for something
+/// that is not its fault (the memory budget). A no-op outside pool workers.
+pub fn pause_job_clock() {
+    set_job_clock(None);
+}
+
+/// Starts the job's time limit afresh, after [`pause_job_clock`]. A no-op outside pool workers.
+pub fn restart_job_clock() {
+    set_job_clock(Some(Instant::now()));
 }
 
 /// True when the job running on this thread was given up by the watchdog: it must not write
@@ -177,7 +201,17 @@ where
     );
     let thread = thread::Builder::new()
         .name(format!("presize-worker-{id}"))
-        .spawn(move || worker_loop(&shared, &my_slot, my_flag))
+        .spawn(move || {
+            let clock = Arc::clone(&my_slot);
+            RESTART.with(|r| {
+                *r.borrow_mut() = Some(Box::new(move |at| {
+                    if let Slot::Busy { since, .. } = &mut *lock(&clock) {
+                        *since = at;
+                    }
+                }));
+            });
+            worker_loop(&shared, &my_slot, my_flag);
+        })
         .expect("cannot spawn a worker thread");
     WorkerHandle {
         slot,
@@ -204,7 +238,7 @@ where
             continue; // drain, counting what is left unprocessed
         }
         *lock(slot) = Slot::Busy {
-            since: Instant::now(),
+            since: Some(Instant::now()),
             job: job.clone(),
         };
         let r = match panic::catch_unwind(AssertUnwindSafe(|| (work.run)(&job, &mut state))) {
@@ -296,7 +330,9 @@ where
                     let overdue = {
                         let mut slot = lock(&workers[i].slot);
                         match &*slot {
-                            Slot::Busy { since, .. } if since.elapsed() > limit => {
+                            Slot::Busy {
+                                since: Some(since), ..
+                            } if since.elapsed() > limit => {
                                 match std::mem::replace(&mut *slot, Slot::Abandoned) {
                                     Slot::Busy { job, .. } => Some(job),
                                     _ => None,
@@ -544,5 +580,39 @@ mod tests {
         // The abandoned job learns it was abandoned (so it writes nothing) once it wakes.
         thread::sleep(Duration::from_millis(1500));
         assert!(saw_abandoned.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn time_before_the_clock_restarts_does_not_count_against_the_limit() {
+        // Each job waits 300 ms with its clock paused (for memory, say), restarts it, then works
+        // 100 ms: over the 250 ms limit in all, but well within it for the work itself.
+        let mut results = Vec::new();
+        let stats = run(
+            Limits {
+                workers: NonZeroUsize::new(2).unwrap(),
+                job_timeout: Some(Duration::from_millis(250)),
+            },
+            &no_cancel(),
+            |f| {
+                for i in 0..2u32 {
+                    f.submit(i);
+                }
+            },
+            work(
+                |&j| {
+                    pause_job_clock();
+                    thread::sleep(Duration::from_millis(300));
+                    restart_job_clock();
+                    thread::sleep(Duration::from_millis(100));
+                    format!("ok {j}")
+                },
+                |&j, m| format!("panic {j} {m}"),
+                |&j, _| format!("timeout {j}"),
+            ),
+            |r| results.push(r),
+        );
+        results.sort();
+        assert_eq!(results, ["ok 0", "ok 1"]);
+        assert_eq!(stats.timed_out, 0);
     }
 }

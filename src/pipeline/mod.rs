@@ -540,9 +540,11 @@ fn run_stages(
             .max()
             .unwrap_or(1);
         let canvas = u64::from(info.canvas.0) * u64::from(info.canvas.1);
+        crate::pool::pause_job_clock();
         let _memory = ctx
             .budget
             .reserve(job.bytes + 4 * (canvas + largest * u64::from(info.frames)));
+        crate::pool::restart_job_clock();
         for plan in &mut plans {
             let size = plan.shown.output_size();
             let mut still = Vec::new();
@@ -618,7 +620,9 @@ fn run_stages(
         .map(|p| p.shown.output_size())
         .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
         .unwrap_or((1, 1));
-    // Hold the decoded image's share of the memory budget until the job ends.
+    // Hold the decoded image's share of the memory budget until the job ends. Waiting for it is
+    // not the image's fault: its time limit is paused meanwhile and starts afresh after.
+    crate::pool::pause_job_clock();
     let _memory = ctx.budget.reserve(memory_estimate(
         &probe.header,
         job,
@@ -627,6 +631,7 @@ fn run_stages(
         plans.len(),
         settings.linear,
     ));
+    crate::pool::restart_job_clock();
     let header = &mut probe.header;
     let source_meta = Metadata {
         exif: header.exif.take(),
