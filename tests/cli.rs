@@ -1182,58 +1182,8 @@ fn bad_files_fail_one_by_one_and_leave_nothing_behind() {
     assert!(summary_text.contains(&failed.to_string()), "{summary_text}");
 }
 
-#[cfg(unix)]
-#[test]
-fn an_interrupted_run_exits_130_and_leaves_only_complete_outputs() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::Stdio;
-
-    let big = common::png_bytes(&DynamicImage::ImageRgb8(common::gradient(800, 800)));
-    let mut tree = TestTree::new();
-    for i in 0..40 {
-        tree = tree.file(&format!("in/img{i:02}.png"), &big);
-    }
-    let out = tree.path("out");
-    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_presize"))
-        .arg(tree.path("in"))
-        .args(["-o", p(&out), "-w", "100", "-j", "1", "--json"])
-        .args(["--progress", "never"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut report = String::new();
-    stdout.read_line(&mut report).unwrap();
-    assert!(report.contains("\"written\""), "first line: {report}");
-    // Ctrl-C, as a terminal would send it.
-    let killed = StdCommand::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    stdout.read_to_string(&mut report).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-
-    let lines = json_lines(report.as_bytes());
-    let s = summary(&lines);
-    assert_eq!(s["interrupted"], true);
-    let written = s["written"].as_u64().unwrap();
-    assert!((1..40).contains(&written), "{written} of 40 written");
-    assert_eq!(
-        file_lines(&lines).len() as u64,
-        s["inputs"].as_u64().unwrap()
-    );
-    // Every output present is complete; no temporary file is left.
-    let files = files_under(&out);
-    assert_eq!(files.len() as u64, written, "{files:?}");
-    for f in files {
-        assert_eq!(dims(&out.join(&f)), (100, 100), "{}", f.display());
-    }
-}
+// Interruption (SIGINT and SIGTERM, exit 130, no partial files, the not-processed count) is
+// tested in tests/reliability.rs.
 
 #[test]
 fn a_corrupt_jpeg_is_reported_the_same_whatever_the_worker_decoded_before() {

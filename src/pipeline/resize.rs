@@ -90,28 +90,7 @@ pub fn resize(
     if whole && size == (src.width, src.height) {
         return Ok(src);
     }
-    let pt = pixel_type(src.layout, src.depth);
-    let (layout, depth) = (src.layout, src.depth);
-    let src_img = Image::from_vec_u8(src.width, src.height, src.data, pt)
-        .map_err(|e| JobError::Resize(e.to_string()))?;
-    let mut dst = Image::new(size.0, size.1, pt);
-    let options = ResizeOptions::new().resize_alg(algorithm(filter)).crop(
-        crop.left,
-        crop.top,
-        crop.width,
-        crop.height,
-    );
-    scratch
-        .resizer
-        .resize(&src_img, &mut dst, &options)
-        .map_err(|e| JobError::Resize(e.to_string()))?;
-    Ok(Pixels {
-        data: dst.into_vec(),
-        width: size.0,
-        height: size.1,
-        layout,
-        depth,
-    })
+    resize_ref(&src, crop, size, filter, scratch)
 }
 
 /// Composites an image with alpha onto an opaque background colour (for formats without alpha).
