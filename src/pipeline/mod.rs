@@ -265,6 +265,40 @@ struct PlannedOutput {
     existed: bool,
 }
 
+/// The outputs of one source once they are in place: those written now (for the report) and
+/// all of them, up to date or new, with their size and bytes (for the manifest).
+#[derive(Default)]
+struct Finished {
+    written: Vec<Output>,
+    done: Vec<(PlannedOutput, (u32, u32), u64)>,
+}
+
+impl Finished {
+    fn wrote(&mut self, out: PlannedOutput, size: (u32, u32), bytes: u64) {
+        self.written.push(Output {
+            path: out.dst.clone(),
+            width: size.0,
+            height: size.1,
+            format: out.format,
+            bytes,
+        });
+        self.done.push((out, size, bytes));
+    }
+
+    /// An output already up to date.
+    fn keep(&mut self, out: PlannedOutput, size: (u32, u32)) {
+        let bytes = out.fresh.unwrap_or(0);
+        self.done.push((out, size, bytes));
+    }
+
+    fn keep_all(&mut self, plan: SizePlan) {
+        let size = plan.shown.output_size();
+        for out in plan.outputs {
+            self.keep(out, size);
+        }
+    }
+}
+
 /// A digest of every setting that shapes one output (target, format and its encoder options),
 /// so that a manifest can tell which outputs an option change affects.
 fn output_key(settings: &Settings, target: &geometry::Target, format: Format) -> String {
@@ -490,17 +524,11 @@ fn run_stages(
         .all(|p| p.outputs.iter().all(|o| o.fresh.is_some()));
     if all_fresh {
         stages.decode = t.elapsed();
-        let done: Vec<_> = plans
-            .into_iter()
-            .flat_map(|p| {
-                let size = p.shown.output_size();
-                p.outputs.into_iter().map(move |o| {
-                    let b = o.fresh.unwrap_or(0);
-                    (o, size, b)
-                })
-            })
-            .collect();
-        facts.entry = record(&done);
+        let mut finished = Finished::default();
+        for p in plans {
+            finished.keep_all(p);
+        }
+        facts.entry = record(&finished.done);
         return Ok(Outcome::Skipped(SkipReason::UpToDate));
     }
     if mode.dry_run {
@@ -526,8 +554,7 @@ fn run_stages(
 
     // --animated: each GIF or WebP output of an animated input is resized frame by frame here;
     // the other outputs (JPEG, PNG, ...) fall through to the still path: the first frame.
-    let mut done: Vec<(PlannedOutput, (u32, u32), u64)> = Vec::new();
-    let mut written = Vec::new();
+    let mut finished = Finished::default();
     let animation = (settings.animated && orientation <= 1)
         .then(|| animation::inspect(bytes, job.input_format))
         .flatten()
@@ -569,14 +596,7 @@ fn run_stages(
                 // Decode, resize and encode are interleaved frame by frame: counted as encoding.
                 stages.encode += t.elapsed();
                 write_output(ctx, job, &out, &encoded, stages)?;
-                written.push(Output {
-                    path: out.dst.clone(),
-                    width: size.0,
-                    height: size.1,
-                    format: out.format,
-                    bytes: encoded.len() as u64,
-                });
-                done.push((out, size, encoded.len() as u64));
+                finished.wrote(out, size, encoded.len() as u64);
             }
             plan.outputs = still;
         }
@@ -585,14 +605,10 @@ fn run_stages(
             .all(|p| p.outputs.iter().all(|o| o.fresh.is_some()))
         {
             for p in plans {
-                let size = p.shown.output_size();
-                done.extend(p.outputs.into_iter().map(|o| {
-                    let b = o.fresh.unwrap_or(0);
-                    (o, size, b)
-                }));
+                finished.keep_all(p);
             }
-            facts.entry = record(&done);
-            return Ok(Outcome::Written(written));
+            facts.entry = record(&finished.done);
+            return Ok(Outcome::Written(finished.written));
         }
     }
 
@@ -676,10 +692,7 @@ fn run_stages(
     for (i, plan) in plans.into_iter().enumerate() {
         let size = plan.shown.output_size();
         if plan.outputs.iter().all(|o| o.fresh.is_some()) {
-            done.extend(plan.outputs.into_iter().map(|o| {
-                let b = o.fresh.unwrap_or(0);
-                (o, size, b)
-            }));
+            finished.keep_all(plan);
             continue;
         }
         let t = Instant::now();
@@ -715,8 +728,8 @@ fn run_stages(
         }
         let mut flat: Option<Pixels> = None;
         for out in plan.outputs {
-            if let Some(b) = out.fresh {
-                done.push((out, size, b));
+            if out.fresh.is_some() {
+                finished.keep(out, size);
                 continue;
             }
             let t = Instant::now();
@@ -745,18 +758,11 @@ fn run_stages(
                 encode::encode(pixels, out.format, settings, &out_meta, &mut scratch.encode)?;
             stages.encode += t.elapsed();
             write_output(ctx, job, &out, &encoded, stages)?;
-            written.push(Output {
-                path: out.dst.clone(),
-                width: size.0,
-                height: size.1,
-                format: out.format,
-                bytes: encoded.len() as u64,
-            });
-            done.push((out, size, encoded.len() as u64));
+            finished.wrote(out, size, encoded.len() as u64);
         }
     }
-    facts.entry = record(&done);
-    Ok(Outcome::Written(written))
+    facts.entry = record(&finished.done);
+    Ok(Outcome::Written(finished.written))
 }
 
 /// Writes one encoded output (unless discarding); refuses if the watchdog gave up on the job.
