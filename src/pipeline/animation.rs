@@ -22,7 +22,8 @@ use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, Delay, Frame, Frames, RgbaImage};
 
-use super::decode::{Depth, Layout, Pixels};
+use super::decode::{image_err, Depth, Layout, Pixels};
+use super::encode::{binarise_alpha, check_webp_size, enc_err, webp_config};
 use super::resize::{self, ResizeScratch};
 use crate::config::Settings;
 use crate::error::JobError;
@@ -186,24 +187,6 @@ impl Limit {
     }
 }
 
-fn image_err(format: Format, e: image::ImageError) -> JobError {
-    match e {
-        image::ImageError::Unsupported(u) => JobError::Unsupported(u.to_string()),
-        image::ImageError::Limits(l) => JobError::Unsupported(format!("decoder limit: {l}")),
-        other => JobError::Decode {
-            format: format.display_name(),
-            message: other.to_string(),
-        },
-    }
-}
-
-fn enc_err(format: Format, e: impl std::fmt::Display) -> JobError {
-    JobError::Encode {
-        format: format.display_name(),
-        message: e.to_string(),
-    }
-}
-
 fn decode_frames(bytes: &[u8], format: Format) -> Result<Frames<'_>, JobError> {
     let cursor = Cursor::new(bytes);
     let frames = match format {
@@ -270,19 +253,6 @@ fn encode_gif(frames: Vec<(Pixels, u32)>, plays: Plays) -> Result<Vec<u8>, JobEr
     Ok(out)
 }
 
-/// GIF has only fully transparent pixels, and its encoder makes every pixel with any alpha at
-/// all opaque: the faint fringe a resampled edge gets (alpha 1-5) would turn into a solid halo.
-/// Cut at half instead, as ImageMagick does.
-fn binarise_alpha(rgba: &mut [u8]) {
-    for p in rgba.chunks_exact_mut(4) {
-        if p[3] < 128 {
-            p.copy_from_slice(&[0, 0, 0, 0]);
-        } else {
-            p[3] = 255;
-        }
-    }
-}
-
 fn encode_webp(
     frames: &[(Pixels, u32)],
     (width, height): (u32, u32),
@@ -290,27 +260,9 @@ fn encode_webp(
     settings: &Settings,
 ) -> Result<Vec<u8>, JobError> {
     let format = Format::Webp;
-    // The WebP bitstream stores 14-bit dimensions.
-    const WEBP_MAX: u32 = 16383;
-    if width > WEBP_MAX || height > WEBP_MAX {
-        return Err(enc_err(
-            format,
-            format!(
-                "{width}x{height} is larger than WebP allows ({WEBP_MAX}x{WEBP_MAX}); use a smaller size or another --format"
-            ),
-        ));
-    }
-    // The same encoder settings as a still WebP (see encode.rs).
-    let mut config =
-        webp::WebPConfig::new().map_err(|()| enc_err(format, "libwebp refused its config"))?;
-    config.lossless = i32::from(settings.lossless);
-    config.alpha_compression = i32::from(!settings.lossless);
-    config.quality = if settings.lossless {
-        75.0
-    } else {
-        f32::from(settings.quality.webp)
-    };
-    config.method = i32::from(settings.effort.webp.min(6));
+    check_webp_size(width, height)?;
+    // The same encoder settings as a still WebP.
+    let config = webp_config(settings)?;
 
     let mut encoder = webp::AnimEncoder::new(width, height, &config);
     encoder.set_loop_count(match plays {

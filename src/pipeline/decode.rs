@@ -178,7 +178,8 @@ fn jpeg_err(e: &turbojpeg::Error) -> JobError {
     }
 }
 
-fn image_err(format: Format, e: image::ImageError) -> JobError {
+/// The `image` crate's error, classified for the summary.
+pub(crate) fn image_err(format: Format, e: image::ImageError) -> JobError {
     match e {
         image::ImageError::Unsupported(u) => JobError::Unsupported(u.to_string()),
         image::ImageError::Limits(l) => JobError::Unsupported(format!("decoder limit: {l}")),

@@ -28,7 +28,8 @@ pub struct EncodeScratch {
     jpeg: Option<Compressor>,
 }
 
-fn enc_err(format: Format, e: impl std::fmt::Display) -> JobError {
+/// An encoder's failure, as the file's error.
+pub(crate) fn enc_err(format: Format, e: impl std::fmt::Display) -> JobError {
     JobError::Encode {
         format: format.display_name(),
         message: e.to_string(),
@@ -82,18 +83,7 @@ pub fn encode(
             Ok(metadata::embed_png(&out, &meta))
         }
         Format::Webp => {
-            // The WebP bitstream stores 14-bit dimensions; libwebp (and its wrapper, which
-            // panics) refuse anything larger.
-            const WEBP_MAX: u32 = 16383;
-            if px.width > WEBP_MAX || px.height > WEBP_MAX {
-                return Err(enc_err(
-                    format,
-                    format!(
-                        "{}x{} is larger than WebP allows ({WEBP_MAX}x{WEBP_MAX}); use a smaller size or another --format",
-                        px.width, px.height
-                    ),
-                ));
-            }
+            check_webp_size(px.width, px.height)?;
             let rgb;
             let (data, has_alpha) = match px.layout {
                 Layout::Rgb => (&px.data, false),
@@ -108,17 +98,7 @@ pub fn encode(
             } else {
                 webp::Encoder::from_rgb(data, px.width, px.height)
             };
-            let mut config = webp::WebPConfig::new()
-                .map_err(|()| enc_err(format, "libwebp refused its config"))?;
-            config.lossless = i32::from(settings.lossless);
-            config.alpha_compression = i32::from(!settings.lossless);
-            config.quality = if settings.lossless {
-                75.0
-            } else {
-                f32::from(settings.quality.webp)
-            };
-            // libwebp's method 0-6 (default 4) is presize's effort, capped.
-            config.method = i32::from(settings.effort.webp.min(6));
+            let config = webp_config(settings)?;
             let mem = enc
                 .encode_advanced(&config)
                 .map_err(|e| enc_err(format, format!("{e:?}")))?;
@@ -129,11 +109,7 @@ pub fn encode(
         }
         Format::Gif => {
             let mut rgba = to_rgba(px);
-            // GIF transparency is on or off, and the encoder makes any alpha above 0 opaque:
-            // the faint edge pixels resampling creates would become a solid halo. Cut at half.
-            for p in rgba.chunks_exact_mut(4) {
-                p[3] = if p[3] >= 128 { 255 } else { 0 };
-            }
+            binarise_alpha(&mut rgba);
             let mut out = Vec::new();
             GifEncoder::new_with_speed(&mut out, 10)
                 .encode(&rgba, px.width, px.height, ExtendedColorType::Rgba8)
@@ -179,6 +155,50 @@ pub fn encode(
             super::avif::encode_avif(px, settings.quality.avif, speed, None)
         }
     }
+}
+
+/// GIF has only fully transparent pixels, and its encoder makes every pixel with any alpha at
+/// all opaque: the faint fringe a resampled edge gets (alpha 1-5) would turn into a solid halo.
+/// Cut at half instead, as ImageMagick does.
+pub(crate) fn binarise_alpha(rgba: &mut [u8]) {
+    for p in rgba.chunks_exact_mut(4) {
+        if p[3] < 128 {
+            p.copy_from_slice(&[0, 0, 0, 0]);
+        } else {
+            p[3] = 255;
+        }
+    }
+}
+
+/// The WebP bitstream stores 14-bit dimensions; libwebp (and its wrapper, which panics) refuse
+/// anything larger.
+pub(crate) fn check_webp_size(width: u32, height: u32) -> Result<(), JobError> {
+    const WEBP_MAX: u32 = 16383;
+    if width > WEBP_MAX || height > WEBP_MAX {
+        return Err(enc_err(
+            Format::Webp,
+            format!(
+                "{width}x{height} is larger than WebP allows ({WEBP_MAX}x{WEBP_MAX}); use a smaller size or another --format"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// libwebp's settings for stills and animations alike: quality, lossless, and presize's effort
+/// as libwebp's method 0-6 (default 4), capped.
+pub(crate) fn webp_config(settings: &Settings) -> Result<webp::WebPConfig, JobError> {
+    let mut config = webp::WebPConfig::new()
+        .map_err(|()| enc_err(Format::Webp, "libwebp refused its config"))?;
+    config.lossless = i32::from(settings.lossless);
+    config.alpha_compression = i32::from(!settings.lossless);
+    config.quality = if settings.lossless {
+        75.0
+    } else {
+        f32::from(settings.quality.webp)
+    };
+    config.method = i32::from(settings.effort.webp.min(6));
+    Ok(config)
 }
 
 fn color_type(layout: Layout, depth: Depth) -> ExtendedColorType {
