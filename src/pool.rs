@@ -18,12 +18,19 @@
 //! anything) and starts a replacement worker so the pool keeps its strength. [`run`] returns
 //! once the feeder and every live worker are joined; an abandoned thread is left to finish or to
 //! die with the process. Hence the `'static` bounds on the worker side.
+//!
+//! Spare cores: a worker that finds the job channel closed and drained leaves, and its core is
+//! then free for the rest of the run. The jobs still running can [`borrow_spare`] those cores to
+//! work inside one image (several outputs at once, row bands of a resize, restart segments of a
+//! JPEG), so a folder with fewer images than workers still uses every core. Counting only
+//! *departed* workers (not ones momentarily waiting for the walker) means a job never competes
+//! with images still to come.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -138,6 +145,7 @@ enum Slot<J> {
 type Restart = Box<dyn Fn(Option<Instant>)>;
 
 thread_local! {
+    static SPARE: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
     static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
     static RESTART: RefCell<Option<Restart>> = const { RefCell::new(None) };
 }
@@ -171,6 +179,84 @@ pub fn job_abandoned() -> bool {
     })
 }
 
+/// The pool's view of the job running on a worker thread, for threads the job starts itself:
+/// they must learn when the watchdog gives up on the job, as the worker does.
+#[derive(Clone, Debug, Default)]
+pub struct JobScope {
+    abandoned: Option<Arc<AtomicBool>>,
+}
+
+impl JobScope {
+    /// Makes [`job_abandoned`] on this (helper) thread follow the job's flag.
+    pub fn enter(&self) {
+        ABANDONED.with(|a| a.borrow_mut().clone_from(&self.abandoned));
+    }
+}
+
+/// The job running on this thread (none outside pool workers).
+pub fn current_job() -> JobScope {
+    JobScope {
+        abandoned: ABANDONED.with(|a| a.borrow().clone()),
+    }
+}
+
+/// Cores borrowed by a job from workers that have left; they go back when this is dropped.
+#[derive(Debug)]
+pub struct SpareCores {
+    count: usize,
+    pool: Option<Arc<AtomicUsize>>,
+}
+
+impl SpareCores {
+    /// No extra cores (outside pool workers, or none free).
+    pub fn none() -> SpareCores {
+        SpareCores {
+            count: 0,
+            pool: None,
+        }
+    }
+
+    /// How many threads the job may run besides its own.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for SpareCores {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.fetch_add(self.count, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Borrows up to `max` cores of workers that have run out of jobs (see the module header), for
+/// the job running on this thread. Returns none outside pool workers.
+pub fn borrow_spare(max: usize) -> SpareCores {
+    SPARE.with(|s| {
+        let Some(pool) = s.borrow().as_ref().map(Arc::clone) else {
+            return SpareCores::none();
+        };
+        let mut free = pool.load(Ordering::Acquire);
+        loop {
+            let take = free.min(max);
+            if take == 0 {
+                return SpareCores::none();
+            }
+            match pool.compare_exchange_weak(free, free - take, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return SpareCores {
+                        count: take,
+                        pool: Some(pool),
+                    }
+                }
+                Err(now) => free = now,
+            }
+        }
+    })
+}
+
 struct Shared<J, R, S> {
     work: Work<J, R, S>,
     jobs: Receiver<J>,
@@ -178,6 +264,8 @@ struct Shared<J, R, S> {
     cancel: Arc<AtomicBool>,
     /// Jobs received but dropped unstarted after cancellation.
     dropped: AtomicU64,
+    /// Cores of workers that have left (no jobs remain), not yet borrowed.
+    spare: Arc<AtomicUsize>,
 }
 
 struct WorkerHandle<J> {
@@ -230,6 +318,7 @@ where
     J: Clone,
 {
     ABANDONED.with(|a| *a.borrow_mut() = Some(abandoned));
+    SPARE.with(|s| *s.borrow_mut() = Some(Arc::clone(&shared.spare)));
     let work = &shared.work;
     let mut state = (work.init)();
     for job in &shared.jobs {
@@ -260,6 +349,8 @@ where
             return;
         }
     }
+    // No job is left for this worker: its core is free for the jobs still running.
+    shared.spare.fetch_add(1, Ordering::AcqRel);
     let _ = shared.results.send(Msg::WorkerExit);
 }
 
@@ -293,6 +384,7 @@ where
         results: res_tx.clone(),
         cancel: Arc::clone(cancel),
         dropped: AtomicU64::new(0),
+        spare: Arc::new(AtomicUsize::new(0)),
     });
     let not_submitted = AtomicU64::new(0);
     let mut workers: Vec<WorkerHandle<J>> = (0..limits.workers.get())
@@ -425,6 +517,78 @@ mod tests {
             );
             assert_eq!(stats, Stats::default());
         }
+    }
+
+    /// Waits (up to 10 s) until `borrow_spare(max)` yields `want` cores; returns what it got.
+    fn wait_for_spare(max: usize, want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = borrow_spare(max).count();
+            if got == want || Instant::now() > deadline {
+                return got;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_lone_job_borrows_the_cores_of_workers_that_ran_out_of_jobs() {
+        let mut seen = Vec::new();
+        run(
+            limits(4),
+            &no_cancel(),
+            |f| assert!(f.submit(())),
+            work(
+                |()| {
+                    // The three other workers find the channel closed and leave.
+                    let all = wait_for_spare(8, 3);
+                    // Borrowed cores are not lent twice, and come back when released.
+                    let held = borrow_spare(2);
+                    let rest = borrow_spare(8).count();
+                    drop(held);
+                    let again = borrow_spare(8).count();
+                    (all, rest, again)
+                },
+                |_, _| (0, 0, 0),
+                |_, _| (0, 0, 0),
+            ),
+            |r| seen.push(r),
+        );
+        assert_eq!(seen, vec![(3, 1, 3)]);
+        assert_eq!(borrow_spare(8).count(), 0, "no spare cores outside the pool");
+    }
+
+    #[test]
+    fn workers_waiting_for_more_jobs_are_not_spare() {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let mut seen = Vec::new();
+        run(
+            limits(3),
+            &no_cancel(),
+            move |f| {
+                assert!(f.submit(0u32));
+                // The walker is still busy: the idle workers may get a job any moment.
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+                assert!(f.submit(1));
+            },
+            work(
+                move |&j| {
+                    if j == 0 {
+                        thread::sleep(Duration::from_millis(50));
+                        let spare = borrow_spare(8).count();
+                        let _ = tx.send(());
+                        spare
+                    } else {
+                        usize::MAX
+                    }
+                },
+                |_, _| 99,
+                |_, _| 99,
+            ),
+            |r| seen.push(r),
+        );
+        seen.sort_unstable();
+        assert_eq!(seen, vec![0, usize::MAX]);
     }
 
     #[test]

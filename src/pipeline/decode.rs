@@ -54,6 +54,16 @@ pub enum Depth {
     Sixteen,
 }
 
+impl Depth {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
+        match self {
+            Depth::Eight => 1,
+            Depth::Sixteen => 2,
+        }
+    }
+}
+
 /// A tightly packed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pixels {

@@ -205,10 +205,17 @@ impl Context {
 #[derive(Default)]
 pub struct Scratch {
     decode: decode::DecodeScratch,
+    make: MakeScratch,
+    input: Vec<u8>,
+}
+
+/// The part of a worker's state that makes outputs from decoded pixels; a helper thread of a
+/// job (see [`make_outputs_in_parallel`]) has its own.
+#[derive(Default)]
+struct MakeScratch {
     color: color::ColorScratch,
     resize: resize::ResizeScratch,
     encode: encode::EncodeScratch,
-    input: Vec<u8>,
 }
 
 /// What a job learns besides its outcome.
@@ -587,7 +594,7 @@ fn run_stages(
                     out.format,
                     &plan.shown,
                     settings,
-                    &mut scratch.resize,
+                    &mut scratch.make.resize,
                 )?
                 else {
                     still.push(out);
@@ -673,7 +680,7 @@ fn run_stages(
             if color::is_srgb(&profile) {
                 source_meta.icc = Some(color::srgb_profile().to_vec());
             } else {
-                match scratch.color.to_srgb(&mut decoded, &profile) {
+                match scratch.make.color.to_srgb(&mut decoded, &profile) {
                     Ok(()) => source_meta.icc = Some(color::srgb_profile().to_vec()),
                     // An unreadable profile: the pixels stay as they are, with their profile.
                     Err(_) => source_meta.icc = Some(profile),
@@ -687,6 +694,46 @@ fn run_stages(
     let fx = f64::from(decoded.width) / f64::from(stored_w);
     let fy = f64::from(decoded.height) / f64::from(stored_h);
 
+    let render = Render {
+        settings,
+        linear: linear.as_ref(),
+        orientation,
+        scale: (fx, fy),
+        transposed,
+    };
+    // Cores of workers that have run out of images (the tail of a run, or a folder with fewer
+    // images than workers): several outputs are then made at once, or one large resize is split.
+    let pending: usize = plans
+        .iter()
+        .map(|p| p.outputs.iter().filter(|o| o.fresh.is_none()).count())
+        .sum();
+    let big = u64::from(decoded.width) * u64::from(decoded.height) >= PARALLEL_RESIZE_PIXELS;
+    let spare = crate::pool::borrow_spare(if pending > 1 {
+        pending - 1
+    } else if big {
+        MAX_RESIZE_HELPERS
+    } else {
+        0
+    });
+    if spare.count() > 0 {
+        let made = make_outputs_in_parallel(
+            ctx,
+            job,
+            &render,
+            &decoded,
+            plans,
+            &source_meta,
+            &mut scratch.make,
+            spare.count() + 1,
+            stages,
+            &mut finished,
+        );
+        facts.entry = made.is_ok().then(|| record(&finished.done)).flatten();
+        made?;
+        return Ok(Outcome::Written(finished.written));
+    }
+    drop(spare);
+
     let mut decoded = Some(decoded);
     let count = plans.len();
     for (i, plan) in plans.into_iter().enumerate() {
@@ -696,36 +743,17 @@ fn run_stages(
             continue;
         }
         let t = Instant::now();
-        let stored = stored_of(&plan.shown);
-        let src = decoded.as_ref().expect("kept until the last size");
-        let crop = geometry::Rect {
-            left: stored.crop.left * fx,
-            top: stored.crop.top * fy,
-            width: (stored.crop.width * fx).min(f64::from(src.width)),
-            height: (stored.crop.height * fy).min(f64::from(src.height)),
-        };
-        let mut px = if let Some(lin) = &linear {
-            // `--linear`: resample light, not gamma-encoded values (Lanczos3, 16 bits).
-            color::linear_to_srgb(&color::resize_linear(lin, crop, stored.size)?)
-        } else if i + 1 == count {
-            // The last size may consume the decoded image (no copy when nothing changes).
-            let src = decoded.take().expect("present");
-            resize::resize(src, crop, stored.size, settings.filter, &mut scratch.resize)?
+        // The last size may consume the decoded image (no copy when nothing changes).
+        let px = if i + 1 == count {
+            let src = Decoded::Owned(decoded.take().expect("kept until the last size"));
+            render.size(&plan.shown, src, &mut scratch.make.resize, 1)?
         } else {
-            resize::resize_ref(src, crop, stored.size, settings.filter, &mut scratch.resize)?
+            let src = Decoded::Shared(decoded.as_ref().expect("kept until the last size"));
+            render.size(&plan.shown, src, &mut scratch.make.resize, 1)?
         };
-        if let Some(canvas) = stored.canvas {
-            px = resize::pad(px, canvas, settings.background);
-        }
-        let px = resize::orient(px, orientation);
-        debug_assert_eq!((px.width, px.height), size);
         stages.resize += t.elapsed();
 
-        let mut out_meta =
-            metadata::for_output(source_meta.clone(), settings.metadata, px.width, px.height);
-        if settings.icc == IccPolicy::Strip {
-            out_meta.icc = None;
-        }
+        let out_meta = render.metadata(&source_meta, size);
         let mut flat: Option<Pixels> = None;
         for out in plan.outputs {
             if out.fresh.is_some() {
@@ -733,29 +761,8 @@ fn run_stages(
                 continue;
             }
             let t = Instant::now();
-            let pixels = if !out.format.has_alpha() && px.layout.has_alpha() {
-                flat.get_or_insert_with(|| resize::flatten(px.clone(), settings.background))
-            } else {
-                &px
-            };
-            // AVIF cannot carry a profile (ravif declares sRGB): convert a wide-gamut source
-            // rather than let it show dull or shifted colours.
-            let converted;
-            let pixels = match out_meta.icc.as_deref() {
-                Some(profile) if out.format == Format::Avif && !color::is_srgb(profile) => {
-                    let mut copy = pixels.clone().into_8bit();
-                    match scratch.color.to_srgb(&mut copy, profile) {
-                        Ok(()) => {
-                            converted = copy;
-                            &converted
-                        }
-                        Err(_) => pixels,
-                    }
-                }
-                _ => pixels,
-            };
             let encoded =
-                encode::encode(pixels, out.format, settings, &out_meta, &mut scratch.encode)?;
+                encode_output(&px, &mut flat, &out, settings, &out_meta, &mut scratch.make)?;
             stages.encode += t.elapsed();
             write_output(ctx, job, &out, &encoded, stages)?;
             finished.wrote(out, size, encoded.len() as u64);
@@ -763,6 +770,240 @@ fn run_stages(
     }
     facts.entry = record(&finished.done);
     Ok(Outcome::Written(finished.written))
+}
+
+/// Decoded images at least this large get their resize split across spare cores.
+const PARALLEL_RESIZE_PIXELS: u64 = 4_000_000;
+/// At most this many extra threads split one resize (beyond that, thread starts and the
+/// stitching copies outweigh the gain on the sizes presize sees).
+const MAX_RESIZE_HELPERS: usize = 7;
+
+/// The decoded image, lent to each size or, for the last one, given up.
+enum Decoded<'a> {
+    Shared(&'a Pixels),
+    Owned(Pixels),
+}
+
+/// What turns the decoded image into each output size.
+struct Render<'a> {
+    settings: &'a Settings,
+    /// `--linear`: the decoded image in linear light.
+    linear: Option<&'a color::LinearPixels>,
+    /// EXIF orientation to apply after resampling.
+    orientation: u8,
+    /// Decoded size over stored size (the JPEG decoder may have shrunk the image).
+    scale: (f64, f64),
+    /// The stored image is the displayed one turned a quarter.
+    transposed: bool,
+}
+
+impl Render<'_> {
+    /// Resamples, pads and orients the decoded image `src` to the size `shown`, on `threads`
+    /// threads. An owned `src` that needs no resampling is passed through without a copy.
+    fn size(
+        &self,
+        shown: &geometry::Geometry,
+        src: Decoded<'_>,
+        scratch: &mut resize::ResizeScratch,
+        threads: usize,
+    ) -> Result<Pixels, JobError> {
+        let settings = self.settings;
+        let stored = if self.transposed {
+            shown.transposed()
+        } else {
+            *shown
+        };
+        let (fx, fy) = self.scale;
+        let (width, height) = match &src {
+            Decoded::Shared(px) => (px.width, px.height),
+            Decoded::Owned(px) => (px.width, px.height),
+        };
+        let crop = geometry::Rect {
+            left: stored.crop.left * fx,
+            top: stored.crop.top * fy,
+            width: (stored.crop.width * fx).min(f64::from(width)),
+            height: (stored.crop.height * fy).min(f64::from(height)),
+        };
+        let mut px = match (self.linear, src) {
+            // `--linear`: resample light, not gamma-encoded values (Lanczos3, 16 bits).
+            (Some(lin), _) => color::linear_to_srgb(&color::resize_linear(lin, crop, stored.size)?),
+            (None, Decoded::Owned(src)) if threads <= 1 => {
+                resize::resize(src, crop, stored.size, settings.filter, scratch)?
+            }
+            (None, Decoded::Owned(src)) => {
+                resize::resize_ref_par(&src, crop, stored.size, settings.filter, scratch, threads)?
+            }
+            (None, Decoded::Shared(src)) => {
+                resize::resize_ref_par(src, crop, stored.size, settings.filter, scratch, threads)?
+            }
+        };
+        if let Some(canvas) = stored.canvas {
+            px = resize::pad(px, canvas, settings.background);
+        }
+        let px = resize::orient(px, self.orientation);
+        debug_assert_eq!((px.width, px.height), shown.output_size());
+        Ok(px)
+    }
+
+    /// The metadata written with an output of `size`.
+    fn metadata(&self, source: &Metadata, size: (u32, u32)) -> Metadata {
+        let mut meta = metadata::for_output(source.clone(), self.settings.metadata, size.0, size.1);
+        if self.settings.icc == IccPolicy::Strip {
+            meta.icc = None;
+        }
+        meta
+    }
+}
+
+/// Encodes one output of the resized `px`: flattened onto the background for a format without
+/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF.
+fn encode_output(
+    px: &Pixels,
+    flat: &mut Option<Pixels>,
+    out: &PlannedOutput,
+    settings: &Settings,
+    meta: &Metadata,
+    scratch: &mut MakeScratch,
+) -> Result<Vec<u8>, JobError> {
+    let pixels = if !out.format.has_alpha() && px.layout.has_alpha() {
+        flat.get_or_insert_with(|| resize::flatten(px.clone(), settings.background))
+    } else {
+        px
+    };
+    // AVIF cannot carry a profile (ravif declares sRGB): convert a wide-gamut source rather
+    // than let it show dull or shifted colours.
+    let converted;
+    let pixels = match meta.icc.as_deref() {
+        Some(profile) if out.format == Format::Avif && !color::is_srgb(profile) => {
+            let mut copy = pixels.clone().into_8bit();
+            match scratch.color.to_srgb(&mut copy, profile) {
+                Ok(()) => {
+                    converted = copy;
+                    &converted
+                }
+                Err(_) => pixels,
+            }
+        }
+        _ => pixels,
+    };
+    encode::encode(pixels, out.format, settings, meta, &mut scratch.encode)
+}
+
+/// Makes every pending output of one image on `threads` threads (this one and spare cores):
+/// each thread takes the next (size, format) output; the first to need a size resamples it
+/// (with all threads when there is a single size) and the others wait for that copy. Outputs
+/// are recorded in plan order, so the manifest and report do not depend on the timing.
+#[allow(clippy::too_many_arguments)]
+fn make_outputs_in_parallel(
+    ctx: &Context,
+    job: &Job,
+    render: &Render<'_>,
+    decoded: &Pixels,
+    plans: Vec<SizePlan>,
+    source_meta: &Metadata,
+    scratch: &mut MakeScratch,
+    threads: usize,
+    stages: &mut Stages,
+    finished: &mut Finished,
+) -> Result<(), JobError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    let settings = render.settings;
+    let mut sizes = Vec::new();
+    let mut work: Vec<(usize, PlannedOutput)> = Vec::new();
+    for plan in plans {
+        if plan.outputs.iter().all(|o| o.fresh.is_some()) {
+            finished.keep_all(plan);
+            continue;
+        }
+        let index = sizes.len();
+        sizes.push(plan.shown);
+        for out in plan.outputs {
+            if out.fresh.is_some() {
+                finished.keep(out, plan.shown.output_size());
+            } else {
+                work.push((index, out));
+            }
+        }
+    }
+    let resized: Vec<OnceLock<Result<Pixels, String>>> =
+        sizes.iter().map(|_| OnceLock::new()).collect();
+    let resize_threads = (threads / sizes.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<Result<u64, JobError>>>> =
+        Mutex::new(work.iter().map(|_| None).collect());
+    let job_scope = crate::pool::current_job();
+    // One thread's share: take outputs until none is left; returns the time it spent.
+    let run = |scratch: &mut MakeScratch| -> Stages {
+        let mut spent = Stages::default();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((size_index, out)) = work.get(i) else {
+                return spent;
+            };
+            let shown = &sizes[*size_index];
+            let size = shown.output_size();
+            let px = resized[*size_index].get_or_init(|| {
+                let t = Instant::now();
+                let px = render
+                    .size(
+                        shown,
+                        Decoded::Shared(decoded),
+                        &mut scratch.resize,
+                        resize_threads,
+                    )
+                    .map_err(|e| e.to_string());
+                spent.resize += t.elapsed();
+                px
+            });
+            let result = match px {
+                Err(e) => Err(JobError::Resize(e.clone())),
+                Ok(px) => {
+                    let t = Instant::now();
+                    let meta = render.metadata(source_meta, size);
+                    let encoded = encode_output(px, &mut None, out, settings, &meta, scratch);
+                    spent.encode += t.elapsed();
+                    encoded.and_then(|bytes| {
+                        write_output(ctx, job, out, &bytes, &mut spent)?;
+                        Ok(bytes.len() as u64)
+                    })
+                }
+            };
+            done.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(result);
+        }
+    };
+    let spent: Vec<Stages> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.min(work.len().max(1)))
+            .map(|_| {
+                let (run, job_scope) = (&run, &job_scope);
+                scope.spawn(move || {
+                    job_scope.enter();
+                    run(&mut MakeScratch::default())
+                })
+            })
+            .collect();
+        let mut spent = vec![run(scratch)];
+        for h in helpers {
+            // A helper's panic is this job's panic: the pool turns it into a failure.
+            spent.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        spent
+    });
+    for s in spent {
+        *stages += s;
+    }
+    let results = done.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut first_error = None;
+    for ((size_index, out), result) in work.into_iter().zip(results) {
+        match result.expect("every output was taken by a thread") {
+            Ok(bytes) => finished.wrote(out, sizes[size_index].output_size(), bytes),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Writes one encoded output (unless discarding); refuses if the watchdog gave up on the job.
