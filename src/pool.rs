@@ -555,7 +555,11 @@ mod tests {
             |r| seen.push(r),
         );
         assert_eq!(seen, vec![(3, 1, 3)]);
-        assert_eq!(borrow_spare(8).count(), 0, "no spare cores outside the pool");
+        assert_eq!(
+            borrow_spare(8).count(),
+            0,
+            "no spare cores outside the pool"
+        );
     }
 
     #[test]

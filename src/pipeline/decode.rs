@@ -373,7 +373,7 @@ pub fn decode(
     scratch: &mut DecodeScratch,
 ) -> Result<Pixels, JobError> {
     match format {
-        Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch),
+        Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
@@ -384,12 +384,15 @@ pub fn decode(
 }
 
 /// Decodes the pixels of a probed image, reusing the decoder that read its header.
+///
+/// `threads` (counting this one) split a JPEG with restart markers (see `restart`).
 pub fn decode_probed(
     bytes: &[u8],
     format: Format,
     probe: Probe<'_>,
     min_size: Option<(f64, f64)>,
     scratch: &mut DecodeScratch,
+    threads: usize,
 ) -> Result<Pixels, JobError> {
     match probe.decoder {
         Some(decoder) => {
@@ -397,7 +400,7 @@ pub fn decode_probed(
             Ok(to_pixels(img))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
-        None => decode_jpeg(bytes, &probe.header, min_size, scratch),
+        None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
     }
 }
 
@@ -429,11 +432,100 @@ pub fn jpeg_shrink(width: u32, height: u32, min_size: Option<(f64, f64)>) -> usi
         .unwrap_or(1)
 }
 
+/// JPEGs of at least this many pixels are worth splitting at their restart markers when spare
+/// cores are available (below it, thread starts and the band copies eat the gain).
+pub const PARALLEL_DECODE_PIXELS: u64 = 2_000_000;
+
+/// Decodes the bands of a JPEG with restart markers on up to `threads` threads, straight into
+/// their rows of the image, then mends the seams. `None` if any part fails: the caller then
+/// decodes the whole file the usual way, which reports the damage as it always does.
+///
+/// A band decoded on its own differs from the whole-file decode only next to its top and bottom
+/// edges, where chroma upsampling has no neighbouring row to look at (libjpeg-turbo repeats the
+/// edge row). So each seam is decoded again as a small JPEG of one boundary step on either side,
+/// and its middle rows, which do have their neighbours, replace the band edges.
+fn decode_bands(
+    cuts: &super::restart::Intervals<'_>,
+    denom: usize,
+    format: PixelFormat,
+    channels: usize,
+    (width, height): (usize, usize),
+    threads: usize,
+    scaled: impl Fn(u32) -> u32 + Sync,
+) -> Option<Vec<u8>> {
+    let bands = cuts.bands(u32::try_from(threads).unwrap_or(u32::MAX));
+    if bands.len() < 2 {
+        return None;
+    }
+    let mcu = cuts.mcu_height();
+    let row_bytes = width * channels;
+    // Decodes MCU rows `rows` into `out` (exactly their scaled height in rows).
+    let decode = |rows: (u32, u32), out: &mut [u8]| -> Option<()> {
+        let jpeg = cuts.band_jpeg(rows);
+        let mut d = Decompressor::new().ok()?;
+        d.read_header(&jpeg).ok()?;
+        d.set_scaling_factor(ScalingFactor::new(1, denom)).ok()?;
+        let image = turbojpeg::Image {
+            height: out.len() / row_bytes,
+            pixels: out,
+            width,
+            pitch: row_bytes,
+            format,
+        };
+        d.decompress(&jpeg, image).ok()
+    };
+    // Output rows of MCU row `r`'s top edge (the last band ends at the image's bottom, which
+    // the MCU grid overshoots; MCU heights are multiples of every scale's denominator).
+    let row_of = |r: u32| (scaled(r * mcu) as usize).min(height);
+    let mut data = vec![0u8; row_bytes * height];
+    let ok = std::thread::scope(|scope| {
+        let mut rest = data.as_mut_slice();
+        let mut parts = Vec::new();
+        for band in &bands {
+            let rows = row_of(band.keep.1) - row_of(band.keep.0);
+            let (mine, tail) = rest.split_at_mut(rows * row_bytes);
+            parts.push((band.keep, mine));
+            rest = tail;
+        }
+        let decode = &decode;
+        let mut parts = parts.into_iter();
+        let (first, first_out) = parts.next()?;
+        let helpers: Vec<_> = parts
+            .map(|(keep, out)| scope.spawn(move || decode(keep, out)))
+            .collect();
+        let mut ok = decode(first, first_out);
+        for h in helpers {
+            ok = ok.and(h.join().ok().flatten());
+        }
+        ok
+    });
+    ok?;
+    // Mend each seam from a small decode that spans it.
+    let half = (scaled(mcu / 2) as usize).max(1);
+    for band in &bands[..bands.len() - 1] {
+        let edge = band.keep.1;
+        let seam = (band.decode.1 - (band.decode.1 - edge) * 2, band.decode.1);
+        let top = row_of(seam.0);
+        let rows = row_of(seam.1) - top;
+        let mut patch = vec![0u8; rows * row_bytes];
+        decode(seam, &mut patch)?;
+        let at = row_of(edge);
+        let (from, to) = (
+            at.saturating_sub(half).max(top),
+            (at + half).min(top + rows),
+        );
+        data[from * row_bytes..to * row_bytes]
+            .copy_from_slice(&patch[(from - top) * row_bytes..(to - top) * row_bytes]);
+    }
+    Some(data)
+}
+
 fn decode_jpeg(
     bytes: &[u8],
     header: &Header,
     min_size: Option<(f64, f64)>,
     scratch: &mut DecodeScratch,
+    threads: usize,
 ) -> Result<Pixels, JobError> {
     let d = scratch.jpeg()?;
     let h = match header.jpeg {
@@ -454,15 +546,36 @@ fn decode_jpeg(
         Colorspace::CMYK | Colorspace::YCCK => (PixelFormat::CMYK, Layout::Rgb, 4),
         _ => (PixelFormat::RGB, Layout::Rgb, 3),
     };
-    let mut data = vec![0u8; width * height * channels];
-    let image = turbojpeg::Image {
-        pixels: data.as_mut_slice(),
-        width,
-        pitch: width * channels,
-        height,
-        format,
+    let scaled = |x: u32| x / u32::try_from(denom).expect("1 to 8");
+    let split = (threads > 1 && !h.is_lossless)
+        .then(|| super::restart::Intervals::parse(bytes))
+        .flatten()
+        .and_then(|cuts| {
+            decode_bands(
+                &cuts,
+                denom,
+                format,
+                channels,
+                (width, height),
+                threads,
+                scaled,
+            )
+        });
+    let mut data = match split {
+        Some(data) => data,
+        None => {
+            let mut data = vec![0u8; width * height * channels];
+            let image = turbojpeg::Image {
+                pixels: data.as_mut_slice(),
+                width,
+                pitch: width * channels,
+                height,
+                format,
+            };
+            d.decompress(bytes, image).map_err(|e| jpeg_err(&e))?;
+            data
+        }
     };
-    d.decompress(bytes, image).map_err(|e| jpeg_err(&e))?;
     if channels == 4 {
         // Through the embedded CMYK profile when there is one (48.7 dB against ImageMagick's
         // conversion on the corpus photo; the formula gives 21.5 dB), else the formula.
@@ -565,6 +678,109 @@ pub fn exif_orientation(exif: &[u8]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    /// Decodes `bytes` whole (one thread) at 1/`denom`, as RGB/grey/CMYK bytes.
+    fn whole(bytes: &[u8], denom: usize) -> (Vec<u8>, PixelFormat, usize, (usize, usize)) {
+        let mut d = Decompressor::new().unwrap();
+        let h = d.read_header(bytes).unwrap();
+        d.set_scaling_factor(ScalingFactor::new(1, denom)).unwrap();
+        let (format, channels) = match h.colorspace {
+            Colorspace::Gray => (PixelFormat::GRAY, 1),
+            Colorspace::CMYK | Colorspace::YCCK => (PixelFormat::CMYK, 4),
+            _ => (PixelFormat::RGB, 3),
+        };
+        let (w, ht) = (h.width.div_ceil(denom), h.height.div_ceil(denom));
+        let mut data = vec![0u8; w * ht * channels];
+        let image = turbojpeg::Image {
+            pixels: data.as_mut_slice(),
+            width: w,
+            pitch: w * channels,
+            height: ht,
+            format,
+        };
+        d.decompress(bytes, image).unwrap();
+        (data, format, channels, (w, ht))
+    }
+
+    #[test]
+    fn restart_bands_decode_to_the_same_bytes_as_the_whole_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        for (file, min_bands) in [
+            ("restart/landscape_420_rows.jpg", 4), // 4:2:0, one MCU row per interval
+            ("restart/landscape_420_2mcus.jpg", 4), // intervals straddle rows (29 MCUs a row)
+            ("restart/landscape_grey_5mcus.jpg", 4), // one component, 8x8 MCUs
+            ("photos/cmyk_ycck_500x333_swop_icc.jpg", 4), // YCCK as its camera wrote it
+        ] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let cuts = crate::pipeline::restart::Intervals::parse(&bytes).expect(file);
+            assert!(
+                cuts.bands(8).len() >= min_bands,
+                "{file}: {:?}",
+                cuts.bands(8)
+            );
+            for denom in [1, 2, 4, 8] {
+                let (want, format, channels, size) = whole(&bytes, denom);
+                let scaled = |x: u32| x / u32::try_from(denom).unwrap();
+                for threads in [2, 3, 8] {
+                    let got = decode_bands(&cuts, denom, format, channels, size, threads, scaled)
+                        .unwrap_or_else(|| panic!("{file} 1/{denom} x{threads}: declined"));
+                    assert!(got == want, "{file} 1/{denom} x{threads}: pixels differ");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jpegs_without_restart_markers_are_not_split() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        for file in [
+            "photos/dune_1680x1050_exif.jpg",
+            "photos/colorful_cups_1280x800_progressive.jpg",
+            "bad/baseline_jpeg_cut_at_40pct.jpg",
+        ] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            assert!(
+                crate::pipeline::restart::Intervals::parse(&bytes).is_none(),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restart_file_cut_short_is_left_to_the_whole_file_decoder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let bytes = std::fs::read(dir.join("restart/landscape_420_rows.jpg")).unwrap();
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        assert!(crate::pipeline::restart::Intervals::parse(cut).is_none());
+        // A damaged interval (markers intact): the bands fail and the caller falls back.
+        let mut broken = bytes.clone();
+        let mid = broken.len() / 2;
+        for b in &mut broken[mid..mid + 40] {
+            if *b != 0xFF && *b != 0x00 {
+                *b ^= 0x55;
+            }
+        }
+        let header = Header {
+            width: 450,
+            height: 300,
+            orientation: 1,
+            icc: None,
+            cmyk_icc: None,
+            exif: None,
+            xmp: None,
+            bytes_per_pixel: 3,
+            jpeg: None,
+        };
+        let mut scratch = DecodeScratch::default();
+        let one = decode_jpeg(&broken, &header, None, &mut scratch, 1);
+        let many = decode_jpeg(&broken, &header, None, &mut scratch, 4);
+        match (one, many) {
+            (Ok(a), Ok(b)) => assert!(a.data == b.data),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("one thread: {:?}, four: {:?}", a.is_ok(), b.is_ok()),
+        }
+    }
 
     #[test]
     fn shrink_keeps_at_least_the_minimum_size() {

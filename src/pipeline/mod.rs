@@ -11,6 +11,7 @@ pub mod encode;
 #[cfg(feature = "heif")]
 pub mod heif;
 pub mod resize;
+pub mod restart;
 
 use std::fs;
 use std::io::Read;
@@ -661,13 +662,22 @@ fn run_stages(
         xmp: header.xmp.take(),
         icc: header.icc.take(),
     };
+    // Spare cores can decode a large JPEG that has restart markers (see `restart`).
+    let pixels = u64::from(probe.header.width) * u64::from(probe.header.height);
+    let spare = if job.input_format == Format::Jpeg && pixels >= decode::PARALLEL_DECODE_PIXELS {
+        crate::pool::borrow_spare(MAX_DECODE_HELPERS)
+    } else {
+        crate::pool::SpareCores::none()
+    };
     let mut decoded = decode::decode_probed(
         bytes,
         job.input_format,
         probe,
         min_size,
         &mut scratch.decode,
+        spare.count() + 1,
     )?;
+    drop(spare);
     // `--icc srgb`: convert once, at the decoded size, before any resampling (so that linear
     // light, when asked for, is sRGB's). A source without a profile is taken as sRGB already.
     let mut source_meta = source_meta;
@@ -772,6 +782,8 @@ fn run_stages(
     Ok(Outcome::Written(finished.written))
 }
 
+/// At most this many extra threads decode one JPEG's restart-marker bands.
+const MAX_DECODE_HELPERS: usize = 15;
 /// Decoded images at least this large get their resize split across spare cores.
 const PARALLEL_RESIZE_PIXELS: u64 = 4_000_000;
 /// At most this many extra threads split one resize (beyond that, thread starts and the
@@ -970,7 +982,8 @@ fn make_outputs_in_parallel(
                     })
                 }
             };
-            done.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(result);
+            done.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(result);
         }
     };
     let spent: Vec<Stages> = std::thread::scope(|scope| {
@@ -993,7 +1006,9 @@ fn make_outputs_in_parallel(
     for s in spent {
         *stages += s;
     }
-    let results = done.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let results = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut first_error = None;
     for ((size_index, out), result) in work.into_iter().zip(results) {
         match result.expect("every output was taken by a thread") {

@@ -5,8 +5,14 @@
 //! default `-resize` and sharp do; alpha is premultiplied around the filter so transparent edges
 //! get no dark halo.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::num::NonZeroU32;
+
+use fast_image_resize::images::{Image, ImageRef, TypedImage, TypedImageRef};
+use fast_image_resize::pixels::{U16x2, U16x3, U16x4, U8x2, U8x3, U8x4, U16, U8};
+use fast_image_resize::{
+    FilterType, ImageView, ImageViewMut, MulDiv, PixelTrait, PixelType, ResizeAlg, ResizeError,
+    ResizeOptions, Resizer,
+};
 use image::{DynamicImage, ImageBuffer};
 
 use super::decode::{Depth, Layout, Pixels};
@@ -85,9 +91,9 @@ const MIN_BAND: u32 = 64;
 /// would change each band's filter positions in the last bits of a float (and with a box filter,
 /// which source pixels a window takes), so instead each pass is split along the axis it does not
 /// filter: the vertical pass by columns, the horizontal pass by rows. Each part is then computed
-/// with exactly the coefficients the whole-image call would use. The passes run in the order
-/// fast_image_resize uses (vertical first for 8-bit samples), with alpha premultiplied once
-/// around both, as it does.
+/// with exactly the coefficients the whole-image call would use, written in place into the
+/// intermediate or final image. The passes run in the order fast_image_resize uses (vertical
+/// first for 8-bit samples), with alpha premultiplied around both, as it does.
 pub fn resize_ref_par(
     src: &Pixels,
     crop: Rect,
@@ -97,149 +103,191 @@ pub fn resize_ref_par(
     threads: usize,
 ) -> Result<Pixels, JobError> {
     let convolution = matches!(algorithm(filter), ResizeAlg::Convolution(_));
-    if threads <= 1 || !convolution || size.0.max(size.1).max(src.height) < 2 * MIN_BAND {
+    let parts = u32::try_from(threads)
+        .unwrap_or(u32::MAX)
+        .min(src.width.min(src.height).min(size.0).min(size.1).max(1) / MIN_BAND);
+    if parts <= 1 || !convolution {
         return resize_ref(src, crop, size, filter, scratch);
     }
-    let err = |e: &dyn std::fmt::Display| JobError::Resize(e.to_string());
-    let pt = pixel_type(src.layout, src.depth);
-    let alpha = src.layout.has_alpha();
-    let premultiplied;
-    let src = if alpha {
-        let view = ImageRef::new(src.width, src.height, &src.data, pt).map_err(|e| err(&e))?;
-        let mut out = Image::new(src.width, src.height, pt);
-        MulDiv::default()
-            .multiply_alpha(&view, &mut out)
-            .map_err(|e| err(&e))?;
-        premultiplied = Pixels {
-            data: out.into_vec(),
-            ..*src
-        };
-        &premultiplied
-    } else {
-        src
+    let mut data =
+        vec![0u8; size.0 as usize * size.1 as usize * src.layout.channels() * src.depth.bytes()];
+    let job = Passes {
+        src,
+        crop,
+        size,
+        alg: algorithm(filter),
+        parts: NonZeroU32::new(parts).expect("more than one"),
+        alpha: src.layout.has_alpha(),
     };
-    let mut out = if src.depth == Depth::Eight {
-        let tall = vertical_pass(src, crop.top, crop.height, size.1, filter, threads)?;
-        horizontal_pass(&tall, crop.left, crop.width, size.0, filter, threads)?
-    } else {
-        let wide = horizontal_pass(src, crop.left, crop.width, size.0, filter, threads)?;
-        vertical_pass(&wide, crop.top, crop.height, size.1, filter, threads)?
+    let done = match pixel_type(src.layout, src.depth) {
+        PixelType::U8 => job.run::<U8>(&mut data),
+        PixelType::U8x2 => job.run::<U8x2>(&mut data),
+        PixelType::U8x3 => job.run::<U8x3>(&mut data),
+        PixelType::U8x4 => job.run::<U8x4>(&mut data),
+        PixelType::U16 => job.run::<U16>(&mut data),
+        PixelType::U16x2 => job.run::<U16x2>(&mut data),
+        PixelType::U16x3 => job.run::<U16x3>(&mut data),
+        PixelType::U16x4 => job.run::<U16x4>(&mut data),
+        _ => None,
     };
-    if alpha {
-        let mut view = Image::from_slice_u8(out.width, out.height, &mut out.data, pt)
-            .map_err(|e| err(&e))?;
-        MulDiv::default()
-            .divide_alpha_inplace(&mut view)
-            .map_err(|e| err(&e))?;
+    match done {
+        Some(Ok(())) => Ok(Pixels {
+            data,
+            width: size.0,
+            height: size.1,
+            layout: src.layout,
+            depth: src.depth,
+        }),
+        Some(Err(e)) => Err(JobError::Resize(e)),
+        // A buffer the typed views could not borrow (misaligned): do it on one thread.
+        None => resize_ref(src, crop, size, filter, scratch),
     }
-    Ok(out)
 }
 
-/// Splits `0..n` into at most `threads` near-equal ranges of at least [`MIN_BAND`].
-fn bands(n: u32, threads: usize) -> Vec<(u32, u32)> {
-    let k = u32::try_from(threads)
-        .unwrap_or(u32::MAX)
-        .min(n / MIN_BAND)
-        .max(1);
-    (0..k).map(|i| (n * i / k, n * (i + 1) / k)).collect()
+/// One split resize (see [`resize_ref_par`]).
+struct Passes<'a> {
+    src: &'a Pixels,
+    crop: Rect,
+    size: (u32, u32),
+    alg: ResizeAlg,
+    parts: NonZeroU32,
+    alpha: bool,
 }
 
-/// Runs `part(i)` for every band on its own thread (the first on this one), in band order.
-fn on_threads<T: Send>(
-    count: usize,
-    part: impl Fn(usize) -> Result<T, JobError> + Sync,
-) -> Result<Vec<T>, JobError> {
-    std::thread::scope(|scope| {
-        let part = &part;
-        let helpers: Vec<_> = (1..count).map(|i| scope.spawn(move || part(i))).collect();
-        let mut all = vec![part(0)];
-        all.extend(helpers.into_iter().map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(JobError::Resize("a resize thread panicked".into())))
-        }));
-        all.into_iter().collect()
-    })
-}
-
-/// Resamples rows `top..top + height` of `src` to `rows` rows (columns unchanged), one column
-/// band per thread, alpha already premultiplied.
-fn vertical_pass(
-    src: &Pixels,
-    top: f64,
-    height: f64,
-    rows: u32,
-    filter: Filter,
-    threads: usize,
-) -> Result<Pixels, JobError> {
-    let pt = pixel_type(src.layout, src.depth);
-    let pixel = src.layout.channels() * src.depth.bytes();
-    let view = ImageRef::new(src.width, src.height, &src.data, pt)
-        .map_err(|e| JobError::Resize(e.to_string()))?;
-    let parts = bands(src.width, threads);
-    let done = on_threads(parts.len(), |i| {
-        let (x0, x1) = parts[i];
-        let mut dst = Image::new(x1 - x0, rows, pt);
-        let options = ResizeOptions::new()
-            .resize_alg(algorithm(filter))
-            .use_alpha(false)
-            .crop(f64::from(x0), top, f64::from(x1 - x0), height);
-        Resizer::new()
-            .resize(&view, &mut dst, &options)
-            .map_err(|e| JobError::Resize(e.to_string()))?;
-        Ok(dst.into_vec())
-    })?;
-    // Stitch the column bands back into rows.
-    let row = src.width as usize * pixel;
-    let mut data = vec![0u8; row * rows as usize];
-    for (&(x0, x1), part) in parts.iter().zip(&done) {
-        let width = (x1 - x0) as usize * pixel;
-        let at = x0 as usize * pixel;
-        for (out, band) in data.chunks_exact_mut(row).zip(part.chunks_exact(width)) {
-            out[at..at + width].copy_from_slice(band);
+impl Passes<'_> {
+    /// Resizes into `out` (the final image's bytes). `None` if a buffer cannot be viewed as
+    /// pixels of type `P`.
+    fn run<P: PixelTrait>(&self, out: &mut [u8]) -> Option<Result<(), String>> {
+        let (sw, sh) = (self.src.width, self.src.height);
+        let (dw, dh) = self.size;
+        let source = TypedImageRef::<P>::from_buffer(sw, sh, &self.src.data).ok()?;
+        let mut premultiplied = TypedImage::<P>::new(0, 0);
+        if self.alpha {
+            premultiplied = TypedImage::<P>::new(sw, sh);
+            if let Err(e) = MulDiv::default().multiply_alpha_typed(&source, &mut premultiplied) {
+                return Some(Err(e.to_string()));
+            }
         }
+        let mut dst = TypedImage::<P>::from_buffer(dw, dh, out).ok()?;
+        let Rect {
+            left,
+            top,
+            width,
+            height,
+        } = self.crop;
+        let result = if P::components_is_u8() {
+            // Vertical pass by columns into a (source width × output height) image, then the
+            // horizontal pass by rows into the output.
+            let mut tall = TypedImage::<P>::new(sw, dh);
+            let v = if self.alpha {
+                self.columns(&premultiplied, &mut tall, top, height, false)
+            } else {
+                self.columns(&source, &mut tall, top, height, false)
+            };
+            v.and_then(|()| self.rows(&tall, &mut dst, left, width, self.alpha))
+        } else {
+            // Horizontal pass by rows into an (output width × source height) image, then the
+            // vertical pass by columns into the output.
+            let mut wide = TypedImage::<P>::new(dw, sh);
+            let h = if self.alpha {
+                self.rows(&premultiplied, &mut wide, left, width, false)
+            } else {
+                self.rows(&source, &mut wide, left, width, false)
+            };
+            h.and_then(|()| self.columns(&wide, &mut dst, top, height, self.alpha))
+        };
+        Some(result.map_err(|e| e.to_string()))
     }
-    Ok(Pixels {
-        data,
-        height: rows,
-        ..*src
-    })
+
+    /// Resamples `src` rows `top..top + height` into `dst`'s rows, unchanged horizontally
+    /// (`dst` is as wide as `src`), one column band per thread. `divide`: undo the alpha
+    /// premultiplication in each band afterwards.
+    fn columns<P: PixelTrait>(
+        &self,
+        src: &impl ImageView<Pixel = P>,
+        dst: &mut impl ImageViewMut<Pixel = P>,
+        top: f64,
+        height: f64,
+        divide: bool,
+    ) -> Result<(), ResizeError> {
+        let width = NonZeroU32::new(dst.width()).expect("images are at least 1 pixel wide");
+        let parts = dst
+            .split_by_width_mut(0, width, self.parts.min(width))
+            .expect("no more parts than columns");
+        let mut left = 0;
+        let jobs: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let options = ResizeOptions::new()
+                    .resize_alg(self.alg)
+                    .use_alpha(false)
+                    .crop(f64::from(left), top, f64::from(part.width()), height);
+                left += part.width();
+                (part, options)
+            })
+            .collect();
+        in_parallel(jobs, |(mut part, options)| {
+            Resizer::new().resize_typed(src, &mut part, &options)?;
+            if divide {
+                let _ = MulDiv::default().divide_alpha_inplace_typed(&mut part);
+            }
+            Ok(())
+        })
+    }
+
+    /// Resamples `src` columns `left..left + width` into `dst`'s columns, unchanged vertically
+    /// (`dst` is as tall as `src`), one row band per thread.
+    fn rows<P: PixelTrait>(
+        &self,
+        src: &impl ImageView<Pixel = P>,
+        dst: &mut impl ImageViewMut<Pixel = P>,
+        left: f64,
+        width: f64,
+        divide: bool,
+    ) -> Result<(), ResizeError> {
+        let height = NonZeroU32::new(dst.height()).expect("images are at least 1 pixel tall");
+        let parts = dst
+            .split_by_height_mut(0, height, self.parts.min(height))
+            .expect("no more parts than rows");
+        let mut top = 0;
+        let jobs: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let options = ResizeOptions::new()
+                    .resize_alg(self.alg)
+                    .use_alpha(false)
+                    .crop(left, f64::from(top), width, f64::from(part.height()));
+                top += part.height();
+                (part, options)
+            })
+            .collect();
+        in_parallel(jobs, |(mut part, options)| {
+            Resizer::new().resize_typed(src, &mut part, &options)?;
+            if divide {
+                let _ = MulDiv::default().divide_alpha_inplace_typed(&mut part);
+            }
+            Ok(())
+        })
+    }
 }
 
-/// Resamples columns `left..left + width` of `src` to `columns` columns (rows unchanged), one
-/// row band per thread, alpha already premultiplied.
-fn horizontal_pass(
-    src: &Pixels,
-    left: f64,
-    width: f64,
-    columns: u32,
-    filter: Filter,
-    threads: usize,
-) -> Result<Pixels, JobError> {
-    let pt = pixel_type(src.layout, src.depth);
-    let pixel = src.layout.channels() * src.depth.bytes();
-    let view = ImageRef::new(src.width, src.height, &src.data, pt)
-        .map_err(|e| JobError::Resize(e.to_string()))?;
-    let parts = bands(src.height, threads);
-    let done = on_threads(parts.len(), |i| {
-        let (y0, y1) = parts[i];
-        let mut dst = Image::new(columns, y1 - y0, pt);
-        let options = ResizeOptions::new()
-            .resize_alg(algorithm(filter))
-            .use_alpha(false)
-            .crop(left, f64::from(y0), width, f64::from(y1 - y0));
-        Resizer::new()
-            .resize(&view, &mut dst, &options)
-            .map_err(|e| JobError::Resize(e.to_string()))?;
-        Ok(dst.into_vec())
-    })?;
-    let mut data = Vec::with_capacity(columns as usize * pixel * src.height as usize);
-    for part in done {
-        data.extend_from_slice(&part);
-    }
-    Ok(Pixels {
-        data,
-        width: columns,
-        ..*src
+/// Runs `work` on every item, each on its own thread (the first on this one).
+fn in_parallel<T: Send>(
+    items: Vec<T>,
+    work: impl Fn(T) -> Result<(), ResizeError> + Sync,
+) -> Result<(), ResizeError> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let mut items = items.into_iter();
+        let first = items.next();
+        let helpers: Vec<_> = items.map(|item| scope.spawn(move || work(item))).collect();
+        let mut result = first.map_or(Ok(()), work);
+        for h in helpers {
+            // A panic in a helper is the job's panic: the pool reports it for this file.
+            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            result = result.and(r);
+        }
+        result
     })
 }
 
@@ -487,8 +535,8 @@ mod tests {
                 },
             ] {
                 for filter in [Filter::Lanczos3, Filter::Mitchell, Filter::Box] {
-                    let one =
-                        resize_ref(&src, crop, size, filter, &mut ResizeScratch::default()).unwrap();
+                    let one = resize_ref(&src, crop, size, filter, &mut ResizeScratch::default())
+                        .unwrap();
                     for threads in [2, 3, 4] {
                         let par = resize_ref_par(
                             &src,
