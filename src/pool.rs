@@ -19,12 +19,13 @@
 //! once the feeder and every live worker are joined; an abandoned thread is left to finish or to
 //! die with the process. Hence the `'static` bounds on the worker side.
 //!
-//! Spare cores: a worker that finds the job channel closed and drained leaves, and its core is
-//! then free for the rest of the run. The jobs still running can [`borrow_spare`] those cores to
-//! work inside one image (several outputs at once, row bands of a resize, restart segments of a
-//! JPEG), so a folder with fewer images than workers still uses every core. Counting only
-//! *departed* workers (not ones momentarily waiting for the walker) means a job never competes
-//! with images still to come.
+//! Spare cores: once the feeder has submitted its last job, any worker without a job will get
+//! none, and its core is free for the rest of the run. The jobs still running can
+//! [`borrow_spare`] those cores to work inside one image (several outputs at once, a split
+//! resize, the restart segments of a JPEG), so a folder with fewer images than workers still
+//! uses every core. The count is `workers − unfinished jobs − cores already lent`, so it is
+//! right the moment the feeder ends, without waiting for idle workers to wake and leave; while
+//! the feeder is still walking it is zero, so a job never competes with images still to come.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -43,15 +44,19 @@ pub struct Feeder<'a, J, R> {
     results: Sender<Msg<R>>,
     cancel: &'a AtomicBool,
     not_submitted: &'a AtomicU64,
+    cores: &'a Cores,
 }
 
 impl<J, R> Feeder<'_, J, R> {
     /// Queues a job, blocking while the queue is full. Returns false when the run is cancelled or
     /// every worker is gone; the feeder should then stop (the job counts as not processed).
     pub fn submit(&self, job: J) -> bool {
+        // Counted before it is queued, so a worker never finishes a job not yet counted.
+        self.cores.unfinished.fetch_add(1, Ordering::AcqRel);
         if !self.cancelled() && self.jobs.send(job).is_ok() {
             true
         } else {
+            self.cores.unfinished.fetch_sub(1, Ordering::AcqRel);
             self.not_submitted.fetch_add(1, Ordering::Relaxed);
             false
         }
@@ -145,7 +150,7 @@ enum Slot<J> {
 type Restart = Box<dyn Fn(Option<Instant>)>;
 
 thread_local! {
-    static SPARE: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
+    static CORES: RefCell<Option<Arc<Cores>>> = const { RefCell::new(None) };
     static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
     static RESTART: RefCell<Option<Restart>> = const { RefCell::new(None) };
 }
@@ -200,11 +205,24 @@ pub fn current_job() -> JobScope {
     }
 }
 
-/// Cores borrowed by a job from workers that have left; they go back when this is dropped.
+/// The pool's core accounting, for [`borrow_spare`] (see the module header).
+#[derive(Debug)]
+struct Cores {
+    /// Worker threads the pool keeps running.
+    workers: usize,
+    /// Jobs submitted and not yet finished (queued or running).
+    unfinished: AtomicUsize,
+    /// Cores lent to running jobs.
+    lent: AtomicUsize,
+    /// The feeder has submitted its last job.
+    fed: AtomicBool,
+}
+
+/// Cores a job borrowed; they go back when this is dropped.
 #[derive(Debug)]
 pub struct SpareCores {
     count: usize,
-    pool: Option<Arc<AtomicUsize>>,
+    from: Option<Arc<Cores>>,
 }
 
 impl SpareCores {
@@ -212,7 +230,7 @@ impl SpareCores {
     pub fn none() -> SpareCores {
         SpareCores {
             count: 0,
-            pool: None,
+            from: None,
         }
     }
 
@@ -224,34 +242,42 @@ impl SpareCores {
 
 impl Drop for SpareCores {
     fn drop(&mut self) {
-        if let Some(pool) = &self.pool {
-            pool.fetch_add(self.count, Ordering::AcqRel);
+        if let Some(cores) = &self.from {
+            cores.lent.fetch_sub(self.count, Ordering::AcqRel);
         }
     }
 }
 
-/// Borrows up to `max` cores of workers that have run out of jobs (see the module header), for
-/// the job running on this thread. Returns none outside pool workers.
+/// Borrows up to `max` cores that no job will need any more (see the module header), for the
+/// job running on this thread. Returns none outside pool workers or while the feeder still runs.
 pub fn borrow_spare(max: usize) -> SpareCores {
-    SPARE.with(|s| {
-        let Some(pool) = s.borrow().as_ref().map(Arc::clone) else {
+    CORES.with(|c| {
+        let Some(cores) = c.borrow().as_ref().map(Arc::clone) else {
             return SpareCores::none();
         };
-        let mut free = pool.load(Ordering::Acquire);
+        if !cores.fed.load(Ordering::Acquire) {
+            return SpareCores::none();
+        }
+        let mut lent = cores.lent.load(Ordering::Acquire);
         loop {
-            let take = free.min(max);
+            let busy = cores.unfinished.load(Ordering::Acquire) + lent;
+            let take = cores.workers.saturating_sub(busy).min(max);
             if take == 0 {
                 return SpareCores::none();
             }
-            match pool.compare_exchange_weak(free, free - take, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match cores.lent.compare_exchange_weak(
+                lent,
+                lent + take,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
                     return SpareCores {
                         count: take,
-                        pool: Some(pool),
+                        from: Some(cores),
                     }
                 }
-                Err(now) => free = now,
+                Err(now) => lent = now,
             }
         }
     })
@@ -264,8 +290,8 @@ struct Shared<J, R, S> {
     cancel: Arc<AtomicBool>,
     /// Jobs received but dropped unstarted after cancellation.
     dropped: AtomicU64,
-    /// Cores of workers that have left (no jobs remain), not yet borrowed.
-    spare: Arc<AtomicUsize>,
+    /// What [`borrow_spare`] counts.
+    cores: Arc<Cores>,
 }
 
 struct WorkerHandle<J> {
@@ -318,12 +344,14 @@ where
     J: Clone,
 {
     ABANDONED.with(|a| *a.borrow_mut() = Some(abandoned));
-    SPARE.with(|s| *s.borrow_mut() = Some(Arc::clone(&shared.spare)));
+    CORES.with(|c| *c.borrow_mut() = Some(Arc::clone(&shared.cores)));
+    let finished = || shared.cores.unfinished.fetch_sub(1, Ordering::AcqRel);
     let work = &shared.work;
     let mut state = (work.init)();
     for job in &shared.jobs {
         if shared.cancel.load(Ordering::Relaxed) {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
+            finished();
             continue; // drain, counting what is left unprocessed
         }
         *lock(slot) = Slot::Busy {
@@ -337,6 +365,7 @@ where
                 (work.on_panic)(&job, panic_message(payload.as_ref()))
             }
         };
+        finished();
         {
             let mut s = lock(slot);
             if matches!(*s, Slot::Abandoned) {
@@ -349,8 +378,6 @@ where
             return;
         }
     }
-    // No job is left for this worker: its core is free for the jobs still running.
-    shared.spare.fetch_add(1, Ordering::AcqRel);
     let _ = shared.results.send(Msg::WorkerExit);
 }
 
@@ -384,7 +411,12 @@ where
         results: res_tx.clone(),
         cancel: Arc::clone(cancel),
         dropped: AtomicU64::new(0),
-        spare: Arc::new(AtomicUsize::new(0)),
+        cores: Arc::new(Cores {
+            workers: limits.workers.get(),
+            unfinished: AtomicUsize::new(0),
+            lent: AtomicUsize::new(0),
+            fed: AtomicBool::new(false),
+        }),
     });
     let not_submitted = AtomicU64::new(0);
     let mut workers: Vec<WorkerHandle<J>> = (0..limits.workers.get())
@@ -399,10 +431,15 @@ where
             results: res_tx,
             cancel,
             not_submitted: &not_submitted,
+            cores: &shared.cores,
         };
         let walker = thread::Builder::new()
             .name("presize-walker".into())
-            .spawn_scoped(scope, move || feed(&feeder))
+            .spawn_scoped(scope, move || {
+                feed(&feeder);
+                // Every job is counted in `unfinished`: what is not busy now stays free.
+                feeder.cores.fed.store(true, Ordering::Release);
+            })
             .expect("cannot spawn the walker thread");
         // Workers exit only after the feeder has dropped its job sender, which it does after its
         // last report: once no live worker is left, everything has been sent.
@@ -532,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_job_borrows_the_cores_of_workers_that_ran_out_of_jobs() {
+    fn a_lone_job_borrows_the_cores_no_other_job_will_need() {
         let mut seen = Vec::new();
         run(
             limits(4),
@@ -540,7 +577,7 @@ mod tests {
             |f| assert!(f.submit(())),
             work(
                 |()| {
-                    // The three other workers find the channel closed and leave.
+                    // The feeder is done and the three other workers have nothing to do.
                     let all = wait_for_spare(8, 3);
                     // Borrowed cores are not lent twice, and come back when released.
                     let held = borrow_spare(2);
