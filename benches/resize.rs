@@ -187,6 +187,60 @@ fn bench_resize(c: &mut Criterion) {
     group.finish();
 }
 
+/// One image on several cores: the split resize, and the restart-marker band decode of the
+/// photo given a marker per MCU row by `jpegtran` (skipped, with a note, when it is missing).
+fn bench_split(c: &mut Criterion) {
+    let photo = Photo::get();
+    let full = photo.decode(None, &mut DecodeScratch::default());
+    let crop = whole(&full);
+    let mut scratch = ResizeScratch::default();
+    let mut group = c.benchmark_group("split");
+    group.sampling_mode(SamplingMode::Flat);
+    for threads in [1, 2] {
+        let id = BenchmarkId::new(
+            "resize_lanczos3",
+            format!("from_{}_threads_{threads}", size_label(&full)),
+        );
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                resize::resize_ref_par(&full, crop, TARGET, Filter::Lanczos3, &mut scratch, threads)
+                    .expect("resizes")
+            });
+        });
+    }
+    let restart = std::process::Command::new("jpegtran")
+        .args(["-copy", "none", "-restart", "1"])
+        .arg(&photo.path)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout);
+    let Some(restart) = restart else {
+        eprintln!("presize benches: jpegtran not found, split/decode_restart skipped");
+        group.finish();
+        return;
+    };
+    let mut decoder = DecodeScratch::default();
+    for threads in [1, 2] {
+        let id = BenchmarkId::new(
+            "decode_restart",
+            format!(
+                "{}x{}_threads_{threads}",
+                photo.header.width, photo.header.height
+            ),
+        );
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let probe = decode::probe(&restart, Format::Jpeg, photo.max_pixels, &mut decoder)
+                    .expect("probes");
+                decode::decode_probed(&restart, Format::Jpeg, probe, None, &mut decoder, threads)
+                    .expect("decodes")
+            });
+        });
+    }
+    group.finish();
+}
+
 fn bench_encode(c: &mut Criterion) {
     let photo = Photo::get();
     let src = photo.decode(min_size(Shrink::Quality), &mut DecodeScratch::default());
@@ -349,6 +403,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_resize, bench_encode, bench_process, bench_run
+    targets = bench_decode, bench_resize, bench_split, bench_encode, bench_process, bench_run
 }
 criterion_main!(benches);
