@@ -8,7 +8,7 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
-use turbojpeg::{Colorspace, DecompressHeader, Decompressor, PixelFormat, ScalingFactor};
+use turbojpeg::{Colorspace, DecompressHeader, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
 use crate::error::JobError;
 use crate::format::Format;
@@ -663,6 +663,45 @@ fn to_pixels(img: DynamicImage) -> Pixels {
     }
 }
 
+/// Bytes libjpeg-turbo holds for a progressive JPEG's coefficients: every scan refines the
+/// whole image, so it keeps all DCT coefficients (2 bytes each, one per sample, at full size
+/// whatever the output scale). 0 for a sequential JPEG, which is decoded a row of blocks at a
+/// time.
+pub fn jpeg_coefficient_bytes(bytes: &[u8], header: &Header) -> u64 {
+    let Some(h) = header.jpeg else { return 0 };
+    if !is_progressive(bytes) {
+        return 0;
+    }
+    // Samples per pixel, in quarters: luma plus the subsampled chroma (CMYK: four full planes).
+    let quarters: u64 = match (h.colorspace, h.subsamp) {
+        (Colorspace::CMYK | Colorspace::YCCK, _) => 16,
+        (_, Subsamp::Gray) => 4,
+        (_, Subsamp::Sub2x2 | Subsamp::Sub4x1) => 6,
+        (_, Subsamp::Sub2x1 | Subsamp::Sub1x2) => 8,
+        _ => 12,
+    };
+    u64::from(header.width) * u64::from(header.height) * quarters / 4 * 2
+}
+
+/// True if the frame header (SOF) says progressive (SOF2, or SOF6/10/14).
+fn is_progressive(bytes: &[u8]) -> bool {
+    let mut at = 2;
+    while let (Some(&0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) {
+        match marker {
+            0xFF => at += 1,
+            0xC2 | 0xC6 | 0xCA | 0xCE => return true,
+            0xC0 | 0xC1 | 0xC3 | 0xC5 | 0xC7 | 0xC9 | 0xCB | 0xCD | 0xCF | 0xDA => return false,
+            _ => {
+                let Some(len) = bytes.get(at + 2..at + 4) else {
+                    return false;
+                };
+                at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            }
+        }
+    }
+    false
+}
+
 fn has_adobe_marker(bytes: &[u8]) -> bool {
     // APP14 "Adobe" appears in the first few KB when present.
     bytes[..bytes.len().min(64 * 1024)]
@@ -729,6 +768,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn progressive_jpegs_count_their_whole_coefficient_buffer() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/photos");
+        let size = |file: &str| {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let header = read_header(
+                &bytes,
+                Format::Jpeg,
+                u64::MAX,
+                &mut DecodeScratch::default(),
+            )
+            .unwrap();
+            (jpeg_coefficient_bytes(&bytes, &header), header)
+        };
+        // 1280x800, 4:2:2: two samples per pixel, two bytes each.
+        let (progressive, _) = size("colorful_cups_1280x800_progressive.jpg");
+        assert_eq!(progressive, 1280 * 800 * 2 * 2);
+        let (sequential, _) = size("dune_1680x1050_exif.jpg");
+        assert_eq!(sequential, 0);
     }
 
     #[test]

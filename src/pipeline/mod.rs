@@ -649,6 +649,7 @@ fn run_stages(
     crate::pool::pause_job_clock();
     let _memory = ctx.budget.reserve(memory_estimate(
         &probe.header,
+        decode::jpeg_coefficient_bytes(bytes, &probe.header),
         job,
         min_size,
         largest,
@@ -1048,10 +1049,12 @@ fn write_output(
     Ok(())
 }
 
-/// Bytes an image holds at its peak: the input file, the decoded pixels (after any JPEG
-/// shrink-on-load, at the source's bytes per pixel) and the resized outputs.
+/// Bytes an image holds at its peak: the input file, a progressive JPEG's coefficient buffer,
+/// the decoded pixels (after any JPEG shrink-on-load, at the source's bytes per pixel) and the
+/// resized outputs.
 fn memory_estimate(
     header: &decode::Header,
+    coefficients: u64,
     job: &Job,
     min_size: Option<(f64, f64)>,
     largest: (u32, u32),
@@ -1069,5 +1072,5 @@ fn memory_estimate(
     let bpp = u64::from(header.bytes_per_pixel.max(1));
     // `--linear` keeps a 16-bit copy of the decoded image (and 16-bit resized buffers).
     let linear = if linear { 2 * bpp.min(4) } else { 0 };
-    job.bytes + (bpp + linear) * (decoded + 2 * output * sizes.min(2) as u64)
+    job.bytes + coefficients + (bpp + linear) * (decoded + 2 * output * sizes.min(2) as u64)
 }
