@@ -943,6 +943,21 @@ fn make_outputs_in_parallel(
     let resized: Vec<OnceLock<Result<Pixels, String>>> =
         sizes.iter().map(|_| OnceLock::new()).collect();
     let resize_threads = (threads / sizes.len()).max(1);
+    // Longest first (the classic rule for keeping threads evenly busy), by a rough cost: output
+    // pixels times how slow the format's encoder is. Distinct sizes then start on distinct
+    // threads instead of one thread waiting for another's resample of the same size.
+    let cost = |(size, out): &(usize, PlannedOutput)| {
+        let (w, h) = sizes[*size].output_size();
+        let encoder = match out.format {
+            Format::Avif => 50,
+            Format::Webp => 8,
+            Format::Png | Format::Tiff => 3,
+            _ => 1,
+        };
+        u64::from(w) * u64::from(h) * encoder
+    };
+    let mut order: Vec<usize> = (0..work.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&work[i])));
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<Result<u64, JobError>>>> =
         Mutex::new(work.iter().map(|_| None).collect());
@@ -951,10 +966,10 @@ fn make_outputs_in_parallel(
     let run = |scratch: &mut MakeScratch| -> Stages {
         let mut spent = Stages::default();
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some((size_index, out)) = work.get(i) else {
+            let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return spent;
             };
+            let (size_index, out) = &work[i];
             let shown = &sizes[*size_index];
             let size = shown.output_size();
             let px = resized[*size_index].get_or_init(|| {
