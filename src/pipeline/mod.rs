@@ -235,6 +235,7 @@ pub fn process(job: &Job, ctx: &Context, scratch: &mut Scratch) -> JobResult {
     if scratch.input.capacity() > 64 << 20 {
         scratch.input = Vec::new();
     }
+    scratch.make.resize.shrink();
     let input_size = facts.input_size;
     JobResult {
         src: job.src.clone(),

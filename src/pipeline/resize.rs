@@ -24,6 +24,18 @@ use crate::geometry::Rect;
 #[derive(Default)]
 pub struct ResizeScratch {
     resizer: Resizer,
+    /// The image between the two passes of a split resize (see [`resize_ref_par`]), kept so a
+    /// worker does not fault in fresh pages for every large image.
+    between: Vec<u8>,
+}
+
+impl ResizeScratch {
+    /// Frees a split-resize buffer left large by one big image, as the read buffer is.
+    pub fn shrink(&mut self) {
+        if self.between.capacity() > 64 << 20 {
+            self.between = Vec::new();
+        }
+    }
 }
 
 fn pixel_type(layout: Layout, depth: Depth) -> PixelType {
@@ -120,14 +132,14 @@ pub fn resize_ref_par(
         alpha: src.layout.has_alpha(),
     };
     let done = match pixel_type(src.layout, src.depth) {
-        PixelType::U8 => job.run::<U8>(&mut data),
-        PixelType::U8x2 => job.run::<U8x2>(&mut data),
-        PixelType::U8x3 => job.run::<U8x3>(&mut data),
-        PixelType::U8x4 => job.run::<U8x4>(&mut data),
-        PixelType::U16 => job.run::<U16>(&mut data),
-        PixelType::U16x2 => job.run::<U16x2>(&mut data),
-        PixelType::U16x3 => job.run::<U16x3>(&mut data),
-        PixelType::U16x4 => job.run::<U16x4>(&mut data),
+        PixelType::U8 => job.run::<U8>(&mut data, &mut scratch.between),
+        PixelType::U8x2 => job.run::<U8x2>(&mut data, &mut scratch.between),
+        PixelType::U8x3 => job.run::<U8x3>(&mut data, &mut scratch.between),
+        PixelType::U8x4 => job.run::<U8x4>(&mut data, &mut scratch.between),
+        PixelType::U16 => job.run::<U16>(&mut data, &mut scratch.between),
+        PixelType::U16x2 => job.run::<U16x2>(&mut data, &mut scratch.between),
+        PixelType::U16x3 => job.run::<U16x3>(&mut data, &mut scratch.between),
+        PixelType::U16x4 => job.run::<U16x4>(&mut data, &mut scratch.between),
         _ => None,
     };
     match done {
@@ -157,7 +169,11 @@ struct Passes<'a> {
 impl Passes<'_> {
     /// Resizes into `out` (the final image's bytes). `None` if a buffer cannot be viewed as
     /// pixels of type `P`.
-    fn run<P: PixelTrait>(&self, out: &mut [u8]) -> Option<Result<(), String>> {
+    fn run<P: PixelTrait>(
+        &self,
+        out: &mut [u8],
+        between: &mut Vec<u8>,
+    ) -> Option<Result<(), String>> {
         let (sw, sh) = (self.src.width, self.src.height);
         let (dw, dh) = self.size;
         let source = TypedImageRef::<P>::from_buffer(sw, sh, &self.src.data).ok()?;
@@ -178,7 +194,7 @@ impl Passes<'_> {
         let result = if P::components_is_u8() {
             // Vertical pass by columns into a (source width × output height) image, then the
             // horizontal pass by rows into the output.
-            let mut tall = TypedImage::<P>::new(sw, dh);
+            let mut tall = reuse::<P>(between, sw, dh)?;
             let v = if self.alpha {
                 self.columns(&premultiplied, &mut tall, top, height, false)
             } else {
@@ -188,7 +204,7 @@ impl Passes<'_> {
         } else {
             // Horizontal pass by rows into an (output width × source height) image, then the
             // vertical pass by columns into the output.
-            let mut wide = TypedImage::<P>::new(dw, sh);
+            let mut wide = reuse::<P>(between, dw, sh)?;
             let h = if self.alpha {
                 self.rows(&premultiplied, &mut wide, left, width, false)
             } else {
@@ -269,6 +285,19 @@ impl Passes<'_> {
             Ok(())
         })
     }
+}
+
+/// A `width`×`height` image of `P` over `buffer`, grown as needed (`None` if misaligned).
+fn reuse<P: PixelTrait>(
+    buffer: &mut Vec<u8>,
+    width: u32,
+    height: u32,
+) -> Option<TypedImage<'_, P>> {
+    let bytes = width as usize * height as usize * std::mem::size_of::<P>();
+    if buffer.len() < bytes {
+        buffer.resize(bytes, 0);
+    }
+    TypedImage::<P>::from_buffer(width, height, &mut buffer[..bytes]).ok()
 }
 
 /// Runs `work` on every item, each on its own thread (the first on this one).
