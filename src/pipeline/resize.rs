@@ -230,25 +230,9 @@ impl Passes<'_> {
         let parts = dst
             .split_by_width_mut(0, width, self.parts.min(width))
             .expect("no more parts than columns");
-        let mut left = 0;
-        let jobs: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                let options = ResizeOptions::new()
-                    .resize_alg(self.alg)
-                    .use_alpha(false)
-                    .crop(f64::from(left), top, f64::from(part.width()), height);
-                left += part.width();
-                (part, options)
-            })
-            .collect();
-        in_parallel(jobs, |(mut part, options)| {
-            Resizer::new().resize_typed(src, &mut part, &options)?;
-            if divide {
-                let _ = MulDiv::default().divide_alpha_inplace_typed(&mut part);
-            }
-            Ok(())
-        })
+        let crop =
+            |x: u32, part: &_| (f64::from(x), top, f64::from(ImageView::width(part)), height);
+        self.each_part(src, parts, |part| part.width(), crop, divide)
     }
 
     /// Resamples `src` columns `left..left + width` into `dst`'s columns, unchanged vertically
@@ -265,21 +249,45 @@ impl Passes<'_> {
         let parts = dst
             .split_by_height_mut(0, height, self.parts.min(height))
             .expect("no more parts than rows");
-        let mut top = 0;
+        let crop = |y: u32, part: &_| {
+            (
+                left,
+                f64::from(y),
+                width,
+                f64::from(ImageView::height(part)),
+            )
+        };
+        self.each_part(src, parts, |part| part.height(), crop, divide)
+    }
+
+    /// Resamples `src` into each of `parts` on its own thread. A part's source rectangle
+    /// (left, top, width, height) is `crop(offset, part)`, where `offset` is the sum of the
+    /// `extent`s of the parts before it along the split axis.
+    fn each_part<P: PixelTrait, V: ImageViewMut<Pixel = P>>(
+        &self,
+        src: &impl ImageView<Pixel = P>,
+        parts: Vec<V>,
+        extent: impl Fn(&V) -> u32,
+        crop: impl Fn(u32, &V) -> (f64, f64, f64, f64),
+        divide: bool,
+    ) -> Result<(), ResizeError> {
+        let mut offset = 0;
         let jobs: Vec<_> = parts
             .into_iter()
             .map(|part| {
+                let (left, top, width, height) = crop(offset, &part);
+                offset += extent(&part);
                 let options = ResizeOptions::new()
                     .resize_alg(self.alg)
                     .use_alpha(false)
-                    .crop(left, f64::from(top), width, f64::from(part.height()));
-                top += part.height();
+                    .crop(left, top, width, height);
                 (part, options)
             })
             .collect();
         in_parallel(jobs, |(mut part, options)| {
             Resizer::new().resize_typed(src, &mut part, &options)?;
             if divide {
+                // Only alpha layouts ask for it, and MulDiv supports every one of them.
                 let _ = MulDiv::default().divide_alpha_inplace_typed(&mut part);
             }
             Ok(())
