@@ -502,9 +502,11 @@ fn decode_bands(
     ok?;
     // Mend each seam from a small decode that spans it.
     let half = (scaled(mcu / 2) as usize).max(1);
-    for band in &bands[..bands.len() - 1] {
-        let edge = band.keep.1;
-        let seam = (band.decode.1 - (band.decode.1 - edge) * 2, band.decode.1);
+    for pair in bands.windows(2) {
+        // From where the lower band's decode would start to where the upper one's would end:
+        // both restart boundaries, one step either side of the edge.
+        let edge = pair[0].keep.1;
+        let seam = (pair[1].decode.0, pair[0].decode.1);
         let top = row_of(seam.0);
         let rows = row_of(seam.1) - top;
         let mut patch = vec![0u8; rows * row_bytes];
