@@ -6,25 +6,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{decode, presize, testdata, TestTree};
+use common::{decode, presize, psnr, testdata, TestTree};
 use image::{DynamicImage, GenericImageView, GrayImage, Luma};
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
-}
-
-/// PSNR in dB between two same-sized images, over RGB.
-fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let (a, b) = (a.to_rgb8(), b.to_rgb8());
-    let mse: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.as_raw().len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
 }
 
 /// ImageMagick's conversion of `src` to the sRGB profile presize embeds (relative intent).

@@ -161,6 +161,7 @@ pub fn encode_avif(
 mod tests {
     use super::*;
     use crate::pipeline::decode::Depth;
+    use crate::pipeline::test_util::psnr;
 
     /// A smooth colour ramp with a soft diagonal edge, like a small photo.
     fn gradient(width: u32, height: u32, layout: Layout) -> Pixels {
@@ -262,17 +263,6 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         Some(out.stdout)
-    }
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let se: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum();
-        let mse = se / a.len() as f64;
-        10.0 * (255.0f64.powi(2) / mse.max(1e-10)).log10()
     }
 
     #[test]

@@ -631,6 +631,7 @@ mod tests {
 
     use super::*;
     use crate::config::Filter;
+    use crate::pipeline::test_util::psnr;
     fn jpeg_metadata(bytes: &[u8]) -> crate::metadata::Metadata {
         crate::metadata::read(bytes, crate::format::Format::Jpeg)
     }
@@ -661,18 +662,6 @@ mod tests {
     fn adobe_rgb() -> Vec<u8> {
         let jpeg = read("photos/rocket_640x427_adobergb_icc.jpg");
         jpeg_metadata(&jpeg).icc.expect("Adobe RGB profile")
-    }
-
-    /// Peak signal-to-noise ratio in dB.
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let se: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum();
-        let mse = se / a.len() as f64;
-        10.0 * (255.0 * 255.0 / mse.max(1e-12)).log10()
     }
 
     fn grey(data: Vec<u8>, layout: Layout) -> Pixels {
