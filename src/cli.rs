@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::format::Format;
 use crate::geometry::Dim;
 
 const EXAMPLES: &str = "\
@@ -467,27 +468,35 @@ pub enum FitArg {
     Contain,
 }
 
-/// `--format` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// Same format as each input.
-    Same,
-    /// JPEG (progressive unless --baseline, 4:2:0 chroma, optimised Huffman tables).
-    #[value(alias = "jpg")]
-    Jpeg,
-    /// PNG.
-    Png,
-    /// WebP (lossy at --quality, or --lossless).
-    Webp,
-    /// GIF (first frame).
-    Gif,
-    /// TIFF.
-    #[value(alias = "tif")]
-    Tiff,
-    /// BMP.
-    Bmp,
-    /// AVIF (AV1 stills via rav1e: small files, slow to encode; see --effort).
-    Avif,
+/// A `--format` value: one of the writable [`Format`]s, or "same" (each input's own). The
+/// choices, aliases and help lines come from [`Format::ALL`], so the CLI cannot forget a format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatArg(pub Option<Format>);
+
+impl ValueEnum for FormatArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: std::sync::LazyLock<Vec<FormatArg>> = std::sync::LazyLock::new(|| {
+            std::iter::once(FormatArg(None))
+                .chain(
+                    Format::ALL
+                        .into_iter()
+                        .filter(|f| f.is_writable())
+                        .map(|f| FormatArg(Some(f))),
+                )
+                .collect()
+        });
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self.0 {
+            None => PossibleValue::new("same").help("Same format as each input"),
+            Some(f) => PossibleValue::new(f.name())
+                .aliases(f.aliases().iter().copied())
+                .help(f.help()),
+        })
+    }
 }
 
 /// `--filter` values.
@@ -725,11 +734,10 @@ impl FromStr for PerFormat {
             match name {
                 None => out.all = Some(v),
                 Some(n) => {
-                    let n = if n == "jpg" { "jpeg".to_string() } else { n };
-                    if FormatArg::from_str(&n, true).is_err() || n == "same" {
+                    let Some(format) = Format::from_name(&n).filter(|f| f.is_writable()) else {
                         return Err(format!("unknown format {n:?} in {s:?}"));
-                    }
-                    out.named.push((n, v));
+                    };
+                    out.named.push((format.name().to_owned(), v));
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, FilterArg, FitArg, FormatArg, IccArg, ImageArgs, MemoryArg, WhenArg};
+use crate::cli::{Cli, FilterArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
@@ -200,7 +200,7 @@ impl Settings {
             }
         }
         let mut formats: Vec<Option<Format>> = Vec::new();
-        for f in args.format.iter().map(|&f| format_from(f)) {
+        for f in args.format.iter().map(|f| f.0) {
             if !formats.contains(&f) {
                 formats.push(f);
             }
@@ -541,19 +541,6 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
-    }
-}
-
-fn format_from(arg: FormatArg) -> Option<Format> {
-    match arg {
-        FormatArg::Same => None,
-        FormatArg::Jpeg => Some(Format::Jpeg),
-        FormatArg::Png => Some(Format::Png),
-        FormatArg::Webp => Some(Format::Webp),
-        FormatArg::Gif => Some(Format::Gif),
-        FormatArg::Tiff => Some(Format::Tiff),
-        FormatArg::Bmp => Some(Format::Bmp),
-        FormatArg::Avif => Some(Format::Avif),
     }
 }
 

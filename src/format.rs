@@ -36,10 +36,24 @@ const HEIF_BRANDS: [[u8; 4]; 9] = [
 pub const SNIFF_LEN: usize = 16;
 
 impl Format {
+    /// Every format, in the order `--help` lists them. The one list: the CLI's `--format`
+    /// values, the manifest reader, the walker's extension check and naming all derive from it,
+    /// so a new variant is known everywhere by construction.
+    pub const ALL: [Format; 8] = [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Tiff,
+        Format::Bmp,
+        Format::Avif,
+        Format::Heic,
+    ];
+
     /// Identifies the format from the first bytes of a file; `None` if it is not one we read.
     ///
     /// ```
-    /// use presize::format::Format;
+    /// use presize::Format;
     /// assert_eq!(Format::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some(Format::Png));
     /// assert_eq!(Format::sniff(b"hello, world"), None);
     /// ```
@@ -63,7 +77,7 @@ impl Format {
         }
     }
 
-    /// The lower-case name used in `--format` and in JSON.
+    /// The lower-case name used in `--format`, `--quality jpeg=80` and in JSON.
     pub fn name(self) -> &'static str {
         match self {
             Format::Jpeg => "jpeg",
@@ -77,24 +91,87 @@ impl Format {
         }
     }
 
+    /// Other spellings accepted wherever a name is (`--format jpg`).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Format::Jpeg => &["jpg"],
+            Format::Tiff => &["tif"],
+            Format::Heic => &["heif"],
+            _ => &[],
+        }
+    }
+
+    /// The format called `name` or one of its [`aliases`](Format::aliases), in any case.
+    ///
+    /// ```
+    /// use presize::Format;
+    /// assert_eq!(Format::from_name("JPG"), Some(Format::Jpeg));
+    /// assert_eq!(Format::from_name("avif"), Some(Format::Avif));
+    /// assert_eq!(Format::from_name("same"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Format> {
+        let name = name.to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == name || f.aliases().contains(&name.as_str()))
+    }
+
+    /// The usual file extensions, lower case; the first is given to outputs whose input had no
+    /// fitting one.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Format::Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
+            Format::Png => &["png"],
+            Format::Webp => &["webp"],
+            Format::Gif => &["gif"],
+            Format::Tiff => &["tif", "tiff"],
+            Format::Bmp => &["bmp"],
+            Format::Avif => &["avif"],
+            Format::Heic => &["heic", "heif", "hif"],
+        }
+    }
+
     /// The extension given to outputs whose input had no fitting one.
     pub fn extension(self) -> &'static str {
-        match self {
-            Format::Jpeg => "jpg",
-            Format::Tiff => "tif",
-            other => other.name(),
-        }
+        self.extensions()[0]
     }
 
     /// Returns true if and only if `ext` (any case) is a usual extension of this format, so an
     /// input's own spelling (`.JPG`, `.jpeg`) can be kept for same-format outputs.
     pub fn accepts_extension(self, ext: &str) -> bool {
         let ext = ext.to_ascii_lowercase();
+        self.extensions().contains(&ext.as_str())
+    }
+
+    /// The format whose usual extensions include `ext` (any case).
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.accepts_extension(ext))
+    }
+
+    /// Returns true if and only if this build can decode the format (HEIC and AVIF input need
+    /// the `heif` feature).
+    pub fn is_readable(self) -> bool {
         match self {
-            Format::Jpeg => matches!(ext.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
-            Format::Tiff => matches!(ext.as_str(), "tif" | "tiff"),
-            Format::Heic => matches!(ext.as_str(), "heic" | "heif" | "hif"),
-            other => ext == other.name(),
+            Format::Avif | Format::Heic => cfg!(feature = "heif"),
+            _ => true,
+        }
+    }
+
+    /// What `--help` says about the format as an output.
+    pub fn help(self) -> &'static str {
+        match self {
+            Format::Jpeg => {
+                "JPEG (progressive unless --baseline, 4:2:0 chroma, optimised Huffman tables)"
+            }
+            Format::Png => "PNG",
+            Format::Webp => "WebP (lossy at --quality, or --lossless)",
+            Format::Gif => "GIF (first frame, or every frame with --animated)",
+            Format::Tiff => "TIFF",
+            Format::Bmp => "BMP",
+            Format::Avif => {
+                "AVIF (AV1 stills via rav1e: small files, slow to encode; see --effort)"
+            }
+            Format::Heic => "HEIC (read only)",
         }
     }
 
@@ -120,6 +197,21 @@ impl Format {
             Format::Avif => "AVIF",
             Format::Heic => "HEIC",
         }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::from_name(s).ok_or_else(|| format!("unknown format '{s}'"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -158,5 +250,23 @@ mod tests {
         assert!(!Format::Jpeg.accepts_extension("png"));
         assert!(Format::Tiff.accepts_extension("TIFF"));
         assert_eq!(Format::Jpeg.extension(), "jpg");
+    }
+
+    #[test]
+    fn every_format_round_trips_through_its_names_and_extensions() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+            assert_eq!(f.name().parse::<Format>(), Ok(f));
+            for alias in f.aliases() {
+                assert_eq!(Format::from_name(alias), Some(f), "{alias}");
+            }
+            for ext in f.extensions() {
+                assert_eq!(Format::from_extension(ext), Some(f), "{ext}");
+            }
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(serde_json::from_str::<Format>(&json).unwrap(), f);
+            assert!(!f.help().is_empty());
+        }
+        assert_eq!(Format::from_name("same"), None);
     }
 }

@@ -34,6 +34,7 @@ use anyhow::Context;
 use std::path::Path;
 
 pub use crate::api::Resize;
+pub use crate::format::Format;
 
 use crate::budget::Budget;
 use crate::config::Config;

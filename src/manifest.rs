@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::format::Format;
@@ -93,7 +93,6 @@ pub struct OutputEntry {
     /// Height in pixels.
     pub height: u32,
     /// Encoded format.
-    #[serde(deserialize_with = "format_by_name")]
     pub format: Format,
     /// File size in bytes.
     pub bytes: u64,
@@ -623,21 +622,6 @@ fn canonical_string(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-fn format_by_name<'de, D: Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
-    let name = String::deserialize(d)?;
-    [
-        Format::Jpeg,
-        Format::Png,
-        Format::Webp,
-        Format::Gif,
-        Format::Tiff,
-        Format::Bmp,
-    ]
-    .into_iter()
-    .find(|f| f.name() == name)
-    .ok_or_else(|| serde::de::Error::custom(format!("unknown format '{name}'")))
-}
-
 impl ManifestError {
     /// Attaches the file name to an error from [`Manifest::from_json`].
     fn at(self, path: &Path) -> ManifestError {
@@ -893,8 +877,8 @@ mod tests {
                 "{\"version\": 1, \"generator\": \"x\", \"options\": {\"hash\": \"h\"}, \
                  \"sources\": [{\"path\": \"a\", \"width\": 1, \"height\": 1, \"hash\": \"h\", \
                  \"bytes\": 1, \"outputs\": [{\"path\": \"a.x\", \"width\": 1, \"height\": 1, \
-                 \"format\": \"avif\", \"bytes\": 1}]}]}",
-                "unknown format 'avif'",
+                 \"format\": \"jxl\", \"bytes\": 1}]}]}",
+                "unknown format 'jxl'",
             ),
         ];
         for (text, want) in cases {
@@ -902,6 +886,29 @@ mod tests {
             let message = Manifest::load(&path).unwrap_err().to_string();
             assert!(message.contains(want), "{text}: {message}");
             assert!(message.contains("m.json"), "{message}");
+        }
+    }
+
+    /// Regression test for issue 12: the manifest kept its own list of formats, without AVIF,
+    /// so a web build's second run failed to read its own manifest.
+    #[test]
+    fn every_format_round_trips_through_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let mut m = Manifest::new(options());
+        let mut entry = entry("a.png", "xxh64:00000000000000aa");
+        entry.outputs = Format::ALL
+            .into_iter()
+            .map(|f| output(&format!("a-320w.{}", f.extension()), 320, f, 10))
+            .collect();
+        entry.normalise();
+        m.insert(entry);
+        m.save_atomic(&path).unwrap();
+        let loaded = Manifest::load(&path).unwrap();
+        assert_eq!(loaded, m);
+        let formats: Vec<Format> = loaded.sources[0].outputs.iter().map(|o| o.format).collect();
+        for f in Format::ALL {
+            assert!(formats.contains(&f), "{f} lost");
         }
     }
 

@@ -22,19 +22,10 @@ use crate::pipeline::{JobResult, Outcome, SkipReason};
 use crate::plan::{self, Job};
 use crate::pool::Feeder;
 
-/// Extensions of images presize recognises by name but cannot decode: reported as failures so
-/// they are not silently left out of a photo folder.
-#[cfg(not(feature = "heif"))]
-const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &["heic", "heif", "hif", "avif", "jxl"];
-#[cfg(feature = "heif")]
-const UNSUPPORTED_IMAGE_EXTENSIONS: &[&str] = &["jxl"];
-
-/// Extensions that promise an image we read: such a file with other content is a failure
-/// (mislabelled or corrupt), not a silent skip.
-const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif",
-    "hif", "avif",
-];
+/// Extensions of images presize does not decode at all: reported as failures, so they are not
+/// silently left out of a photo folder. (Formats this build cannot read are found through
+/// [`Format::is_readable`].)
+const FOREIGN_IMAGE_EXTENSIONS: &[&str] = &["jxl"];
 
 /// What the walker found at one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,7 +51,7 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
         }
     }
     if let Some(format) = Format::sniff(&head[..n]) {
-        if cfg!(not(feature = "heif")) && matches!(format, Format::Heic | Format::Avif) {
+        if !format.is_readable() {
             return Err(JobError::Unsupported(format!(
                 "{} images are not supported by this build (it needs `--features heif`, libheif)",
                 format.display_name()
@@ -73,13 +64,14 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    if UNSUPPORTED_IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+    let named = Format::from_extension(&ext);
+    if FOREIGN_IMAGE_EXTENSIONS.contains(&ext.as_str()) || named.is_some_and(|f| !f.is_readable()) {
         return Err(JobError::Unsupported(format!(
             "{} images are not supported",
             ext.to_ascii_uppercase()
         )));
     }
-    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+    if named.is_some() {
         let what = if n == 0 {
             "empty file"
         } else {
@@ -196,7 +188,7 @@ fn count_image_names(config: &Config, root: &Path) -> u64 {
 fn has_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .is_some_and(|e| Format::from_extension(e).is_some())
 }
 
 impl Walker<'_, '_, '_> {
