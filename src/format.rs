@@ -151,10 +151,7 @@ impl Format {
     /// Returns true if and only if this build can decode the format (HEIC and AVIF input need
     /// the `heif` feature).
     pub fn is_readable(self) -> bool {
-        match self {
-            Format::Avif | Format::Heic => cfg!(feature = "heif"),
-            _ => true,
-        }
+        cfg!(feature = "heif") || !matches!(self, Format::Avif | Format::Heic)
     }
 
     /// What `--help` says about the format as an output.
