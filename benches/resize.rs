@@ -21,11 +21,13 @@ use presize::cli::Cli;
 use presize::config::{settings_for_width, Config, Filter, Settings, Shrink};
 use presize::format::Format;
 use presize::geometry::Rect;
-use presize::pipeline::decode::{self, DecodeScratch, Header, Pixels};
+use presize::job::{ImageJob, Outcome};
+use presize::pipeline::decode::{self, DecodeScratch, Header};
 use presize::pipeline::encode::{self, EncodeScratch};
+use presize::pipeline::pixels::Pixels;
 use presize::pipeline::resize::{self, ResizeScratch};
-use presize::pipeline::{self, Context, Mode, Outcome, Scratch};
-use presize::plan::Job;
+use presize::pipeline::{self, Context, Mode, Scratch};
+
 use presize::report::Reporter;
 
 /// A 12 MP phone photo from the shared corpus, present on dev and CI machines beside the
@@ -286,7 +288,7 @@ fn bench_encode(c: &mut Criterion) {
 fn bench_process(c: &mut Criterion) {
     let photo = Photo::get();
     let out = tempfile::tempdir().expect("temp dir");
-    let job = Job {
+    let job = ImageJob {
         src: photo.path.clone(),
         rel: "photo.jpg".into(),
         input_format: Format::Jpeg,

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cli::BenchArgs;
 use crate::config::{Config, Settings, Verbosity};
-use crate::pipeline::{Outcome, Stages};
+use crate::job::{Outcome, Stages};
 
 /// One measured worker count (the median of its repeats).
 #[derive(Debug, Clone, Serialize)]

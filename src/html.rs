@@ -1322,7 +1322,7 @@ mod tests {
 
     use super::*;
     use crate::cli::Cli;
-    use crate::pipeline::Output;
+    use crate::job::Output;
 
     fn config(extra: &[&str]) -> Config {
         let photos = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/photos");

@@ -12,7 +12,7 @@
 //! | `{ext}` | the output's extension, as chosen by the caller (normally the output format's, or the source's own spelling such as `JPG` for a same-format output) |
 //! | `{width}` `{height}` | the output's size in pixels |
 //! | `{format}` | the output format's name (`jpeg`, `webp`, …) |
-//! | `{hash}` | a short hash of the source's content (see [`crate::manifest::short_hash`]) |
+//! | `{hash}` | a short hash of the source's content (see [`crate::hash::short_hash`]) |
 //! | `{dir}` | the source's folder relative to the input root, `/`-separated, empty at the top |
 //!
 //! `{{` and `}}` stand for literal braces. `/` in a template makes folders below the output
@@ -476,6 +476,39 @@ impl Components {
     }
 }
 
+/// The path below the output folder for one output of `rel`.
+///
+/// `{ext}` is the output format's extension, except that a same-format output keeps the
+/// input's own spelling (`.JPG`, `.jpeg`).
+pub fn output_name(
+    template: &Template,
+    rel: &Path,
+    input_format: Format,
+    output_format: Format,
+    size: (u32, u32),
+    hash: Option<&str>,
+) -> Result<PathBuf, TemplateError> {
+    let stem = rel
+        .file_stem()
+        .or_else(|| rel.file_name())
+        .unwrap_or(OsStr::new("image"));
+    let src_ext = rel.extension().and_then(OsStr::to_str);
+    let ext = match src_ext {
+        Some(e) if input_format == output_format && output_format.accepts_extension(e) => e,
+        _ => output_format.extension(),
+    };
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    template.render(&NameVars {
+        dir,
+        stem,
+        ext,
+        width: size.0,
+        height: size.1,
+        format: output_format,
+        hash,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,5 +753,66 @@ mod tests {
             placed.into_os_string().into_vec(),
             b"320/\xff\xfe/sub/caf\xe9.jpg".to_vec()
         );
+    }
+}
+
+#[cfg(test)]
+mod output_name_tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    fn one(rel: &str, i: Format, o: Format) -> PathBuf {
+        output_name(&Template::default_for(1), &p(rel), i, o, (10, 10), None).unwrap()
+    }
+
+    #[test]
+    fn mirrors_the_relative_folder() {
+        assert_eq!(
+            one("2024/a.jpg", Format::Jpeg, Format::Jpeg),
+            p("2024/a.jpg")
+        );
+        assert_eq!(one("a.png", Format::Png, Format::Png), p("a.png"));
+    }
+
+    #[test]
+    fn extension_follows_the_output_format() {
+        let cases = [
+            ("a.JPG", Format::Jpeg, Format::Jpeg, "a.JPG"),
+            ("a.jpeg", Format::Jpeg, Format::Jpeg, "a.jpeg"),
+            ("a.jpeg", Format::Jpeg, Format::Webp, "a.webp"),
+            ("noext", Format::Png, Format::Png, "noext.png"),
+            ("png_named.jpg", Format::Png, Format::Png, "png_named.png"),
+            ("a.b.tiff", Format::Tiff, Format::Jpeg, "a.b.jpg"),
+        ];
+        for (src, i, o, want) in cases {
+            assert_eq!(one(src, i, o), p(want), "{src}");
+        }
+    }
+
+    #[test]
+    fn several_widths_get_the_width_in_the_name() {
+        let t = Template::default_for(3);
+        let name = output_name(
+            &t,
+            &p("x/a.jpg"),
+            Format::Jpeg,
+            Format::Webp,
+            (320, 200),
+            None,
+        );
+        assert_eq!(name.unwrap(), p("x/a-320w.webp"));
+        let t = Template::parse("{dir}/{width}/{stem}-{hash}.{ext}").unwrap();
+        let name = output_name(
+            &t,
+            &p("x/a.jpg"),
+            Format::Jpeg,
+            Format::Jpeg,
+            (320, 200),
+            Some("0123abcd"),
+        );
+        assert_eq!(name.unwrap(), p("x/320/a-0123abcd.jpg"));
     }
 }

@@ -14,8 +14,16 @@ use serde::Serialize;
 
 use crate::config::{Config, Verbosity};
 use crate::error::{ErrorKind, Failure};
-use crate::pipeline::{JobResult, Outcome, Output, SkipReason, Stages};
-use crate::Stop;
+use crate::job::{JobResult, Outcome, Output, SkipReason, Stages};
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `--timeout` ran out.
+    TimeLimit,
+}
 
 /// How many failed files the summary lists by name.
 pub const LISTED_FAILURES: usize = 20;

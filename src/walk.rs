@@ -1,4 +1,4 @@
-//! The walker thread: turns the inputs into [`Job`]s and feeds them to the pool.
+//! The walker thread: turns the inputs into [`ImageJob`]s and feeds them to the pool.
 //!
 //! It walks folders in sorted order (so conflicts are resolved the same way whatever `-j` is),
 //! recognises images by their first bytes, maps each one to its output path, and refuses a
@@ -18,8 +18,8 @@ use walkdir::WalkDir;
 use crate::config::Config;
 use crate::error::JobError;
 use crate::format::{Format, SNIFF_LEN};
-use crate::pipeline::{JobResult, Outcome, SkipReason};
-use crate::plan::{self, Job};
+use crate::job::{ImageJob, JobResult, Outcome, SkipReason};
+use crate::naming;
 use crate::pool::Feeder;
 
 /// Extensions of images presize does not decode at all: reported as failures, so they are not
@@ -85,7 +85,7 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
 struct Walker<'c, 'f, 'a> {
     config: &'c Config,
     found: &'c AtomicU64,
-    feeder: &'f Feeder<'a, Job, JobResult>,
+    feeder: &'f Feeder<'a, ImageJob, JobResult>,
     /// Canonical output folder, never walked into.
     out_dir: Option<PathBuf>,
     /// Output name → the input that claimed it first. When names cannot collide across
@@ -107,7 +107,7 @@ struct Walker<'c, 'f, 'a> {
 struct Pending {
     bytes: u64,
     seq: u64,
-    job: Job,
+    job: ImageJob,
 }
 
 impl Pending {
@@ -135,7 +135,7 @@ impl Ord for Pending {
 
 /// Walks every input of `config` and feeds the jobs. Runs on the walker thread.
 /// `found` counts the images discovered so far (for the progress bar's total).
-pub fn walk(config: &Config, feeder: &Feeder<'_, Job, JobResult>, found: &AtomicU64) {
+pub fn walk(config: &Config, feeder: &Feeder<'_, ImageJob, JobResult>, found: &AtomicU64) {
     let mut w = Walker {
         config,
         found,
@@ -364,7 +364,7 @@ impl Walker<'_, '_, '_> {
                         .template
                         .uses_hash()
                         .then_some(stand_in.as_str());
-                    let name = match plan::output_name(
+                    let name = match naming::output_name(
                         &self.config.template,
                         &rel,
                         format,
@@ -390,7 +390,7 @@ impl Walker<'_, '_, '_> {
                 }
             }
         }
-        let job = Job {
+        let job = ImageJob {
             src,
             rel,
             input_format: format,

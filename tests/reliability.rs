@@ -543,7 +543,7 @@ fn a_file_deleted_between_the_walk_and_its_turn_fails_with_a_clear_error() {
         ..Context::new(presize::config::settings_for_width(10))
     };
     // The walker saw it (a job exists); it is gone when the worker reads it.
-    let job = presize::plan::Job {
+    let job = presize::job::ImageJob {
         src: dir.path().join("gone.png"),
         rel: "gone.png".into(),
         input_format: presize::format::Format::Png,

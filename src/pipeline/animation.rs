@@ -22,8 +22,9 @@ use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, Delay, Frame, Frames, RgbaImage};
 
-use super::decode::{image_err, Depth, Layout, Pixels};
+use super::decode::image_err;
 use super::encode::{binarise_alpha, check_webp_size, enc_err, webp_config};
+use super::pixels::{Depth, Layout, Pixels};
 use super::resize::{self, ResizeScratch};
 use crate::config::Settings;
 use crate::error::JobError;

@@ -8,7 +8,7 @@
 
 use ravif::{Encoder, Img, RGB8, RGBA8};
 
-use super::decode::{Layout, Pixels};
+use super::pixels::{Layout, Pixels};
 use crate::error::JobError;
 
 /// The AVIF quality presize uses when none is given: 50, the default of sharp and squoosh.
@@ -160,7 +160,7 @@ pub fn encode_avif(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::decode::Depth;
+    use crate::pipeline::pixels::Depth;
     use crate::pipeline::test_util::psnr;
 
     /// A smooth colour ramp with a soft diagonal edge, like a small photo.

@@ -25,7 +25,7 @@ use moxcms::{
     TransformOptions,
 };
 
-use super::decode::{Depth, Layout, Pixels};
+use super::pixels::{Depth, Layout, Pixels};
 use crate::error::JobError;
 use crate::geometry::Rect;
 

@@ -16,7 +16,7 @@ use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::Tif
 use image::{ExtendedColorType, ImageEncoder};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
 
-use super::decode::{Depth, Layout, Pixels};
+use super::pixels::{Depth, Layout, Pixels};
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::format::Format;

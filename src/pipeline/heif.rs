@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use libheif_rs::{ColorSpace, HeifContext, HeifError, ImageHandle, ItemId, LibHeif, RgbChroma};
 
 use crate::error::JobError;
-use crate::pipeline::decode::{Depth, Layout, Pixels};
+use crate::pipeline::pixels::{Depth, Layout, Pixels};
 
 /// A decoded HEIF/AVIF primary image with the metadata presize carries to its outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]
 pub mod heif;
+pub mod pixels;
 pub mod resize;
 pub mod restart;
 
@@ -39,131 +40,12 @@ use crate::config::{IccPolicy, MetaPolicy, Settings};
 use crate::error::JobError;
 use crate::format::Format;
 use crate::geometry;
+use crate::job::{ImageJob, JobResult, Outcome, Output, SkipReason, Stages};
 use crate::manifest::{self, Dropped, Manifest, OutputEntry, SourceEntry};
 use crate::metadata::{self, Metadata};
+use crate::naming;
 use crate::naming::Template;
-use crate::pipeline::decode::Pixels;
-use crate::plan::{self, Job};
-
-/// Time spent in each stage of one image (or summed over many).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Stages {
-    /// Reading the input file.
-    pub read: Duration,
-    /// Decoding (including the header).
-    pub decode: Duration,
-    /// Resampling, flattening, padding and orienting.
-    pub resize: Duration,
-    /// Encoding.
-    pub encode: Duration,
-    /// Writing and renaming the output.
-    pub write: Duration,
-}
-
-impl std::ops::AddAssign for Stages {
-    fn add_assign(&mut self, o: Stages) {
-        self.read += o.read;
-        self.decode += o.decode;
-        self.resize += o.resize;
-        self.encode += o.encode;
-        self.write += o.write;
-    }
-}
-
-/// One file presize wrote (or, in a dry run, would write).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    /// Where.
-    pub path: PathBuf,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Format.
-    pub format: Format,
-    /// Size in bytes (0 in a dry run).
-    pub bytes: u64,
-}
-
-/// Why an input was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// The output exists and is newer than the input (use --overwrite to redo it).
-    UpToDate,
-    /// `--in-place`: the image is already within the target size, so rewriting it would only
-    /// lose quality.
-    AlreadyFits,
-    /// The file is not an image presize reads (never counted as an input).
-    NotAnImage,
-}
-
-impl SkipReason {
-    /// The stable name used in `--json` output.
-    pub fn name(self) -> &'static str {
-        match self {
-            SkipReason::UpToDate => "up-to-date",
-            SkipReason::AlreadyFits => "already-fits",
-            SkipReason::NotAnImage => "not-an-image",
-        }
-    }
-
-    /// The words used on stderr.
-    pub fn describe(self) -> &'static str {
-        match self {
-            SkipReason::UpToDate => "skipped, output is up to date",
-            SkipReason::AlreadyFits => "skipped, already within the target size",
-            SkipReason::NotAnImage => "not an image, ignored",
-        }
-    }
-}
-
-/// How a job ended, when it did not fail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Outputs were written.
-    Written(Vec<Output>),
-    /// Dry run: these outputs would be written.
-    Planned(Vec<Output>),
-    /// Nothing was written, on purpose.
-    Skipped(SkipReason),
-}
-
-/// Everything the results channel carries about one input.
-#[derive(Debug)]
-pub struct JobResult {
-    /// The input file.
-    pub src: PathBuf,
-    /// Its size in bytes.
-    pub bytes_in: u64,
-    /// Its width × height as stored (0 when the header was never read).
-    pub pixels_in: u64,
-    /// Its displayed (oriented) size, once the header was read.
-    pub input_size: Option<(u32, u32)>,
-    /// Written, planned, skipped, or the error.
-    pub outcome: Result<Outcome, JobError>,
-    /// Time per stage.
-    pub stages: Stages,
-    /// The source's manifest key (its `/`-separated relative path), when it has one.
-    pub rel: Option<String>,
-    /// With `--manifest`: the source's new manifest entry, once every output is in place.
-    pub manifest: Option<SourceEntry>,
-}
-
-impl JobResult {
-    /// A failure found before the job reached a worker (walker errors, conflicts).
-    pub fn failed(src: PathBuf, error: JobError) -> Self {
-        JobResult {
-            src,
-            bytes_in: 0,
-            pixels_in: 0,
-            input_size: None,
-            outcome: Err(error),
-            stages: Stages::default(),
-            rel: None,
-            manifest: None,
-        }
-    }
-}
+use crate::pipeline::pixels::Pixels;
 
 /// Run-wide switches a worker needs besides the image settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -243,7 +125,7 @@ struct Facts {
 }
 
 /// Processes one job completely. Never panics on bad data; errors come back as data.
-pub fn process(job: &Job, ctx: &Context, scratch: &mut Scratch) -> JobResult {
+pub fn process(job: &ImageJob, ctx: &Context, scratch: &mut Scratch) -> JobResult {
     let mut stages = Stages::default();
     let mut facts = Facts::default();
     let outcome = run_stages(job, ctx, scratch, &mut stages, &mut facts);
@@ -324,33 +206,8 @@ impl Finished {
     }
 }
 
-/// A digest of every setting that shapes one output (target, format and its encoder options),
-/// so that a manifest can tell which outputs an option change affects.
-fn output_key(settings: &Settings, target: &geometry::Target, format: Format) -> String {
-    let text = format!(
-        "{target:?}|{format:?}|q{}|e{:?}|p{}|l{}|{:?}|{:?}|{:?}|{:?}|{:?}|lin{}",
-        settings.quality_for(format),
-        settings.effort,
-        settings.progressive,
-        settings.lossless,
-        settings.filter,
-        settings.background,
-        settings.shrink,
-        settings.icc,
-        settings.metadata,
-        settings.linear,
-    );
-    // Appended only when set, so turning it on redoes outputs without changing existing keys.
-    let text = if settings.animated {
-        text + "|animated"
-    } else {
-        text
-    };
-    format!("{:016x}", manifest::xxh64(text.as_bytes(), 0))
-}
-
 fn run_stages(
-    job: &Job,
+    job: &ImageJob,
     ctx: &Context,
     scratch: &mut Scratch,
     stages: &mut Stages,
@@ -364,8 +221,8 @@ fn run_stages(
         .and_then(|mut f| f.read_to_end(&mut scratch.input))
         .map_err(|e| JobError::io("cannot read file", e))?;
     let bytes = &scratch.input[..];
-    let content_hash =
-        (ctx.manifest.is_some() || ctx.template.uses_hash()).then(|| manifest::content_hash(bytes));
+    let content_hash = (ctx.manifest.is_some() || ctx.template.uses_hash())
+        .then(|| crate::hash::content_hash(bytes));
     stages.read = t.elapsed();
 
     let t = Instant::now();
@@ -433,7 +290,7 @@ fn run_stages(
         m.lookup(&key)
             .filter(|e| Some(e.hash.as_str()) == content_hash.as_deref())
     });
-    let short = content_hash.as_deref().map(manifest::short_hash);
+    let short = content_hash.as_deref().map(crate::hash::short_hash);
     let src_mtime = mtime(&job.src);
     let mut plans: Vec<SizePlan> = Vec::new();
     for (target, shown) in &sizes {
@@ -449,7 +306,7 @@ fn run_stages(
             let dst = if mode.in_place {
                 job.src.clone()
             } else {
-                let name = plan::output_name(
+                let name = naming::output_name(
                     &ctx.template,
                     &job.rel,
                     job.input_format,
@@ -474,7 +331,7 @@ fn run_stages(
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let key = output_key(settings, target, format);
+            let key = manifest::OutputOptions::new(settings, &ctx.template).key(target, format);
             let fresh = if mode.force || mode.in_place {
                 None
             } else if ctx.manifest.is_some() {
@@ -926,7 +783,7 @@ fn encode_output(
 #[allow(clippy::too_many_arguments)]
 fn make_outputs_in_parallel(
     ctx: &Context,
-    job: &Job,
+    job: &ImageJob,
     render: &Render<'_>,
     decoded: &Pixels,
     plans: Vec<SizePlan>,
@@ -1057,7 +914,7 @@ fn make_outputs_in_parallel(
 /// Writes one encoded output (unless discarding); refuses if the watchdog gave up on the job.
 fn write_output(
     ctx: &Context,
-    job: &Job,
+    job: &ImageJob,
     out: &PlannedOutput,
     encoded: &[u8],
     stages: &mut Stages,
@@ -1087,7 +944,7 @@ fn write_output(
 fn memory_estimate(
     header: &decode::Header,
     coefficients: u64,
-    job: &Job,
+    job: &ImageJob,
     min_size: Option<(f64, f64)>,
     largest: (u32, u32),
     sizes: usize,

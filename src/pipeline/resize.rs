@@ -15,7 +15,7 @@ use fast_image_resize::{
 };
 use image::{DynamicImage, ImageBuffer};
 
-use super::decode::{Depth, Layout, Pixels};
+use super::pixels::{Depth, Layout, Pixels};
 use crate::config::Filter;
 use crate::error::JobError;
 use crate::geometry::Rect;

@@ -1,0 +1,204 @@
+//! The options that shape an output, and the two views of them a build needs: the manifest's
+//! `options` object (what the whole build was made with) and each output's key (a digest of
+//! what shaped that one file, so that a changed option redoes exactly the outputs it affects).
+//!
+//! [`OutputOptions`] is the one home of that list. Both views destructure [`Settings`] without
+//! `..`, so a new setting does not compile until it is given its place in both (or is declared
+//! to shape nothing, as the pixel limit is).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::config::Settings;
+use crate::format::Format;
+use crate::geometry::Target;
+use crate::naming::Template;
+
+use super::Options;
+
+/// The settings of a build as far as they shape its outputs.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputOptions<'a> {
+    settings: &'a Settings,
+    template: &'a Template,
+}
+
+impl<'a> OutputOptions<'a> {
+    /// The output-shaping part of `settings`, with outputs named by `template`.
+    pub fn new(settings: &'a Settings, template: &'a Template) -> Self {
+        OutputOptions { settings, template }
+    }
+
+    /// The manifest's `options` object: every value that shapes any output of the build.
+    pub fn manifest(&self) -> Options {
+        let Settings {
+            targets,
+            formats,
+            quality,
+            effort,
+            progressive,
+            lossless,
+            filter,
+            background,
+            shrink,
+            max_pixels: _, // refuses inputs; never changes an output
+            icc,
+            metadata,
+            linear,
+            animated,
+        } = self.settings;
+        let lower = |v: &dyn std::fmt::Debug| Value::from(format!("{v:?}").to_lowercase());
+        let mut values = BTreeMap::new();
+        let sizes: Vec<Value> = targets
+            .iter()
+            .map(|t| {
+                json!({
+                    "width": t.width.map(|d| d.to_string()),
+                    "height": t.height.map(|d| d.to_string()),
+                })
+            })
+            .collect();
+        values.insert("sizes".into(), Value::Array(sizes));
+        let formats: Vec<Value> = formats
+            .iter()
+            .map(|f| Value::from(f.map_or("same", Format::name)))
+            .collect();
+        values.insert("formats".into(), Value::Array(formats));
+        values.insert(
+            "quality".into(),
+            json!({"jpeg": quality.jpeg, "webp": quality.webp, "avif": quality.avif}),
+        );
+        values.insert(
+            "effort".into(),
+            json!({"webp": effort.webp, "avif": effort.avif}),
+        );
+        let first = targets.first();
+        values.insert(
+            "fit".into(),
+            first.map_or(Value::from(""), |t| lower(&t.fit)),
+        );
+        values.insert(
+            "upscale".into(),
+            Value::from(first.is_some_and(|t| t.upscale)),
+        );
+        values.insert("progressive".into(), Value::from(*progressive));
+        values.insert("linear".into(), Value::from(*linear));
+        values.insert("animated".into(), Value::from(*animated));
+        values.insert("lossless".into(), Value::from(*lossless));
+        values.insert("filter".into(), lower(filter));
+        values.insert("shrink".into(), lower(shrink));
+        values.insert("icc".into(), lower(icc));
+        values.insert("metadata".into(), lower(metadata));
+        let [r, g, b] = background;
+        values.insert(
+            "background".into(),
+            Value::from(format!("#{r:02x}{g:02x}{b:02x}")),
+        );
+        values.insert("name".into(), Value::from(self.template.as_str()));
+        Options::new(values)
+    }
+
+    /// The key of one output: a digest of its target, its format and every setting that shapes
+    /// it. Settings of other formats (WebP quality for a JPEG) are left out, so changing them
+    /// redoes nothing here. The name template is not part of it: a renamed output is a
+    /// different path, which the manifest sees anyway.
+    pub fn key(&self, target: &Target, format: Format) -> String {
+        let Settings {
+            targets: _, // this output's own target is `target`
+            formats: _, // this output's own format is `format`
+            quality: _, // only this format's quality, below
+            effort,
+            progressive,
+            lossless,
+            filter,
+            background,
+            shrink,
+            max_pixels: _,
+            icc,
+            metadata,
+            linear,
+            animated,
+        } = self.settings;
+        let text = format!(
+            "{target:?}|{format:?}|q{}|e{effort:?}|p{progressive}|l{lossless}|{filter:?}|\
+             {background:?}|{shrink:?}|{icc:?}|{metadata:?}|lin{linear}",
+            self.settings.quality_for(format),
+        );
+        // Appended only when set, so turning it on redoes outputs without changing the keys
+        // that manifests written before the option existed hold.
+        let text = if *animated { text + "|animated" } else { text };
+        format!("{:016x}", crate::hash::xxh64(text.as_bytes(), 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{settings_for_width, Filter, IccPolicy, MetaPolicy, Shrink};
+
+    /// Every single-setting change, with whether it shapes a JPEG output.
+    fn changes() -> Vec<(&'static str, Box<dyn Fn(&mut Settings)>, bool)> {
+        vec![
+            ("jpeg quality", Box::new(|s| s.quality.jpeg = 50), true),
+            ("webp quality", Box::new(|s| s.quality.webp = 50), false),
+            ("avif effort", Box::new(|s| s.effort.avif = 7), true),
+            (
+                "baseline",
+                Box::new(|s| s.progressive = !s.progressive),
+                true,
+            ),
+            ("lossless", Box::new(|s| s.lossless = !s.lossless), true),
+            ("filter", Box::new(|s| s.filter = Filter::Box), true),
+            ("background", Box::new(|s| s.background = [1, 2, 3]), true),
+            ("shrink", Box::new(|s| s.shrink = Shrink::Off), true),
+            ("icc", Box::new(|s| s.icc = IccPolicy::Strip), true),
+            (
+                "metadata",
+                Box::new(|s| s.metadata = MetaPolicy::Strip),
+                true,
+            ),
+            ("linear", Box::new(|s| s.linear = !s.linear), true),
+            ("animated", Box::new(|s| s.animated = !s.animated), true),
+        ]
+    }
+
+    #[test]
+    fn each_option_changes_the_manifest_and_exactly_the_keys_it_shapes() {
+        let template = Template::default_for(1);
+        let base = settings_for_width(320);
+        let target = base.targets[0];
+        let options = OutputOptions::new(&base, &template);
+        let (hash, key) = (options.manifest().hash, options.key(&target, Format::Jpeg));
+        for (what, change, shapes_jpeg) in changes() {
+            let mut changed = base.clone();
+            change(&mut changed);
+            let options = OutputOptions::new(&changed, &template);
+            assert_ne!(options.manifest().hash, hash, "{what}: manifest options");
+            let changed_key = options.key(&target, Format::Jpeg);
+            assert_eq!(changed_key != key, shapes_jpeg, "{what}: JPEG key");
+        }
+        let mut bigger = base.clone();
+        bigger.max_pixels /= 2;
+        let options = OutputOptions::new(&bigger, &template);
+        assert_eq!(
+            options.manifest().hash,
+            hash,
+            "the pixel limit shapes no output"
+        );
+        assert_eq!(options.key(&target, Format::Jpeg), key);
+        assert_ne!(options.key(&target, Format::Webp), key, "format");
+    }
+
+    /// Keys are stored in manifests: changing how they are made redoes every output of every
+    /// build once. This pins the digest of the default settings.
+    #[test]
+    fn output_keys_are_stable_across_releases() {
+        let template = Template::default_for(1);
+        let settings = settings_for_width(320);
+        let key = OutputOptions::new(&settings, &template).key(&settings.targets[0], Format::Jpeg);
+        assert_eq!(key, KEY_OF_DEFAULT_320_JPEG);
+    }
+
+    const KEY_OF_DEFAULT_320_JPEG: &str = "f6bcdd101ed0115b";
+}

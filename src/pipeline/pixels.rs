@@ -1,0 +1,91 @@
+//! Decoded images as every stage sees them: a packed buffer with its layout and sample depth.
+//!
+//! A leaf module: decoding, colour, resizing, encoding and the HEIF and AVIF codecs all pass
+//! [`Pixels`] to each other, and none of them has to import another stage for the type.
+
+/// Channel layout of an 8-bit pixel buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Grey.
+    L,
+    /// Grey + alpha.
+    La,
+    /// RGB.
+    Rgb,
+    /// RGB + alpha.
+    Rgba,
+}
+
+impl Layout {
+    /// Bytes per pixel.
+    pub fn channels(self) -> usize {
+        match self {
+            Layout::L => 1,
+            Layout::La => 2,
+            Layout::Rgb => 3,
+            Layout::Rgba => 4,
+        }
+    }
+
+    /// Returns true if and only if the layout carries alpha.
+    pub fn has_alpha(self) -> bool {
+        matches!(self, Layout::La | Layout::Rgba)
+    }
+}
+
+/// Bits per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// One byte per sample.
+    Eight,
+    /// Two bytes per sample, native-endian `u16` (16-bit PNG and TIFF sources): kept through
+    /// the resize, and written as 16 bits where the output format holds them (PNG, TIFF).
+    Sixteen,
+}
+
+impl Depth {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
+        match self {
+            Depth::Eight => 1,
+            Depth::Sixteen => 2,
+        }
+    }
+}
+
+/// A tightly packed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pixels {
+    /// Row-major samples, `width * height * channels` samples of `depth`.
+    pub data: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Channel layout.
+    pub layout: Layout,
+    /// Bits per sample.
+    pub depth: Depth,
+}
+
+impl Pixels {
+    /// The same image with 8 bits per sample (rounded), for the stages and formats that only
+    /// take 8: a no-op for 8-bit images.
+    pub fn into_8bit(self) -> Pixels {
+        match self.depth {
+            Depth::Eight => self,
+            Depth::Sixteen => Pixels {
+                data: self
+                    .data
+                    .chunks_exact(2)
+                    .map(|b| {
+                        let v = u32::from(u16::from_ne_bytes([b[0], b[1]]));
+                        u8::try_from((v * 255 + 32_767) / 65_535).expect("at most 255")
+                    })
+                    .collect(),
+                depth: Depth::Eight,
+                ..self
+            },
+        }
+    }
+}
