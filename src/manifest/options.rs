@@ -137,8 +137,11 @@ mod tests {
     use super::*;
     use crate::config::{settings_for_width, Filter, IccPolicy, MetaPolicy, Shrink};
 
-    /// Every single-setting change, with whether it shapes a JPEG output.
-    fn changes() -> Vec<(&'static str, Box<dyn Fn(&mut Settings)>, bool)> {
+    /// A named change to one setting, and whether it shapes a JPEG output.
+    type Change = (&'static str, Box<dyn Fn(&mut Settings)>, bool);
+
+    /// Every single-setting change.
+    fn changes() -> Vec<Change> {
         vec![
             ("jpeg quality", Box::new(|s| s.quality.jpeg = 50), true),
             ("webp quality", Box::new(|s| s.quality.webp = 50), false),
