@@ -27,6 +27,7 @@ use presize::pipeline::encode::{self, EncodeScratch};
 use presize::pipeline::pixels::Pixels;
 use presize::pipeline::resize::{self, ResizeScratch};
 use presize::pipeline::{self, Context, Mode, Scratch};
+use presize::pool::JobHandle;
 
 use presize::report::Reporter;
 
@@ -311,14 +312,16 @@ fn bench_process(c: &mut Criterion) {
                 ..settings_for_width(TARGET.0)
             })
         };
-        let first = pipeline::process(&job, &ctx, &mut scratch);
+        let first = pipeline::process(&job, &ctx, &mut scratch, &JobHandle::detached());
         assert!(
             matches!(first.outcome, Ok(Outcome::Written(_))),
             "process failed: {:?}",
             first.outcome
         );
         group.bench_function(BenchmarkId::new(name, "w800"), |b| {
-            b.iter(|| pipeline::process(black_box(&job), &ctx, &mut scratch));
+            b.iter(|| {
+                pipeline::process(black_box(&job), &ctx, &mut scratch, &JobHandle::detached())
+            });
         });
     }
     group.finish();

@@ -65,6 +65,10 @@ pub enum JobError {
         "timed out after {0:?} (--image-timeout); the image was abandoned, nothing was written"
     )]
     TimedOut(std::time::Duration),
+    /// The pool's watchdog gave up on the job (already reported as [`JobError::TimedOut`]), so
+    /// the job stopped before writing. Never shown: the pool discards an abandoned job's result.
+    #[error("abandoned after the time limit; nothing was written")]
+    Abandoned,
     /// The decoder or encoder panicked; the worker survived and carried on.
     #[error("internal error (panic) while processing: {0}")]
     Panicked(String),
@@ -88,7 +92,7 @@ impl JobError {
             JobError::Resize(_) | JobError::Panicked(_) => ErrorKind::Internal,
             JobError::Encode { .. } => ErrorKind::Encode,
             JobError::Conflict(_) => ErrorKind::Conflict,
-            JobError::TimedOut(_) => ErrorKind::TimedOut,
+            JobError::TimedOut(_) | JobError::Abandoned => ErrorKind::TimedOut,
         }
     }
 }

@@ -51,8 +51,8 @@ pub fn write(
     report_path: &Path,
 ) -> anyhow::Result<()> {
     let page = render(records, summary, config, report_path);
-    crate::pipeline::encode::write_atomic(
-        &crate::pipeline::encode::WriteTarget::replacing(report_path),
+    crate::atomic::write_atomic(
+        &crate::atomic::WriteTarget::replacing(report_path),
         page.as_bytes(),
     )
     .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
@@ -460,8 +460,8 @@ pub fn write_bench(
     report_path: &Path,
 ) -> anyhow::Result<()> {
     let page = render_bench(rows, params);
-    crate::pipeline::encode::write_atomic(
-        &crate::pipeline::encode::WriteTarget::replacing(report_path),
+    crate::atomic::write_atomic(
+        &crate::atomic::WriteTarget::replacing(report_path),
         page.as_bytes(),
     )
     .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))

@@ -5,6 +5,7 @@
 //! calling thread (`report`) → all threads joined → [`report::Summary`] → [`exit::Exit`].
 
 pub mod api;
+pub mod atomic;
 pub mod bench;
 pub mod budget;
 pub mod cli;
@@ -167,7 +168,7 @@ pub fn execute(
     };
     let work = pool::Work {
         init: Box::new(Scratch::default),
-        run: Box::new(move |job, scratch| pipeline::process(job, &ctx, scratch)),
+        run: Box::new(move |job, scratch, handle| pipeline::process(job, &ctx, scratch, handle)),
         on_panic: Box::new(|job: &ImageJob, message| JobResult {
             rel: manifest::rel_key(&job.rel),
             ..JobResult::failed(job.src.clone(), JobError::Panicked(message))

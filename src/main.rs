@@ -32,7 +32,7 @@ fn run() -> anyhow::Result<Exit> {
     let summary = presize::run(&config, &cancel, Reporter::new(&config))?;
     // Every live worker has been joined; only a thread abandoned by --image-timeout can still be
     // writing, and its temporary file must not outlive the process.
-    presize::pipeline::encode::remove_in_flight();
+    presize::atomic::remove_in_flight();
     Ok(Exit::from_summary(&summary))
 }
 
@@ -42,7 +42,7 @@ fn run() -> anyhow::Result<Exit> {
 fn install_handlers(cancel: Arc<AtomicBool>) {
     let _ = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {
-            presize::pipeline::encode::remove_in_flight();
+            presize::atomic::remove_in_flight();
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }
         eprintln!(

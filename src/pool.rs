@@ -14,21 +14,20 @@
 //! Why workers are not scoped threads: a decoder stuck inside C code cannot be interrupted, so
 //! the only way to bound a job's time is to stop waiting for it. With a job time limit, a
 //! watchdog reports the overdue job as timed out, marks its worker abandoned (whatever the
-//! worker produces later is thrown away, and [`job_abandoned`] tells the job itself not to write
+//! worker produces later is thrown away, and [`JobHandle::is_abandoned`] tells the job itself not to write
 //! anything) and starts a replacement worker so the pool keeps its strength. [`run`] returns
 //! once the feeder and every live worker are joined; an abandoned thread is left to finish or to
 //! die with the process. Hence the `'static` bounds on the worker side.
 //!
 //! Spare cores: once the feeder has submitted its last job, any worker without a job will get
 //! none, and its core is free for the rest of the run. The jobs still running can
-//! [`borrow_spare`] those cores to work inside one image (several outputs at once, a split
+//! [`JobHandle::borrow_spare`] those cores to work inside one image (several outputs at once, a split
 //! resize, the restart segments of a JPEG), so a folder with fewer images than workers still
 //! uses every core. The count is `workers − unfinished jobs − cores already lent`, so it is
 //! right the moment the feeder ends, without waiting for idle workers to wake and leave; while
 //! the feeder is still walking it is zero, so a job never competes with images still to come.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -91,7 +90,7 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// A job function shared by every worker thread.
-pub type JobFn<J, S, R> = Box<dyn Fn(&J, &mut S) -> R + Send + Sync>;
+pub type JobFn<J, S, R> = Box<dyn Fn(&J, &mut S, &JobHandle) -> R + Send + Sync>;
 /// Turns a job and what went wrong with it (a panic message, the time limit) into its result.
 pub type FailFn<J, E, R> = Box<dyn Fn(&J, E) -> R + Send + Sync>;
 
@@ -147,65 +146,95 @@ enum Slot<J> {
 }
 
 /// Sets the running job's clock: `Some(now)` to (re)start it, `None` to pause it.
-type Restart = Box<dyn Fn(Option<Instant>)>;
+type SetClock = Arc<dyn Fn(Option<Instant>) + Send + Sync>;
 
-thread_local! {
-    static CORES: RefCell<Option<Arc<Cores>>> = const { RefCell::new(None) };
-    static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
-    static RESTART: RefCell<Option<Restart>> = const { RefCell::new(None) };
+/// What a job may ask of the pool, handed to the job function with every job: has the watchdog
+/// given up on me, pause my clock while I wait for something that is not my fault, lend me the
+/// cores no other job will need. Cheap to clone; threads a job starts take a clone, so they see
+/// the same abandoned flag.
+#[derive(Clone)]
+pub struct JobHandle {
+    abandoned: Arc<AtomicBool>,
+    clock: Option<SetClock>,
+    cores: Option<Arc<Cores>>,
 }
 
-fn set_job_clock(since: Option<Instant>) {
-    RESTART.with(|r| {
-        if let Some(set) = r.borrow().as_ref() {
-            set(since);
+impl std::fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("abandoned", &self.is_abandoned())
+            .field("cores", &self.cores)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobHandle {
+    /// A handle for a job run outside a pool (a benchmark, a test, the library called
+    /// directly): never abandoned, no clock, no spare cores.
+    pub fn detached() -> JobHandle {
+        JobHandle {
+            abandoned: Arc::new(AtomicBool::new(false)),
+            clock: None,
+            cores: None,
         }
-    });
-}
+    }
 
-/// Stops the job time limit of the job running on this thread, while it waits for something
-/// that is not its fault (the memory budget). A no-op outside pool workers.
-pub fn pause_job_clock() {
-    set_job_clock(None);
-}
+    /// Returns true if and only if the watchdog gave up on this job: it was already reported
+    /// as timed out, so it must not write anything.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
 
-/// Starts the job's time limit afresh, after [`pause_job_clock`]. A no-op outside pool workers.
-pub fn restart_job_clock() {
-    set_job_clock(Some(Instant::now()));
-}
+    /// Stops the job's time limit while it waits for something that is not its fault (the
+    /// memory budget). A no-op without a time limit.
+    pub fn pause_clock(&self) {
+        if let Some(set) = &self.clock {
+            set(None);
+        }
+    }
 
-/// True when the job running on this thread was given up by the watchdog: it must not write
-/// anything. Always false outside pool workers.
-pub fn job_abandoned() -> bool {
-    ABANDONED.with(|a| {
-        a.borrow()
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::SeqCst))
-    })
-}
+    /// Starts the job's time limit afresh, after [`JobHandle::pause_clock`].
+    pub fn restart_clock(&self) {
+        if let Some(set) = &self.clock {
+            set(Some(Instant::now()));
+        }
+    }
 
-/// The pool's view of the job running on a worker thread, for threads the job starts itself:
-/// they must learn when the watchdog gives up on the job, as the worker does.
-#[derive(Clone, Debug, Default)]
-pub struct JobScope {
-    abandoned: Option<Arc<AtomicBool>>,
-}
-
-impl JobScope {
-    /// Makes [`job_abandoned`] on this (helper) thread follow the job's flag.
-    pub fn enter(&self) {
-        ABANDONED.with(|a| a.borrow_mut().clone_from(&self.abandoned));
+    /// Borrows up to `max` cores that no job will need any more (see the module header).
+    /// Returns none outside a pool or while the feeder still runs.
+    pub fn borrow_spare(&self, max: usize) -> SpareCores {
+        let Some(cores) = &self.cores else {
+            return SpareCores::none();
+        };
+        if !cores.fed.load(Ordering::Acquire) {
+            return SpareCores::none();
+        }
+        let mut lent = cores.lent.load(Ordering::Acquire);
+        loop {
+            let busy = cores.unfinished.load(Ordering::Acquire) + lent;
+            let take = cores.workers.saturating_sub(busy).min(max);
+            if take == 0 {
+                return SpareCores::none();
+            }
+            match cores.lent.compare_exchange_weak(
+                lent,
+                lent + take,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return SpareCores {
+                        count: take,
+                        from: Some(Arc::clone(cores)),
+                    }
+                }
+                Err(now) => lent = now,
+            }
+        }
     }
 }
 
-/// The job running on this thread (none outside pool workers).
-pub fn current_job() -> JobScope {
-    JobScope {
-        abandoned: ABANDONED.with(|a| a.borrow().clone()),
-    }
-}
-
-/// The pool's core accounting, for [`borrow_spare`] (see the module header).
+/// The pool's core accounting, for [`JobHandle::borrow_spare`] (see the module header).
 #[derive(Debug)]
 struct Cores {
     /// Worker threads the pool keeps running.
@@ -248,41 +277,6 @@ impl Drop for SpareCores {
     }
 }
 
-/// Borrows up to `max` cores that no job will need any more (see the module header), for the
-/// job running on this thread. Returns none outside pool workers or while the feeder still runs.
-pub fn borrow_spare(max: usize) -> SpareCores {
-    CORES.with(|c| {
-        let Some(cores) = c.borrow().as_ref().map(Arc::clone) else {
-            return SpareCores::none();
-        };
-        if !cores.fed.load(Ordering::Acquire) {
-            return SpareCores::none();
-        }
-        let mut lent = cores.lent.load(Ordering::Acquire);
-        loop {
-            let busy = cores.unfinished.load(Ordering::Acquire) + lent;
-            let take = cores.workers.saturating_sub(busy).min(max);
-            if take == 0 {
-                return SpareCores::none();
-            }
-            match cores.lent.compare_exchange_weak(
-                lent,
-                lent + take,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    return SpareCores {
-                        count: take,
-                        from: Some(cores),
-                    }
-                }
-                Err(now) => lent = now,
-            }
-        }
-    })
-}
-
 struct Shared<J, R, S> {
     work: Work<J, R, S>,
     jobs: Receiver<J>,
@@ -317,14 +311,16 @@ where
         .name(format!("presize-worker-{id}"))
         .spawn(move || {
             let clock = Arc::clone(&my_slot);
-            RESTART.with(|r| {
-                *r.borrow_mut() = Some(Box::new(move |at| {
+            let handle = JobHandle {
+                abandoned: my_flag,
+                clock: Some(Arc::new(move |at| {
                     if let Slot::Busy { since, .. } = &mut *lock(&clock) {
                         *since = at;
                     }
-                }));
-            });
-            worker_loop(&shared, &my_slot, my_flag);
+                })),
+                cores: Some(Arc::clone(&shared.cores)),
+            };
+            worker_loop(&shared, &my_slot, &handle);
         })
         .expect("cannot spawn a worker thread");
     WorkerHandle {
@@ -339,12 +335,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn worker_loop<J, R, S>(shared: &Shared<J, R, S>, slot: &Mutex<Slot<J>>, abandoned: Arc<AtomicBool>)
+fn worker_loop<J, R, S>(shared: &Shared<J, R, S>, slot: &Mutex<Slot<J>>, handle: &JobHandle)
 where
     J: Clone,
 {
-    ABANDONED.with(|a| *a.borrow_mut() = Some(abandoned));
-    CORES.with(|c| *c.borrow_mut() = Some(Arc::clone(&shared.cores)));
     let finished = || shared.cores.unfinished.fetch_sub(1, Ordering::AcqRel);
     let work = &shared.work;
     let mut state = (work.init)();
@@ -358,7 +352,8 @@ where
             since: Some(Instant::now()),
             job: job.clone(),
         };
-        let r = match panic::catch_unwind(AssertUnwindSafe(|| (work.run)(&job, &mut state))) {
+        let r = match panic::catch_unwind(AssertUnwindSafe(|| (work.run)(&job, &mut state, handle)))
+        {
             Ok(r) => r,
             Err(payload) => {
                 state = (work.init)();
@@ -515,13 +510,13 @@ mod tests {
 
     /// A worker side whose jobs are plain functions of the job.
     fn work<J: 'static, R: 'static>(
-        run: impl Fn(&J) -> R + Send + Sync + 'static,
+        run: impl Fn(&J, &JobHandle) -> R + Send + Sync + 'static,
         on_panic: impl Fn(&J, String) -> R + Send + Sync + 'static,
         on_timeout: impl Fn(&J, Duration) -> R + Send + Sync + 'static,
     ) -> Work<J, R, ()> {
         Work {
             init: Box::new(|| ()),
-            run: Box::new(move |j, ()| run(j)),
+            run: Box::new(move |j, (), handle| run(j, handle)),
             on_panic: Box::new(on_panic),
             on_timeout: Box::new(on_timeout),
         }
@@ -543,7 +538,7 @@ mod tests {
                         assert!(f.submit(i));
                     }
                 },
-                work(|j| j * 2, |_, _| u32::MAX, |_, _| u32::MAX),
+                work(|j, _| j * 2, |_, _| u32::MAX, |_, _| u32::MAX),
                 |r| seen.push(r),
             );
             seen.sort_unstable();
@@ -557,10 +552,10 @@ mod tests {
     }
 
     /// Waits (up to 10 s) until `borrow_spare(max)` yields `want` cores; returns what it got.
-    fn wait_for_spare(max: usize, want: usize) -> usize {
+    fn wait_for_spare(handle: &JobHandle, max: usize, want: usize) -> usize {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let got = borrow_spare(max).count();
+            let got = handle.borrow_spare(max).count();
             if got == want || Instant::now() > deadline {
                 return got;
             }
@@ -576,14 +571,14 @@ mod tests {
             &no_cancel(),
             |f| assert!(f.submit(())),
             work(
-                |()| {
+                |(), handle| {
                     // The feeder is done and the three other workers have nothing to do.
-                    let all = wait_for_spare(8, 3);
+                    let all = wait_for_spare(handle, 8, 3);
                     // Borrowed cores are not lent twice, and come back when released.
-                    let held = borrow_spare(2);
-                    let rest = borrow_spare(8).count();
+                    let held = handle.borrow_spare(2);
+                    let rest = handle.borrow_spare(8).count();
                     drop(held);
-                    let again = borrow_spare(8).count();
+                    let again = handle.borrow_spare(8).count();
                     (all, rest, again)
                 },
                 |_, _| (0, 0, 0),
@@ -593,7 +588,7 @@ mod tests {
         );
         assert_eq!(seen, vec![(3, 1, 3)]);
         assert_eq!(
-            borrow_spare(8).count(),
+            JobHandle::detached().borrow_spare(8).count(),
             0,
             "no spare cores outside the pool"
         );
@@ -613,10 +608,10 @@ mod tests {
                 assert!(f.submit(1));
             },
             work(
-                move |&j| {
+                move |&j, handle: &JobHandle| {
                     if j == 0 {
                         thread::sleep(Duration::from_millis(50));
-                        let spare = borrow_spare(8).count();
+                        let spare = handle.borrow_spare(8).count();
                         let _ = tx.send(());
                         spare
                     } else {
@@ -649,7 +644,7 @@ mod tests {
                 init: Box::new(move || {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }),
-                run: Box::new(|&j, ()| {
+                run: Box::new(|&j, (), _| {
                     assert!(j % 10 != 3, "job {j} exploded");
                     Ok(j)
                 }),
@@ -687,7 +682,7 @@ mod tests {
                 }
             },
             work(
-                move |&j| {
+                move |&j, _: &JobHandle| {
                     if j == 50 {
                         flag.store(true, Ordering::SeqCst);
                     }
@@ -716,7 +711,7 @@ mod tests {
             limits(1),
             &no_cancel(),
             |f: &Feeder<'_, u8, u8>| f.report(7),
-            work(|&j| j, |_, _| 0, |_, _| 0),
+            work(|&j, _| j, |_, _| 0, |_, _| 0),
             |r| seen.push(r),
         );
         assert_eq!(seen, vec![7]);
@@ -732,7 +727,7 @@ mod tests {
                 f.submit(1);
                 panic!("walker bug");
             },
-            work(|&j| j, |_, _| 0, |_, _| 0),
+            work(|&j, _| j, |_, _| 0, |_, _| 0),
             |_| (),
         );
     }
@@ -758,13 +753,13 @@ mod tests {
                 }
             },
             work(
-                move |&j| {
+                move |&j, handle: &JobHandle| {
                     if j == 0 {
                         thread::sleep(Duration::from_millis(1500));
-                        flag.store(job_abandoned(), Ordering::SeqCst);
+                        flag.store(handle.is_abandoned(), Ordering::SeqCst);
                         return format!("late {j}");
                     }
-                    assert!(!job_abandoned());
+                    assert!(!handle.is_abandoned());
                     thread::sleep(Duration::from_millis(5));
                     format!("ok {j}")
                 },
@@ -804,10 +799,10 @@ mod tests {
                 }
             },
             work(
-                |&j| {
-                    pause_job_clock();
+                |&j, handle: &JobHandle| {
+                    handle.pause_clock();
                     thread::sleep(Duration::from_millis(300));
-                    restart_job_clock();
+                    handle.restart_clock();
                     thread::sleep(Duration::from_millis(100));
                     format!("ok {j}")
                 },

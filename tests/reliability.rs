@@ -549,7 +549,12 @@ fn a_file_deleted_between_the_walk_and_its_turn_fails_with_a_clear_error() {
         input_format: presize::format::Format::Png,
         bytes: 1234,
     };
-    let result = process(&job, &ctx, &mut Scratch::default());
+    let result = process(
+        &job,
+        &ctx,
+        &mut Scratch::default(),
+        &presize::pool::JobHandle::detached(),
+    );
     let err = result
         .outcome
         .expect_err("a missing file fails")

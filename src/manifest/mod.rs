@@ -23,12 +23,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::atomic::{write_atomic, WriteTarget};
+use crate::error::JobError;
 use crate::format::Format;
 use crate::hash::content_hash;
 
@@ -133,6 +135,15 @@ pub enum ManifestError {
         /// The operating system's error.
         #[source]
         source: io::Error,
+    },
+    /// The manifest could not be written (it is left as it was).
+    #[error("cannot write manifest {path}: {source}")]
+    Write {
+        /// The manifest file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: JobError,
     },
     /// The file is not a manifest (or is damaged).
     #[error("manifest {path} is damaged or not a presize manifest: {source}")]
@@ -249,29 +260,17 @@ impl Manifest {
             path: path.to_owned(),
             source,
         };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io_error("cannot create the folder of manifest", e))?;
         let text = self
             .to_json()
             .map_err(|e| io_error("cannot serialise manifest", io::Error::other(e)))?;
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".presize-manifest-").suffix(".part");
-        // Temporary files are private by default; a manifest is read by site generators.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let mut tmp = builder
-            .tempfile_in(dir)
-            .map_err(|e| io_error("cannot create a temporary file next to manifest", e))?;
-        tmp.write_all(text.as_bytes())
-            .and_then(|()| tmp.flush())
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| io_error("cannot write manifest", e))?;
-        tmp.persist(path)
-            .map_err(|e| io_error("cannot replace manifest", e.error))?;
+        let target = WriteTarget {
+            sync: true,
+            ..WriteTarget::replacing(path)
+        };
+        write_atomic(&target, text.as_bytes()).map_err(|source| ManifestError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(())
     }
 
@@ -311,34 +310,22 @@ impl Manifest {
         self.sources.windows(2).all(|w| w[0].path <= w[1].path)
             && self.sources.iter().all(SourceEntry::is_sorted)
     }
-
-    /// Returns true if and only if `entry` (from this manifest) can be reused as is: the source
-    /// still has `content_hash`, the options still hash to `options_hash`, and every recorded
-    /// output exists below `out_dir` with its recorded size.
-    ///
-    /// Callers should record a source only once all its outputs are written, and may skip
-    /// hashing when the source's size differs from [`SourceEntry::bytes`]. An output edited in
-    /// place without changing its size is not detected.
-    pub fn is_fresh(
-        &self,
-        entry: &SourceEntry,
-        content_hash: &str,
-        options_hash: &str,
-        out_dir: &Path,
-    ) -> bool {
-        self.options.hash == options_hash
-            && entry.hash == content_hash
-            && entry.outputs.iter().all(|output| {
-                // A hand-edited manifest must not make presize look outside the output folder.
-                safe_relative(&output.path).is_some_and(|rel| {
-                    std::fs::metadata(out_dir.join(rel))
-                        .is_ok_and(|m| m.is_file() && m.len() == output.bytes)
-                })
-            })
-    }
 }
 
 impl SourceEntry {
+    /// The freshness rule of a manifest build: output `rel` of this entry (whose source still
+    /// has this entry's content hash) is up to date when it was made with `key` and `dst` is
+    /// still a file of the recorded size; returns that size. A hand-edited manifest cannot make
+    /// presize look outside the output folder: `dst` is the path this run's naming gives `rel`.
+    /// An output edited in place without changing its size is not detected.
+    pub fn fresh_output(&self, rel: &str, key: &str, dst: &Path) -> Option<u64> {
+        self.outputs
+            .iter()
+            .find(|o| o.path == rel && o.key == key)
+            .map(|o| o.bytes)
+            .filter(|&bytes| std::fs::metadata(dst).is_ok_and(|m| m.is_file() && m.len() == bytes))
+    }
+
     /// Puts outputs and dropped sizes in the canonical order (call after building an entry).
     pub fn normalise(&mut self) {
         self.sort();
@@ -520,7 +507,7 @@ impl ManifestError {
                 path: path.to_owned(),
                 found,
             },
-            io @ ManifestError::Io { .. } => io,
+            other @ (ManifestError::Io { .. } | ManifestError::Write { .. }) => other,
         }
     }
 }
@@ -727,27 +714,36 @@ mod tests {
     }
 
     #[test]
-    fn freshness_needs_same_content_options_and_intact_outputs() {
+    fn an_output_is_fresh_with_its_key_and_recorded_size() {
         let dir = tempfile::tempdir().unwrap();
-        let m = sample();
-        let e = m.lookup("a.jpg").unwrap().clone();
-        for o in &e.outputs {
+        let mut e = sample().lookup("a.jpg").unwrap().clone();
+        for o in &mut e.outputs {
+            o.key = format!("key-{}", o.path);
             std::fs::write(dir.path().join(&o.path), vec![0; o.bytes as usize]).unwrap();
         }
-        let opts = m.options.hash.clone();
-        assert!(m.is_fresh(&e, &e.hash, &opts, dir.path()));
-        assert!(!m.is_fresh(&e, "xxh64:0000000000000000", &opts, dir.path()));
-        assert!(!m.is_fresh(&e, &e.hash, "xxh64:other", dir.path()));
-        std::fs::write(dir.path().join("a-640w.webp"), b"short").unwrap();
-        assert!(!m.is_fresh(&e, &e.hash, &opts, dir.path()));
-        std::fs::remove_file(dir.path().join("a-640w.webp")).unwrap();
-        assert!(!m.is_fresh(&e, &e.hash, &opts, dir.path()));
-        let mut escaping = e.clone();
-        escaping.outputs = vec![output("../a-320w.jpg", 320, Format::Jpeg, 20)];
-        std::fs::write(dir.path().join("a-320w.jpg"), vec![0; 20]).unwrap();
-        let inner = dir.path().join("inner");
-        std::fs::create_dir(&inner).unwrap();
-        assert!(!m.is_fresh(&escaping, &e.hash, &opts, &inner));
+        let webp = dir.path().join("a-640w.webp");
+        let key = "key-a-640w.webp";
+        assert_eq!(e.fresh_output("a-640w.webp", key, &webp), Some(30));
+        assert_eq!(e.fresh_output("a-640w.webp", "other options", &webp), None);
+        assert_eq!(
+            e.fresh_output("a-320w.webp", key, &webp),
+            None,
+            "another output's key"
+        );
+        std::fs::write(&webp, b"short").unwrap();
+        assert_eq!(
+            e.fresh_output("a-640w.webp", key, &webp),
+            None,
+            "size changed"
+        );
+        std::fs::remove_file(&webp).unwrap();
+        assert_eq!(e.fresh_output("a-640w.webp", key, &webp), None, "gone");
+        std::fs::create_dir(&webp).unwrap();
+        assert_eq!(
+            e.fresh_output("a-640w.webp", key, &webp),
+            None,
+            "not a file"
+        );
     }
 
     #[test]

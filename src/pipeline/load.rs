@@ -1,0 +1,178 @@
+//! The decode stage: a probed source becomes pixels, once, at the size its largest pending
+//! output needs, converted to sRGB when asked, with the metadata its outputs inherit.
+//!
+//! Called by [`super::process`] after planning, only when some output is not up to date. The
+//! memory the decoded image needs is reserved here (and held by [`Loaded`] until the job ends).
+
+use crate::budget::Reservation;
+use crate::config::{IccPolicy, Settings};
+use crate::error::JobError;
+use crate::format::Format;
+use crate::job::ImageJob;
+use crate::metadata::Metadata;
+use crate::pool::{JobHandle, SpareCores};
+
+use super::color::{self, LinearPixels};
+use super::decode::{self, DecodeScratch, Header, Probe};
+use super::pixels::Pixels;
+use super::plan::{self, SizePlan};
+use super::{Context, MakeScratch};
+
+/// At most this many extra threads decode one JPEG's restart-marker bands.
+const MAX_DECODE_HELPERS: usize = 15;
+
+/// A decoded source, ready to be resized.
+pub(super) struct Loaded<'a> {
+    /// The pixels as stored (not yet oriented), possibly shrunk by the JPEG decoder.
+    pub(super) pixels: Pixels,
+    /// `--linear`: the pixels in linear light.
+    pub(super) linear: Option<LinearPixels>,
+    /// EXIF, XMP and ICC of the source (the profile is sRGB's after an `--icc srgb` conversion).
+    pub(super) meta: Metadata,
+    /// Decoded size over stored size, per axis.
+    pub(super) scale: (f64, f64),
+    /// The image's share of the memory budget, held until the job ends.
+    pub(super) memory: Reservation<'a>,
+}
+
+/// Decodes `probe` for the outputs still to be made in `plan`.
+pub(super) fn load<'c>(
+    job: &ImageJob,
+    ctx: &'c Context,
+    bytes: &[u8],
+    probe: Probe<'_>,
+    sizes: &[SizePlan],
+    scratch: (&mut DecodeScratch, &mut MakeScratch),
+    handle: &JobHandle,
+) -> Result<Loaded<'c>, JobError> {
+    let settings = &ctx.settings;
+    let (stored_w, stored_h) = (probe.header.width, probe.header.height);
+    let min_size = min_decoded_size(settings, &probe.header, sizes);
+    // Waiting for memory is not the image's fault: its time limit is paused meanwhile and
+    // starts afresh after.
+    handle.pause_clock();
+    let memory = ctx.budget.reserve(memory_estimate(
+        &probe.header,
+        decode::jpeg_coefficient_bytes(bytes, &probe.header),
+        job,
+        min_size,
+        sizes,
+        settings.linear,
+    ));
+    handle.restart_clock();
+    let mut probe = probe;
+    let header = &mut probe.header;
+    let mut meta = Metadata {
+        exif: header.exif.take(),
+        xmp: header.xmp.take(),
+        icc: header.icc.take(),
+    };
+    // Spare cores can decode a large JPEG that has restart markers (see `restart`).
+    let pixels = u64::from(stored_w) * u64::from(stored_h);
+    let spare = if job.input_format == Format::Jpeg && pixels >= decode::PARALLEL_DECODE_PIXELS {
+        handle.borrow_spare(MAX_DECODE_HELPERS)
+    } else {
+        SpareCores::none()
+    };
+    let (decode_scratch, make_scratch) = scratch;
+    let mut decoded = decode::decode_probed(
+        bytes,
+        job.input_format,
+        probe,
+        min_size,
+        decode_scratch,
+        spare.count() + 1,
+    )?;
+    drop(spare);
+    if settings.icc == IccPolicy::Srgb || settings.linear {
+        // The colour engine and the linear-light path take 8-bit input.
+        decoded = decoded.into_8bit();
+    }
+    if settings.icc == IccPolicy::Srgb {
+        to_srgb(&mut decoded, &mut meta, make_scratch);
+    }
+    let linear = settings.linear.then(|| color::srgb_to_linear(&decoded));
+    Ok(Loaded {
+        scale: (
+            f64::from(decoded.width) / f64::from(stored_w),
+            f64::from(decoded.height) / f64::from(stored_h),
+        ),
+        pixels: decoded,
+        linear,
+        meta,
+        memory,
+    })
+}
+
+/// `--icc srgb`: converts once, at the decoded size, before any resampling (so that linear
+/// light, when asked for, is sRGB's). A source without a profile is taken as sRGB already; one
+/// whose profile cannot be read keeps its pixels and its profile.
+fn to_srgb(decoded: &mut Pixels, meta: &mut Metadata, scratch: &mut MakeScratch) {
+    let Some(profile) = meta.icc.take() else {
+        return;
+    };
+    if color::is_srgb(&profile) {
+        meta.icc = Some(color::srgb_profile().to_vec());
+        return;
+    }
+    meta.icc = match scratch.color.to_srgb(decoded, &profile) {
+        Ok(()) => Some(color::srgb_profile().to_vec()),
+        Err(_) => Some(profile),
+    };
+}
+
+/// The smallest size (stored orientation) the decoder may shrink to: the decoded crop of every
+/// pending output must stay `k` times as large as its resampled size, so that Lanczos (not the
+/// IDCT's block averaging) does the final part of the reduction. `None`: full size.
+fn min_decoded_size(
+    settings: &Settings,
+    header: &Header,
+    sizes: &[SizePlan],
+) -> Option<(f64, f64)> {
+    let k = settings.shrink.margin()?;
+    let (stored_w, stored_h) = (f64::from(header.width), f64::from(header.height));
+    sizes
+        .iter()
+        .filter(|p| !p.is_fresh())
+        .map(|p| {
+            let stored = if header.is_transposed() {
+                p.shown.transposed()
+            } else {
+                p.shown
+            };
+            let sx = stored.crop.width / stored_w;
+            let sy = stored.crop.height / stored_h;
+            (
+                k * f64::from(stored.size.0) / sx,
+                k * f64::from(stored.size.1) / sy,
+            )
+        })
+        .reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)))
+}
+
+/// Bytes an image holds at its peak: the input file, a progressive JPEG's coefficient buffer,
+/// the decoded pixels (after any JPEG shrink-on-load, at the source's bytes per pixel) and the
+/// resized outputs.
+fn memory_estimate(
+    header: &Header,
+    coefficients: u64,
+    job: &ImageJob,
+    min_size: Option<(f64, f64)>,
+    sizes: &[SizePlan],
+    linear: bool,
+) -> u64 {
+    let shrink = if job.input_format == Format::Jpeg {
+        decode::jpeg_shrink(header.width, header.height, min_size) as u64
+    } else {
+        1
+    };
+    let decoded =
+        u64::from(header.width).div_ceil(shrink) * u64::from(header.height).div_ceil(shrink);
+    let largest = plan::largest(sizes);
+    let output = u64::from(largest.0) * u64::from(largest.1);
+    let sizes = sizes.len().min(2) as u64;
+    let bpp = u64::from(header.bytes_per_pixel.max(1));
+    // `--linear` keeps a 16-bit copy of the decoded image (and 16-bit resized buffers).
+    let linear = if linear { 2 * bpp.min(4) } else { 0 };
+    job.bytes + coefficients + (bpp + linear) * (decoded + 2 * output * sizes)
+}
