@@ -95,6 +95,9 @@ impl Resize {
     /// The output formats (default: each input's own).
     pub fn formats(mut self, formats: &[Format]) -> Resize {
         self.config.settings.formats = formats.iter().map(|&f| Some(f)).collect();
+        if formats.is_empty() {
+            self.config.settings.formats = vec![None];
+        }
         self
     }
 
@@ -133,31 +136,11 @@ impl Resize {
     /// Runs to completion and returns the summary; per-file failures are counted in it (and
     /// never an `Err`). Fails only for invalid settings or an output folder that cannot be made.
     pub fn run(mut self) -> anyhow::Result<Summary> {
-        let settings = &mut self.config.settings;
-        if settings.targets.is_empty() {
-            return Err(ConfigError::NoSize.into());
-        }
-        if settings.formats.is_empty() {
-            settings.formats = vec![None];
-        }
-        let q = settings.quality;
-        for v in [q.jpeg, q.webp, q.avif] {
-            if !(1..=100).contains(&v) {
-                return Err(ConfigError::BadQuality(v).into());
-            }
-        }
-        let targets = self.config.settings.targets.len();
         self.config.template = match &self.name {
             Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
             None => crate::config::default_template(&self.config.settings),
         };
-        if let Some(problem) = self
-            .config
-            .template
-            .can_collide(targets, self.config.settings.formats.len())
-        {
-            return Err(ConfigError::BadName(problem).into());
-        }
+        self.config.validate()?;
         let cancel = Arc::new(AtomicBool::new(false));
         let reporter = Reporter::silent(self.config.jobs.get());
         crate::run(&self.config, &cancel, reporter)

@@ -152,7 +152,7 @@ impl Settings {
             match (args.size.is_empty(), args.width.len(), args.height.len()) {
                 (false, 0, 0) => args.size.iter().map(|s| (s.width, s.height)).collect(),
                 (false, _, _) => return Err(ConfigError::SizeConflict),
-                (true, 0, 0) => return Err(ConfigError::NoSize),
+                (true, 0, 0) => Vec::new(),
                 (true, _, 0) => args.width.iter().map(|&w| (Some(w), None)).collect(),
                 (true, 0, _) => args.height.iter().map(|&h| (None, Some(h))).collect(),
                 (true, 1, _) => args
@@ -179,14 +179,6 @@ impl Settings {
             FitArg::Fill => Fit::Fill,
             FitArg::Contain => Fit::Contain,
         };
-        if fit != Fit::Inside && sizes.iter().any(|(w, h)| w.is_none() || h.is_none()) {
-            let name = match fit {
-                Fit::Cover => "cover",
-                Fit::Fill => "fill",
-                _ => "contain",
-            };
-            return Err(ConfigError::FitNeedsBox(name));
-        }
         let mut targets: Vec<Target> = Vec::new();
         for (width, height) in sizes {
             let t = Target {
@@ -212,21 +204,13 @@ impl Settings {
             webp: q.get("webp").unwrap_or(defaults.webp),
             avif: q.get("avif").unwrap_or(defaults.avif),
         };
-        for v in [quality.jpeg, quality.webp, quality.avif] {
-            if !(1..=100).contains(&v) {
-                return Err(ConfigError::BadQuality(v));
-            }
-        }
         let e = args.effort.clone().unwrap_or_default();
         let effort_defaults = Efforts::default();
         let effort = Efforts {
             webp: e.get("webp").unwrap_or(effort_defaults.webp),
             avif: e.get("avif").unwrap_or(effort_defaults.avif),
         };
-        if effort.webp > 10 || effort.avif > 10 {
-            return Err(ConfigError::BadEffort);
-        }
-        Ok(Settings {
+        let settings = Settings {
             targets,
             formats,
             quality,
@@ -257,7 +241,43 @@ impl Settings {
             },
             linear: args.linear,
             animated: args.animated,
-        })
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The checks every `Settings` must pass however it was made (flags, or the library's
+    /// [`crate::Resize`]): one home, so the two cannot drift.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.targets.is_empty() {
+            return Err(ConfigError::NoSize);
+        }
+        if let Some(t) = self
+            .targets
+            .iter()
+            .find(|t| t.fit != Fit::Inside && (t.width.is_none() || t.height.is_none()))
+        {
+            let name = match t.fit {
+                Fit::Cover => "cover",
+                Fit::Fill => "fill",
+                _ => "contain",
+            };
+            return Err(ConfigError::FitNeedsBox(name));
+        }
+        if self.formats.is_empty() {
+            return Err(ConfigError::NoFormat);
+        }
+        let q = self.quality;
+        if let Some(v) = [q.jpeg, q.webp, q.avif]
+            .into_iter()
+            .find(|v| !(1..=100).contains(v))
+        {
+            return Err(ConfigError::BadQuality(v));
+        }
+        if self.effort.webp > 10 || self.effort.avif > 10 {
+            return Err(ConfigError::BadEffort);
+        }
+        Ok(())
     }
 
     /// The output formats for an input of format `input`, in the order asked, without repeats.
@@ -388,19 +408,12 @@ impl Config {
             (_, false) => return Err(ConfigError::NoOutDir),
             (Some(_), true) => return Err(ConfigError::InPlaceWithOutDir),
         };
-        if cli.in_place && settings.formats.iter().any(Option::is_some) {
-            return Err(ConfigError::InPlaceFormat);
-        }
-        if cli.in_place && settings.targets.len() > 1 {
-            return Err(ConfigError::InPlaceSizes);
-        }
-        for input in &cli.inputs {
-            if std::fs::symlink_metadata(input).is_err() {
-                return Err(ConfigError::MissingInput(input.clone()));
-            }
-            if !cli.in_place && input.is_dir() && same_dir(input, &out_dir) {
-                return Err(ConfigError::OutDirIsInput(out_dir));
-            }
+        if let Some(input) = cli
+            .inputs
+            .iter()
+            .find(|input| std::fs::symlink_metadata(input).is_err())
+        {
+            return Err(ConfigError::MissingInput(input.clone()));
         }
         let memory = match cli.memory {
             None => Limits::default().memory,
@@ -442,10 +455,6 @@ impl Config {
             Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
             None => default_template(&settings),
         };
-        if let Some(problem) = template.can_collide(settings.targets.len(), settings.formats.len())
-        {
-            return Err(ConfigError::BadName(problem));
-        }
         let shard = match cli.shard.as_deref() {
             None => None,
             Some("auto") => Some(
@@ -465,7 +474,7 @@ impl Config {
                 (inputs, true)
             }
         };
-        Ok(Config {
+        let config = Config {
             inputs,
             out_dir,
             settings,
@@ -486,7 +495,35 @@ impl Config {
             manifest: cli.manifest,
             force: cli.force,
             prune: cli.prune,
-        })
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The checks every `Config` must pass however it was made (the command line, or the
+    /// library's [`crate::Resize`]), besides [`Settings::validate`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let settings = &self.settings;
+        settings.validate()?;
+        if self.in_place && settings.formats.iter().any(Option::is_some) {
+            return Err(ConfigError::InPlaceFormat);
+        }
+        if self.in_place && settings.targets.len() > 1 {
+            return Err(ConfigError::InPlaceSizes);
+        }
+        if !self.in_place
+            && self
+                .inputs
+                .iter()
+                .any(|input| input.is_dir() && same_dir(input, &self.out_dir))
+        {
+            return Err(ConfigError::OutDirIsInput(self.out_dir.clone()));
+        }
+        let (sizes, formats) = (settings.targets.len(), settings.formats.len());
+        if let Some(problem) = self.template.can_collide(sizes, formats) {
+            return Err(ConfigError::BadName(problem));
+        }
+        Ok(())
     }
 }
 

@@ -185,6 +185,9 @@ pub enum ConfigError {
     /// -w and -H lists of different lengths.
     #[error("--width has {0} values and --height {1}: give one of them a single value, or both the same number")]
     SizeLists(usize, usize),
+    /// An empty list of output formats (the library API; the flag defaults to "same").
+    #[error("no output format: give --format (e.g. -f webp), or \"same\" to keep each input's")]
+    NoFormat,
     /// --effort out of range.
     #[error("--effort must be between 0 and 10")]
     BadEffort,
