@@ -378,6 +378,109 @@ fn type_size(kind: u16) -> Option<usize> {
     }
 }
 
+/// One IFD0 entry of a TIFF structure (an EXIF block, or a whole TIFF file) found in place:
+/// its type, count and value bytes in the structure's byte order. Unlike [`Order::ifd`] it
+/// copies nothing, so looking up one tag of a large TIFF costs a few reads.
+struct Field<'a> {
+    order: Order,
+    kind: u16,
+    count: u32,
+    value: &'a [u8],
+}
+
+impl Field<'_> {
+    /// The `i`-th value as an integer, whatever integer type the writer chose (BYTE, SHORT,
+    /// LONG and their signed forms): exiftool and libvips read them all, and so must we.
+    fn int(&self, i: usize) -> Option<i64> {
+        let size = type_size(self.kind)?;
+        let at = i.checked_mul(size)?;
+        let o = self.order;
+        Some(match self.kind {
+            1 => i64::from(*self.value.get(at)?),
+            6 => i64::from(i8::from_ne_bytes([*self.value.get(at)?])),
+            3 => i64::from(o.u16_at(self.value, at)?),
+            8 => i64::from(o.u16_at(self.value, at)?.cast_signed()),
+            4 => i64::from(o.u32_at(self.value, at)?),
+            9 => i64::from(o.u32_at(self.value, at)?.cast_signed()),
+            _ => return None,
+        })
+    }
+
+    /// The `i`-th value as a number: a RATIONAL or SRATIONAL, or any integer type.
+    fn number(&self, i: usize) -> Option<f64> {
+        let o = self.order;
+        match self.kind {
+            5 | 10 => {
+                let at = i.checked_mul(8)?;
+                let (n, d) = (o.u32_at(self.value, at)?, o.u32_at(self.value, at + 4)?);
+                let (n, d) = if self.kind == 5 {
+                    (f64::from(n), f64::from(d))
+                } else {
+                    (f64::from(n.cast_signed()), f64::from(d.cast_signed()))
+                };
+                (d != 0.0).then(|| n / d)
+            }
+            #[allow(clippy::cast_precision_loss)] // every integer type here fits in 53 bits
+            _ => self.int(i).map(|v| v as f64),
+        }
+    }
+}
+
+/// The byte order of a TIFF structure, from its header.
+fn tiff_order(tiff: &[u8]) -> Option<Order> {
+    match tiff.get(0..4)? {
+        b"II*\0" => Some(Order(false)),
+        b"MM\0*" => Some(Order(true)),
+        _ => None,
+    }
+}
+
+/// The IFD0 entry for `tag` of a TIFF structure, if it is there and its value lies inside.
+fn ifd0_field(tiff: &[u8], tag: u16) -> Option<Field<'_>> {
+    let order = tiff_order(tiff)?;
+    let at = usize::try_from(order.u32_at(tiff, 4)?).ok()?;
+    for i in 0..usize::from(order.u16_at(tiff, at)?) {
+        let e = at + 2 + 12 * i;
+        if order.u16_at(tiff, e)? != tag {
+            continue;
+        }
+        let kind = order.u16_at(tiff, e + 2)?;
+        let count = order.u32_at(tiff, e + 4)?;
+        let size = type_size(kind)?.checked_mul(usize::try_from(count).ok()?)?;
+        let start = if size <= 4 {
+            e + 8
+        } else {
+            usize::try_from(order.u32_at(tiff, e + 8)?).ok()?
+        };
+        let value = tiff.get(start..start.checked_add(size)?)?;
+        return Some(Field {
+            order,
+            kind,
+            count,
+            value,
+        });
+    }
+    None
+}
+
+/// The EXIF `Orientation` (1..=8) of a TIFF structure: an EXIF block, or a whole TIFF file,
+/// whose IFD0 holds the tag the same way. Read as exiftool and libvips read it, from any
+/// integer type in either byte order (some Panasonic cameras write a LONG). `None` when the
+/// tag is absent or its value is not a valid orientation, which viewers show as 1.
+///
+/// This is the only reader of the tag: the pipeline turns the pixels by what it returns, and
+/// [`rewrite_exif`] writes Orientation 1 only into outputs made that way, so an output can
+/// never say "upright" over pixels that were not turned.
+pub fn orientation(tiff: &[u8]) -> Option<u8> {
+    let field = ifd0_field(tiff, TAG_ORIENTATION)?;
+    if field.count == 0 {
+        return None;
+    }
+    u8::try_from(field.int(0)?)
+        .ok()
+        .filter(|v| (1..=8).contains(v))
+}
+
 /// Replaces or inserts `entry`, keeping tags in ascending order as TIFF requires.
 fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
     match entries.binary_search_by_key(&entry.tag, |e| e.tag) {
@@ -915,6 +1018,88 @@ mod tests {
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(tail);
         out
+    }
+
+    /// A TIFF block whose IFD0 holds one Orientation entry of type `kind` with the value 6
+    /// (or `value`), in either byte order, laid out as a writer of that type would.
+    fn orientation_block(big_endian: bool, kind: u16, value: i64) -> Vec<u8> {
+        let order = Order(big_endian);
+        let mut out = if big_endian {
+            b"MM\0*\0\0\0\x08".to_vec()
+        } else {
+            b"II*\0\x08\0\0\0".to_vec()
+        };
+        out.extend_from_slice(&order.u16(1));
+        out.extend_from_slice(&order.u16(TAG_ORIENTATION));
+        out.extend_from_slice(&order.u16(kind));
+        out.extend_from_slice(&order.u32(1));
+        let mut inline = match kind {
+            1 | 6 => vec![value as u8],
+            3 | 8 => order.u16(value as u16).to_vec(),
+            _ => order.u32(value as u32).to_vec(),
+        };
+        inline.resize(4, 0);
+        out.extend_from_slice(&inline);
+        out.extend_from_slice(&[0; 4]);
+        out
+    }
+
+    #[test]
+    fn orientation_is_read_from_every_integer_type_in_both_byte_orders() {
+        // BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG: issue #13 (LONG/SLONG from Panasonic cameras).
+        for big_endian in [false, true] {
+            for kind in [1, 3, 4, 6, 8, 9] {
+                let block = orientation_block(big_endian, kind, 6);
+                assert_eq!(orientation(&block), Some(6), "type {kind}, MM {big_endian}");
+                // kamadak-exif, an independent reader, agrees on what the block says.
+                let exif = parse(&block);
+                let field = exif.get_field(Tag::Orientation, In::PRIMARY).unwrap();
+                assert_eq!(
+                    field.value.get_uint(0).or_else(|| match &field.value {
+                        exif::Value::SByte(v) => Some(v[0] as u32),
+                        exif::Value::SShort(v) => Some(v[0] as u32),
+                        exif::Value::SLong(v) => Some(v[0] as u32),
+                        _ => None,
+                    }),
+                    Some(6)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_or_unreadable_orientations_are_none() {
+        for (kind, value) in [(3, 0), (3, 9), (4, 0x0001_0006), (9, -6), (2, 6), (5, 6)] {
+            let block = orientation_block(false, kind, value);
+            assert_eq!(orientation(&block), None, "type {kind} value {value}");
+        }
+        assert_eq!(orientation(b""), None);
+        assert_eq!(orientation(b"II*\0\xff\xff\0\0"), None);
+        let block = orientation_block(true, 4, 8);
+        for len in 0..block.len() {
+            let got = orientation(&block[..len]);
+            assert!(got.is_none() || len >= 22, "{len}: {got:?}");
+        }
+        // Whole TIFF files keep the tag in IFD0 too.
+        let tiff_file = tiff(&[(0x0100, 3, 1, 8), (0x0112, 4, 1, 5)], &[]);
+        assert_eq!(orientation(&tiff_file), Some(5));
+    }
+
+    #[test]
+    fn exif_rewrite_replaces_a_long_orientation_with_a_short_one() {
+        let original = tiff(
+            &[
+                (0x010F, 2, 4, u32::from_le_bytes(*b"ACME")),
+                (0x0112, 4, 1, 8),
+            ],
+            &[],
+        );
+        assert_eq!(orientation(&original), Some(8));
+        let rewritten = rewrite_exif(&original, 30, 20, false).expect("Make remains");
+        assert_eq!(orientation(&rewritten), Some(1));
+        let exif = parse(&rewritten);
+        let field = exif.get_field(Tag::Orientation, In::PRIMARY).unwrap();
+        assert!(matches!(field.value, exif::Value::Short(ref v) if v == &[1]));
     }
 
     #[test]

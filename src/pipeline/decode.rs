@@ -258,10 +258,15 @@ pub fn probe<'a>(
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
-            let orientation = decoder.orientation().map_or(1, |o| o.to_exif());
             let meta = metadata::read(bytes, format);
             let icc = decoder.icc_profile().ok().flatten().or(meta.icc);
             let exif = meta.exif.or_else(|| decoder.exif_metadata().ok().flatten());
+            // Our own reader, not the decoder's: the `image` crate takes only a SHORT tag.
+            // A TIFF file keeps the tag in its own first IFD.
+            let orientation = match format {
+                Format::Tiff => metadata::orientation(bytes).unwrap_or(1),
+                _ => exif.as_deref().map_or(1, exif_orientation),
+            };
             let header = Header {
                 width,
                 height,
@@ -711,9 +716,9 @@ fn has_adobe_marker(bytes: &[u8]) -> bool {
         .any(|w| w[0] == 0xFF && w[1] == 0xEE && &w[4..7] == b"Ado")
 }
 
-/// The EXIF orientation (1..=8); invalid or missing values count as 1.
+/// The EXIF orientation (1..=8) of an EXIF block; invalid or missing values count as 1.
 pub fn exif_orientation(exif: &[u8]) -> u8 {
-    image::metadata::Orientation::from_exif_chunk(exif).map_or(1, |o| o.to_exif())
+    metadata::orientation(exif).unwrap_or(1)
 }
 
 #[cfg(test)]
