@@ -421,3 +421,42 @@ fn issue_13_an_orientation_nobody_can_read_leaves_the_pixels_and_the_tag_meaning
     let exif = exif_of(&made.path).expect("the camera's EXIF is kept");
     assert_eq!(exif_uint(&exif, exif::Tag::Orientation), Some(1));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 12: the summary names the files of every kind of failure
+
+#[test]
+fn issue_13_the_summary_names_images_over_the_pixel_limit_after_many_broken_ones() {
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..24 {
+        fs::write(
+            src.path().join(format!("broken{i:02}.jpg")),
+            b"\xFF\xD8\xFF\xE0garbage",
+        )
+        .unwrap();
+    }
+    let big = encoded(
+        &DynamicImage::ImageRgb8(gradient(40, 40)),
+        image::ImageFormat::Png,
+    );
+    fs::write(src.path().join("zz_big1.png"), &big).unwrap();
+    fs::write(src.path().join("zz_big2.png"), &big).unwrap();
+    let (_out, stderr) = run(
+        src.path(),
+        &["-w", "10", "--max-pixels", "1000", "-j", "1"],
+        1,
+    );
+    let at = stderr
+        .find("images over the pixel limit (2):")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let listed: Vec<&str> = stderr[at..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect();
+    let listed = listed.join("\n");
+    for name in ["zz_big1.png", "zz_big2.png"] {
+        assert!(listed.contains(name), "{name} not named in:\n{listed}");
+    }
+    assert!(!listed.contains("more"), "{listed}");
+}
