@@ -460,3 +460,37 @@ fn issue_13_the_summary_names_images_over_the_pixel_limit_after_many_broken_ones
     }
     assert!(!listed.contains("more"), "{listed}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 13: an opaque GIF gives an opaque output, without an alpha channel
+
+/// The PNG colour type of `png` (IHDR byte 9): 2 is RGB, 6 is RGBA.
+fn png_color_type(png: &[u8]) -> u8 {
+    assert_eq!(&png[12..16], b"IHDR");
+    png[25]
+}
+
+#[test]
+fn issue_13_an_opaque_gif_becomes_an_rgb_png_and_a_transparent_one_keeps_alpha() {
+    // 10x10, three colours, a transparent index declared but used by no pixel: libvips reads
+    // three bands.
+    let gif = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/formats/simple_sample_1.gif");
+    let made = resize_file(&gif, &["-w", "100%", "-f", "png"], "png");
+    assert_eq!(
+        png_color_type(&fs::read(&made.path).unwrap()),
+        2,
+        "RGB, no alpha"
+    );
+    let source = image::open(&gif).unwrap().to_rgb8();
+    assert_eq!(made.img.to_rgb8(), source, "same pixels");
+
+    // A GIF with one transparent pixel keeps it.
+    let mut frame = image::RgbaImage::from_pixel(8, 8, image::Rgba([200, 30, 30, 255]));
+    frame.put_pixel(3, 3, image::Rgba([0, 0, 0, 0]));
+    let gif = encoded(&DynamicImage::ImageRgba8(frame), image::ImageFormat::Gif);
+    let made = resize_bytes("hole.gif", &gif, &["-w", "100%", "-f", "png"], "png");
+    assert_eq!(png_color_type(&fs::read(&made.path).unwrap()), 6, "RGBA");
+    let out = made.img.to_rgba8();
+    assert_eq!(out.get_pixel(3, 3)[3], 0);
+    assert_eq!(out.get_pixel(0, 0)[3], 255);
+}

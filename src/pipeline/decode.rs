@@ -383,7 +383,7 @@ pub fn decode(
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
-            Ok(to_pixels(img))
+            Ok(finish(format, to_pixels(img)))
         }
     }
 }
@@ -402,7 +402,7 @@ pub fn decode_probed(
     match probe.decoder {
         Some(decoder) => {
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
-            Ok(to_pixels(img))
+            Ok(finish(format, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
@@ -634,6 +634,36 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
         }
     }
     out
+}
+
+/// What the `image` crate's decoders leave to do, per format.
+fn finish(format: Format, px: Pixels) -> Pixels {
+    match format {
+        // The GIF decoder hands back RGBA whatever the file holds. A GIF none of whose pixels is
+        // transparent is an RGB image, as libvips reads it: a PNG made from it must not carry
+        // an alpha channel that says "opaque" everywhere (issue #13 item 13).
+        Format::Gif => drop_opaque_alpha(px),
+        _ => px,
+    }
+}
+
+/// The image without its alpha channel if every pixel is fully opaque, else unchanged.
+fn drop_opaque_alpha(px: Pixels) -> Pixels {
+    if px.layout != Layout::Rgba || px.depth != Depth::Eight {
+        return px;
+    }
+    if px.data.chunks_exact(4).any(|p| p[3] != 255) {
+        return px;
+    }
+    Pixels {
+        data: px
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        layout: Layout::Rgb,
+        ..px
+    }
 }
 
 fn wide(width: u32, height: u32, samples: Vec<u16>, layout: Layout) -> Pixels {
