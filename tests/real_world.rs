@@ -494,3 +494,39 @@ fn issue_13_an_opaque_gif_becomes_an_rgb_png_and_a_transparent_one_keeps_alpha()
     assert_eq!(out.get_pixel(3, 3)[3], 0);
     assert_eq!(out.get_pixel(0, 0)[3], 255);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 14: --fit cover of a source smaller than the box
+
+#[test]
+fn issue_13_cover_of_a_small_source_crops_to_the_box_without_enlarging() {
+    let src = gradient(320, 240);
+    let png = encoded(
+        &DynamicImage::ImageRgb8(src.clone()),
+        image::ImageFormat::Png,
+    );
+    let made = resize_bytes(
+        "small.png",
+        &png,
+        &["-s", "300x300", "--fit", "cover"],
+        "png",
+    );
+    assert_eq!(
+        made.img.dimensions(),
+        (300, 240),
+        "as vipsthumbnail -s '300x300>' --smartcrop centre"
+    );
+    // One source pixel per output pixel: the centre 300 columns, untouched.
+    let centre = DynamicImage::ImageRgb8(src).crop_imm(10, 0, 300, 240);
+    let diff = mean_abs_diff(&made.img, &centre);
+    assert!(diff < 0.5, "mean difference {diff:.2} from the centre crop");
+
+    // --upscale still fills the box.
+    let made = resize_bytes(
+        "small.png",
+        &png,
+        &["-s", "300x300", "--fit", "cover", "--upscale"],
+        "png",
+    );
+    assert_eq!(made.img.dimensions(), (300, 300));
+}
