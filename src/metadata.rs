@@ -851,6 +851,57 @@ pub fn embed_png(png: &[u8], meta: &Metadata) -> Vec<u8> {
     }
 }
 
+/// TIFF tag ExtraSamples: what the samples after the colour ones are.
+const TAG_EXTRA_SAMPLES: u16 = 0x0152;
+/// ExtraSamples value: unassociated (straight, not premultiplied) alpha.
+const UNASSOCIATED_ALPHA: u16 = 2;
+
+/// Completes a TIFF file written by the `image` crate's encoder with the IFD0 tags it cannot
+/// write: ExtraSamples = unassociated alpha when the last sample is alpha (`alpha`), which
+/// libtiff otherwise warns about on every read and which tells readers the colour samples are
+/// not premultiplied. Input that is not a classic TIFF is returned unchanged.
+pub fn embed_tiff(tiff: &[u8], alpha: bool) -> Vec<u8> {
+    let Some(order) = tiff_order(tiff) else {
+        return tiff.to_vec();
+    };
+    let mut set = Vec::new();
+    if alpha {
+        set.push(Entry::single(
+            TAG_EXTRA_SAMPLES,
+            SHORT,
+            &order.u16(UNASSOCIATED_ALPHA),
+        ));
+    }
+    if set.is_empty() {
+        return tiff.to_vec();
+    }
+    set_ifd0_tags(tiff, order, set).unwrap_or_else(|| tiff.to_vec())
+}
+
+/// Sets `set` in IFD0 of a TIFF file: a new IFD0 with its values is appended (the image data
+/// does not move, so strip offsets stay right) and the header points at it; the old one is
+/// left as a few dead bytes. `None` if IFD0 cannot be read whole.
+fn set_ifd0_tags(tiff: &[u8], order: Order, set: Vec<Entry>) -> Option<Vec<u8>> {
+    let ifd0 = order.u32_at(tiff, 4)?;
+    let declared = usize::from(order.u16_at(tiff, usize::try_from(ifd0).ok()?)?);
+    let mut budget = tiff.len().saturating_mul(2);
+    let mut entries = order.ifd(tiff, ifd0, &mut budget)?;
+    if entries.len() != declared {
+        return None; // an entry could not be read: rewriting would lose it
+    }
+    for e in set {
+        upsert(&mut entries, e);
+    }
+    let mut out = tiff.to_vec();
+    if out.len() % 2 == 1 {
+        out.push(0); // IFDs start on a word boundary
+    }
+    let at = u32::try_from(out.len()).ok()?;
+    write_ifd(&mut out, &entries, order)?;
+    out[4..8].copy_from_slice(&order.u32(at));
+    Some(out)
+}
+
 fn riff_chunk(out: &mut Vec<u8>, fourcc: &[u8; 4], data: &[u8]) {
     let Ok(len) = u32::try_from(data.len()) else {
         return;
@@ -1100,6 +1151,33 @@ mod tests {
         let exif = parse(&rewritten);
         let field = exif.get_field(Tag::Orientation, In::PRIMARY).unwrap();
         assert!(matches!(field.value, exif::Value::Short(ref v) if v == &[1]));
+    }
+
+    #[test]
+    fn tiff_outputs_with_alpha_get_extra_samples_and_still_decode() {
+        let rgba: Vec<u8> = (0..5 * 3 * 4).map(|i| (i * 17 % 256) as u8).collect();
+        let mut file = Cursor::new(Vec::new());
+        image::codecs::tiff::TiffEncoder::new(&mut file)
+            .write_image(&rgba, 5, 3, image::ExtendedColorType::Rgba8)
+            .unwrap();
+        let plain = file.into_inner();
+        assert!(
+            ifd0_field(&plain, TAG_EXTRA_SAMPLES).is_none(),
+            "the encoder's gap"
+        );
+        let out = embed_tiff(&plain, true);
+        let extra = ifd0_field(&out, TAG_EXTRA_SAMPLES).expect("added");
+        assert_eq!((extra.count, extra.int(0)), (1, Some(2)));
+        // Every other tag survives, and the pixels are where they were.
+        let decoded = image::load_from_memory(&out).expect("decodes");
+        assert_eq!(decoded.to_rgba8().into_raw(), rgba);
+        for tag in [256, 257, 258, 273, 277, 279] {
+            assert!(ifd0_field(&out, tag).is_some(), "tag {tag}");
+        }
+        assert_eq!(embed_tiff(&plain, false), plain);
+        for len in 0..plain.len() {
+            let _ = embed_tiff(&plain[..len], true);
+        }
     }
 
     #[test]

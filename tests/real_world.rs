@@ -530,3 +530,59 @@ fn issue_13_cover_of_a_small_source_crops_to_the_box_without_enlarging() {
     );
     assert_eq!(made.img.dimensions(), (300, 300));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 11: TIFF outputs with alpha say what the alpha is
+
+/// The integer values of IFD0 tag `tag` of a TIFF file, as kamadak-exif reads them.
+fn tiff_tag(path: &Path, tag: u16) -> Option<Vec<u32>> {
+    let exif = exif_of(path)?;
+    let field = exif.get_field(exif::Tag(exif::Context::Tiff, tag), exif::In::PRIMARY)?;
+    let values = field.value.iter_uint()?.collect();
+    Some(values)
+}
+
+#[test]
+fn issue_13_tiff_outputs_with_alpha_declare_unassociated_alpha() {
+    let mut rgba = image::RgbaImage::from_fn(40, 30, |x, y| {
+        image::Rgba([(x * 6) as u8, (y * 8) as u8, 90, (x * 255 / 39) as u8])
+    });
+    rgba.put_pixel(0, 0, image::Rgba([10, 20, 30, 0]));
+    let png = encoded(
+        &DynamicImage::ImageRgba8(rgba.clone()),
+        image::ImageFormat::Png,
+    );
+    let made = resize_bytes("alpha.png", &png, &["-w", "100%", "-f", "tiff"], "tif");
+    assert_eq!(
+        tiff_tag(&made.path, 338),
+        Some(vec![2]),
+        "ExtraSamples = unassociated alpha"
+    );
+    assert_eq!(tiff_tag(&made.path, 277), Some(vec![4]));
+    let out = made.img.to_rgba8();
+    assert_eq!(out.dimensions(), (40, 30));
+    // Straight alpha, as declared: the colour of a half-transparent pixel is unchanged.
+    assert_eq!(out.get_pixel(20, 10), rgba.get_pixel(20, 10));
+
+    // Grey with alpha is written as RGBA, with the same declaration; opaque RGB gets none.
+    let la = DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_pixel(
+        8,
+        8,
+        image::LumaA([70, 128]),
+    ));
+    let made = resize_bytes(
+        "la.png",
+        &encoded(&la, image::ImageFormat::Png),
+        &["-w", "100%", "-f", "tiff"],
+        "tif",
+    );
+    assert_eq!(tiff_tag(&made.path, 338), Some(vec![2]));
+    let rgb = DynamicImage::ImageRgb8(gradient(8, 8));
+    let made = resize_bytes(
+        "rgb.png",
+        &encoded(&rgb, image::ImageFormat::Png),
+        &["-w", "100%", "-f", "tiff"],
+        "tif",
+    );
+    assert_eq!(tiff_tag(&made.path, 338), None);
+}

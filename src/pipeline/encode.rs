@@ -133,7 +133,10 @@ pub fn encode(
             }
             enc.write_image(&data, px.width, px.height, ct)
                 .map_err(|e| enc_err(format, e))?;
-            Ok(out.into_inner())
+            Ok(metadata::embed_tiff(
+                &out.into_inner(),
+                px.layout.has_alpha(),
+            ))
         }
         Format::Bmp => {
             let mut out = Vec::new();
