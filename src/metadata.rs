@@ -79,9 +79,40 @@ pub fn read(bytes: &[u8], format: Format) -> Metadata {
         Format::Jpeg => read_jpeg(bytes),
         Format::Png => read_png(bytes),
         Format::Webp => read_webp(bytes),
-        Format::Gif | Format::Tiff | Format::Bmp | Format::Avif | Format::Heic => {
-            Metadata::default()
+        Format::Bmp => read_bmp(bytes),
+        Format::Gif | Format::Tiff | Format::Avif | Format::Heic => Metadata::default(),
+    }
+}
+
+/// Little-endian `u32` at `at`, bounds-checked.
+fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// The ICC profile embedded in a BMP with a version 5 header (`bV5CSType` = `PROFILE_EMBEDDED`,
+/// "MBED"), whose offset counts from the start of that header. Chrome, Firefox and libvips
+/// (through ImageMagick) all use it; a linked profile (a file name) is ignored, as they do.
+fn read_bmp(bytes: &[u8]) -> Metadata {
+    const FILE_HEADER: usize = 14;
+    const PROFILE_EMBEDDED: u32 = u32::from_be_bytes(*b"MBED");
+    let icc = (|| {
+        if !bytes.starts_with(b"BM") || le_u32(bytes, FILE_HEADER)? < 124 {
+            return None;
         }
+        if le_u32(bytes, FILE_HEADER + 56)? != PROFILE_EMBEDDED {
+            return None;
+        }
+        let at =
+            FILE_HEADER.checked_add(usize::try_from(le_u32(bytes, FILE_HEADER + 112)?).ok()?)?;
+        let len = usize::try_from(le_u32(bytes, FILE_HEADER + 116)?).ok()?;
+        let profile = bytes.get(at..at.checked_add(len)?)?;
+        (len >= 128).then(|| profile.to_vec())
+    })();
+    Metadata {
+        icc,
+        ..Metadata::default()
     }
 }
 

@@ -383,7 +383,7 @@ pub fn decode(
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
-            Ok(finish(format, to_pixels(img)))
+            Ok(finish(format, bytes, to_pixels(img)))
         }
     }
 }
@@ -402,7 +402,7 @@ pub fn decode_probed(
     match probe.decoder {
         Some(decoder) => {
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
-            Ok(finish(format, to_pixels(img)))
+            Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
@@ -637,14 +637,73 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
 }
 
 /// What the `image` crate's decoders leave to do, per format.
-fn finish(format: Format, px: Pixels) -> Pixels {
+fn finish(format: Format, bytes: &[u8], px: Pixels) -> Pixels {
     match format {
         // The GIF decoder hands back RGBA whatever the file holds. A GIF none of whose pixels is
         // transparent is an RGB image, as libvips reads it: a PNG made from it must not carry
         // an alpha channel that says "opaque" everywhere (issue #13 item 13).
         Format::Gif => drop_opaque_alpha(px),
+        Format::Bmp => bmp_alpha(bytes, px),
         _ => px,
     }
+}
+
+/// A 32-bit uncompressed (`BI_RGB`) BMP stores a fourth byte per pixel that the `image` crate
+/// drops. libvips (through ImageMagick) reads it as alpha unless it is 0 everywhere, and so
+/// does presize (issue #13 item 4; the README says why, and that browsers differ).
+fn bmp_alpha(bytes: &[u8], px: Pixels) -> Pixels {
+    if px.layout != Layout::Rgb || px.depth != Depth::Eight {
+        return px;
+    }
+    let Some(alpha) = bmp_fourth_bytes(bytes, px.width, px.height) else {
+        return px;
+    };
+    if alpha.iter().all(|&a| a == 0) {
+        return px;
+    }
+    let data = px
+        .data
+        .chunks_exact(3)
+        .zip(alpha)
+        .flat_map(|(p, a)| [p[0], p[1], p[2], a])
+        .collect();
+    Pixels {
+        data,
+        layout: Layout::Rgba,
+        ..px
+    }
+}
+
+/// The fourth byte of every pixel of a 32-bit `BI_RGB` BMP of `width`×`height`, in top-down
+/// row order; `None` for any other BMP, or when the pixel data is cut short.
+fn bmp_fourth_bytes(bytes: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
+    let le_u32 = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let header = le_u32(14)?;
+    if !bytes.starts_with(b"BM") || header < 40 {
+        return None;
+    }
+    let bit_count = u16::from_le_bytes(bytes.get(28..30)?.try_into().ok()?);
+    if bit_count != 32 || le_u32(30)? != 0 {
+        return None;
+    }
+    let top_down = le_u32(22)?.cast_signed() < 0;
+    let data = usize::try_from(le_u32(10)?).ok()?;
+    let (w, h) = (usize::try_from(width).ok()?, usize::try_from(height).ok()?);
+    let stride = w.checked_mul(4)?;
+    let pixels = bytes.get(data..data.checked_add(stride.checked_mul(h)?)?)?;
+    let mut alpha = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let row = if top_down { y } else { h - 1 - y };
+        alpha.extend(
+            pixels[row * stride..(row + 1) * stride]
+                .iter()
+                .skip(3)
+                .step_by(4),
+        );
+    }
+    Some(alpha)
 }
 
 /// The image without its alpha channel if every pixel is fully opaque, else unchanged.
@@ -914,6 +973,29 @@ mod tests {
         let meta = metadata::read(&jpeg, Format::Jpeg);
         assert_eq!(meta.icc.as_deref(), Some(b"hello world".as_slice()));
         assert!(meta.exif.is_none());
+    }
+
+    #[test]
+    fn bmp_readers_survive_every_truncation() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/realworld");
+        for file in ["small.bmp", "rgb24prof2.bmp"] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            for len in 0..bytes.len() {
+                let cut = &bytes[..len];
+                let _ = bmp_fourth_bytes(cut, 16, 12);
+                let _ = metadata::read(cut, Format::Bmp);
+            }
+        }
+        let small = std::fs::read(dir.join("small.bmp")).unwrap();
+        assert_eq!(bmp_fourth_bytes(&small, 16, 12).map(|a| a.len()), Some(192));
+        assert_eq!(bmp_fourth_bytes(&small[..small.len() - 1], 16, 12), None);
+        let profiled = std::fs::read(dir.join("rgb24prof2.bmp")).unwrap();
+        assert_eq!(bmp_fourth_bytes(&profiled, 127, 64), None, "24-bit");
+        assert_eq!(
+            metadata::read(&profiled, Format::Bmp).icc.map(|p| p.len()),
+            Some(540)
+        );
+        assert_eq!(metadata::read(&small, Format::Bmp).icc, None, "V3 header");
     }
 
     #[test]
