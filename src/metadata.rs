@@ -273,6 +273,8 @@ const TAG_GPS_IFD: u16 = 0x8825;
 const TAG_INTEROP_IFD: u16 = 0xA005;
 const TAG_PIXEL_X: u16 = 0xA002;
 const TAG_PIXEL_Y: u16 = 0xA003;
+/// TIFF tag ExtraSamples: what the samples after the colour ones are.
+const TAG_EXTRA_SAMPLES: u16 = 0x0152;
 const SHORT: u16 = 3;
 const LONG: u16 = 4;
 
@@ -510,6 +512,13 @@ pub fn orientation(tiff: &[u8]) -> Option<u8> {
     u8::try_from(field.int(0)?)
         .ok()
         .filter(|v| (1..=8).contains(v))
+}
+
+/// Returns true if and only if a TIFF file says its alpha is associated (premultiplied):
+/// ExtraSamples (0x0152) starts with 1. Decoders hand such samples back as stored, so the
+/// pipeline must divide the colours by alpha before treating them as straight.
+pub fn tiff_associated_alpha(tiff: &[u8]) -> bool {
+    ifd0_field(tiff, TAG_EXTRA_SAMPLES).is_some_and(|f| f.int(0) == Some(1))
 }
 
 /// Replaces or inserts `entry`, keeping tags in ascending order as TIFF requires.
@@ -882,8 +891,6 @@ pub fn embed_png(png: &[u8], meta: &Metadata) -> Vec<u8> {
     }
 }
 
-/// TIFF tag ExtraSamples: what the samples after the colour ones are.
-const TAG_EXTRA_SAMPLES: u16 = 0x0152;
 /// ExtraSamples value: unassociated (straight, not premultiplied) alpha.
 const UNASSOCIATED_ALPHA: u16 = 2;
 

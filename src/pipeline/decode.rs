@@ -644,8 +644,55 @@ fn finish(format: Format, bytes: &[u8], px: Pixels) -> Pixels {
         // an alpha channel that says "opaque" everywhere (issue #13 item 13).
         Format::Gif => drop_opaque_alpha(px),
         Format::Bmp => bmp_alpha(bytes, px),
+        // TIFF's associated alpha: the decoder returns the colours as stored, multiplied by
+        // alpha. Everything after decoding takes straight alpha (the resizer premultiplies
+        // itself, encoders write straight), so divide once here, as libvips does on load
+        // (issue #13 item 3).
+        Format::Tiff if px.layout.has_alpha() && metadata::tiff_associated_alpha(bytes) => {
+            unpremultiply(px)
+        }
         _ => px,
     }
+}
+
+/// Divides every colour sample by its pixel's alpha (rounded, clamped to full scale); a fully
+/// transparent pixel gets colour 0.
+fn unpremultiply(mut px: Pixels) -> Pixels {
+    let channels = px.layout.channels();
+    match px.depth {
+        Depth::Eight => {
+            for p in px.data.chunks_exact_mut(channels) {
+                let (colour, alpha) = p.split_at_mut(channels - 1);
+                let a = u32::from(alpha[0]);
+                for c in colour {
+                    *c = match a {
+                        0 => 0,
+                        255 => *c,
+                        _ => u8::try_from(((u32::from(*c) * 255 + a / 2) / a).min(255))
+                            .expect("clamped"),
+                    };
+                }
+            }
+        }
+        Depth::Sixteen => {
+            for p in px.data.chunks_exact_mut(2 * channels) {
+                let a = u32::from(u16::from_ne_bytes([
+                    p[2 * channels - 2],
+                    p[2 * channels - 1],
+                ]));
+                for c in p[..2 * (channels - 1)].chunks_exact_mut(2) {
+                    let v = u32::from(u16::from_ne_bytes([c[0], c[1]]));
+                    let v = match a {
+                        0 => 0,
+                        65_535 => v,
+                        _ => ((v * 65_535 + a / 2) / a).min(65_535),
+                    };
+                    c.copy_from_slice(&u16::try_from(v).expect("clamped").to_ne_bytes());
+                }
+            }
+        }
+    }
+    px
 }
 
 /// A 32-bit uncompressed (`BI_RGB`) BMP stores a fourth byte per pixel that the `image` crate
@@ -996,6 +1043,37 @@ mod tests {
             Some(540)
         );
         assert_eq!(metadata::read(&small, Format::Bmp).icc, None, "V3 header");
+    }
+
+    #[test]
+    fn unpremultiplying_divides_colour_by_alpha_at_both_depths() {
+        let px = Pixels {
+            data: vec![40, 20, 51, 51, 9, 9, 9, 0, 7, 8, 9, 255, 200, 200, 200, 100],
+            width: 4,
+            height: 1,
+            layout: Layout::Rgba,
+            depth: Depth::Eight,
+        };
+        assert_eq!(
+            unpremultiply(px).data,
+            [200, 100, 255, 51, 0, 0, 0, 0, 7, 8, 9, 255, 255, 255, 255, 100]
+        );
+        let grey = Pixels {
+            data: [1000u16, 2000, 0, 0, 30_000, 65_535]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect(),
+            width: 3,
+            height: 1,
+            layout: Layout::La,
+            depth: Depth::Sixteen,
+        };
+        let out: Vec<u16> = unpremultiply(grey)
+            .data
+            .chunks_exact(2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(out, [32_768, 2000, 0, 0, 30_000, 65_535]);
     }
 
     #[test]
