@@ -80,7 +80,18 @@ pub fn read(bytes: &[u8], format: Format) -> Metadata {
         Format::Png => read_png(bytes),
         Format::Webp => read_webp(bytes),
         Format::Bmp => read_bmp(bytes),
-        Format::Gif | Format::Tiff | Format::Avif | Format::Heic => Metadata::default(),
+        Format::Tiff => read_tiff(bytes),
+        Format::Gif | Format::Avif | Format::Heic => Metadata::default(),
+    }
+}
+
+/// A TIFF file's ICC profile (IFD0 tag 34675). Read here rather than through the `image`
+/// crate, whose decoder, once given memory limits, returns no profile for some files (a
+/// 654 KB CMYK profile, for one).
+fn read_tiff(bytes: &[u8]) -> Metadata {
+    Metadata {
+        icc: ifd0_field(bytes, 0x8773).map(|f| f.value.to_vec()),
+        ..Metadata::default()
     }
 }
 
@@ -519,6 +530,13 @@ pub fn orientation(tiff: &[u8]) -> Option<u8> {
 /// pipeline must divide the colours by alpha before treating them as straight.
 pub fn tiff_associated_alpha(tiff: &[u8]) -> bool {
     ifd0_field(tiff, TAG_EXTRA_SAMPLES).is_some_and(|f| f.int(0) == Some(1))
+}
+
+/// Returns true if and only if a TIFF file holds CMYK samples: PhotometricInterpretation 5
+/// (separated) with four inks, InkSet 1 (CMYK, the default) rather than 2 (other inks).
+pub fn tiff_is_cmyk(tiff: &[u8]) -> bool {
+    let int = |tag: u16| ifd0_field(tiff, tag).and_then(|f| f.int(0));
+    int(0x0106) == Some(5) && int(0x0115) == Some(4) && int(0x014C).unwrap_or(1) == 1
 }
 
 /// Replaces or inserts `entry`, keeping tags in ascending order as TIFF requires.
@@ -1213,9 +1231,18 @@ mod tests {
             assert!(ifd0_field(&out, tag).is_some(), "tag {tag}");
         }
         assert_eq!(embed_tiff(&plain, false), plain);
-        for len in 0..plain.len() {
-            let _ = embed_tiff(&plain[..len], true);
+        for len in 0..out.len() {
+            let cut = &out[..len];
+            let _ = embed_tiff(cut, true);
+            let _ = read(cut, Format::Tiff);
+            let _ = (
+                tiff_is_cmyk(cut),
+                tiff_associated_alpha(cut),
+                orientation(cut),
+            );
         }
+        assert!(!tiff_associated_alpha(&out), "straight alpha written");
+        assert!(!tiff_is_cmyk(&out));
     }
 
     #[test]

@@ -780,3 +780,77 @@ fn issue_13_image_rs_premultiplied_tiffs_match_the_pngsuite_image_they_came_from
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 2: CMYK TIFF through its embedded profile
+
+/// The ICC profile of a JPEG, from its APP2 `ICC_PROFILE` segments in order.
+fn jpeg_icc(jpeg: &[u8]) -> Vec<u8> {
+    let mut chunks: Vec<(u8, &[u8])> = Vec::new();
+    let mut at = 2;
+    while jpeg[at] == 0xFF && jpeg[at + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        let body = &jpeg[at + 4..at + 2 + len];
+        if jpeg[at + 1] == 0xE2 && body.starts_with(b"ICC_PROFILE\0") {
+            chunks.push((body[12], &body[14..]));
+        }
+        at += 2 + len;
+    }
+    chunks.sort_by_key(|c| c.0);
+    chunks.iter().flat_map(|c| c.1.iter().copied()).collect()
+}
+
+#[test]
+fn issue_13_a_cmyk_tiff_is_converted_through_its_profile() {
+    // The SWOP profile of the committed CMYK JPEG, embedded in a CMYK TIFF built here.
+    let swop = jpeg_icc(
+        &fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/photos/cmyk_ycck_500x333_swop_icc.jpg"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(&swop[16..20], b"CMYK");
+    // Ink amounts (255 = full ink) and what lcms2 makes of them with the same profile,
+    // relative colorimetric: `convert -size 6x1 -depth 8 cmyk:inks -profile swop.icc x.tif`,
+    // then `convert x.tif -intent Relative -profile <ghostscript default_rgb.icc> txt:`
+    // (ImageMagick 6.9.11-60); `vips icc_transform` agrees within 1.
+    let cases: [([u8; 4], [u8; 3]); 6] = [
+        ([0, 255, 255, 0], [237, 51, 55]), // press red; the plain formula gives (255, 0, 0)
+        ([0, 0, 0, 0], [254, 255, 254]),
+        ([255, 0, 0, 0], [0, 175, 239]),
+        ([0, 0, 0, 255], [55, 52, 53]),
+        ([128, 64, 0, 30], [118, 154, 196]),
+        ([20, 200, 40, 100], [153, 71, 104]),
+    ];
+    let inks: Vec<u8> = cases.iter().flat_map(|c| c.0).collect();
+    let tiff = TiffBuilder::new(false)
+        .short(332, &[1]) // InkSet: CMYK
+        .undefined(34675, &swop)
+        .image(6, 1, 4, 5, &inks);
+    for icc in ["keep", "srgb"] {
+        let made = resize_bytes(
+            "press.tiff",
+            &tiff,
+            &["-w", "100%", "-f", "png", "--icc", icc],
+            "png",
+        );
+        let out = made.img.to_rgb8();
+        for (x, (ink, want)) in cases.iter().enumerate() {
+            let got = out.get_pixel(x as u32, 0).0;
+            let off = (0..3).map(|i| got[i].abs_diff(want[i])).max().unwrap();
+            assert!(
+                off <= 2,
+                "--icc {icc}: {ink:?} gave {got:?}, lcms2 {want:?}"
+            );
+        }
+        // The pixels are sRGB now: no CMYK profile (nor any other) rides along.
+        let png = fs::read(&made.path).unwrap();
+        assert!(!png.windows(4).any(|w| w == b"iCCP"), "--icc {icc}");
+    }
+
+    // Without a profile the formula is all there is (as for CMYK JPEGs).
+    let bare = TiffBuilder::new(false).image(6, 1, 4, 5, &inks);
+    let made = resize_bytes("bare.tiff", &bare, &["-w", "100%", "-f", "png"], "png");
+    assert_eq!(made.img.to_rgb8().get_pixel(0, 0).0, [255, 0, 0]);
+}

@@ -259,7 +259,19 @@ pub fn probe<'a>(
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
             let meta = metadata::read(bytes, format);
-            let icc = decoder.icc_profile().ok().flatten().or(meta.icc);
+            let icc = meta.icc.or_else(|| decoder.icc_profile().ok().flatten());
+            // A CMYK TIFF's profile converts its pixels (see `decode_cmyk_tiff`), as a CMYK
+            // JPEG's does; it never describes the RGB output.
+            let (icc, cmyk_icc) = match icc {
+                Some(p)
+                    if format == Format::Tiff
+                        && p.get(16..20) == Some(b"CMYK".as_slice())
+                        && metadata::tiff_is_cmyk(bytes) =>
+                {
+                    (None, Some(p))
+                }
+                other => (other, None),
+            };
             let exif = meta.exif.or_else(|| decoder.exif_metadata().ok().flatten());
             // Our own reader, not the decoder's: the `image` crate takes only a SHORT tag.
             // A TIFF file keeps the tag in its own first IFD.
@@ -272,7 +284,7 @@ pub fn probe<'a>(
                 height,
                 orientation,
                 icc,
-                cmyk_icc: None,
+                cmyk_icc,
                 exif,
                 xmp: meta.xmp,
                 bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
@@ -380,6 +392,7 @@ pub fn decode(
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
+        Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
@@ -400,6 +413,9 @@ pub fn decode_probed(
     threads: usize,
 ) -> Result<Pixels, JobError> {
     match probe.decoder {
+        Some(_) if format == Format::Tiff && probe.header.cmyk_icc.is_some() => {
+            decode_cmyk_tiff(bytes, &probe.header, scratch)
+        }
         Some(decoder) => {
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
             Ok(finish(format, bytes, to_pixels(img)))
@@ -605,6 +621,69 @@ fn decode_jpeg(
         width: u32::try_from(width).expect("header checked"),
         height: u32::try_from(height).expect("header checked"),
         layout,
+        depth: Depth::Eight,
+    })
+}
+
+/// Decodes a CMYK TIFF with an embedded CMYK profile through that profile, as CMYK JPEGs are
+/// (issue #13 item 2): the `image` crate would convert with the plain formula, which turns
+/// a press's red (C0 M100 Y100 K0) into pure sRGB red. The `tiff` crate gives the raw inks
+/// (255 = full ink; 16-bit samples are rounded to 8). A profile the colour engine cannot use
+/// falls back to the formula, as for JPEG.
+fn decode_cmyk_tiff(
+    bytes: &[u8],
+    header: &Header,
+    scratch: &mut DecodeScratch,
+) -> Result<Pixels, JobError> {
+    use tiff::decoder::{Decoder, DecodingResult, Limits};
+    let err = |e: tiff::TiffError| JobError::Decode {
+        format: "TIFF",
+        message: e.to_string(),
+    };
+    // The size was checked against the pixel limit when probed: allow what it needs.
+    let samples = usize::try_from(u64::from(header.width) * u64::from(header.height) * 4)
+        .map_err(|_| JobError::Unsupported("image too large for this machine".into()))?;
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = samples.saturating_mul(2).max(limits.decoding_buffer_size);
+    limits.ifd_value_size = limits.ifd_value_size.max(64 << 20);
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(err)?
+        .with_limits(limits);
+    let cmyk = match decoder.read_image().map_err(err)? {
+        DecodingResult::U8(v) => v,
+        DecodingResult::U16(v) => v
+            .iter()
+            .map(|&s| u8::try_from((u32::from(s) * 255 + 32_767) / 65_535).expect("≤ 255"))
+            .collect(),
+        _ => {
+            return Err(JobError::Unsupported(
+                "CMYK TIFF with samples other than 8 or 16 bits".into(),
+            ))
+        }
+    };
+    if cmyk.len() != samples {
+        return Err(JobError::Decode {
+            format: "TIFF",
+            message: "CMYK image data does not match its size".into(),
+        });
+    }
+    let mut rgb = Vec::new();
+    let data = match header.cmyk_icc.as_deref() {
+        Some(p)
+            if scratch
+                .color
+                .cmyk_to_rgb_icc(&cmyk, p, false, &mut rgb)
+                .is_ok() =>
+        {
+            rgb
+        }
+        _ => cmyk_to_rgb(&cmyk, false),
+    };
+    Ok(Pixels {
+        data,
+        width: header.width,
+        height: header.height,
+        layout: Layout::Rgb,
         depth: Depth::Eight,
     })
 }
