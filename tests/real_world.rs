@@ -854,3 +854,100 @@ fn issue_13_a_cmyk_tiff_is_converted_through_its_profile() {
     let made = resize_bytes("bare.tiff", &bare, &["-w", "100%", "-f", "png"], "png");
     assert_eq!(made.img.to_rgb8().get_pixel(0, 0).0, [255, 0, 0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 5: --icc srgb converts an XYB JPEG, and fails a file it cannot convert
+
+/// Mean of each channel of an RGB image.
+fn channel_means(img: &DynamicImage) -> [f64; 3] {
+    let rgb = img.to_rgb8();
+    let n = f64::from(rgb.width() * rgb.height());
+    let mut sum = [0u64; 3];
+    for p in rgb.pixels() {
+        for i in 0..3 {
+            sum[i] += u64::from(p[i]);
+        }
+    }
+    sum.map(|s| s as f64 / n)
+}
+
+#[test]
+fn issue_13_an_xyb_jpeg_is_converted_to_srgb() {
+    // libvips' sample-xyb.jpg: jpegli's XYB encoding, whose 720-byte profile has only a
+    // perceptual table (A2B0). What lcms2 makes of it, `convert sample-xyb.jpg -profile
+    // <ghostscript default_rgb.icc> x.png` (ImageMagick 6.9.11-60): channel means and a few
+    // pixels. The stored pixels are far off (means 96.9, 126.5, 103.0).
+    let lcms_means = [126.725, 117.483, 108.265];
+    let lcms_pixels = [
+        ((100, 100), [72, 75, 116]),
+        ((10, 10), [147, 127, 87]),
+        ((200, 300), [127, 121, 105]),
+        ((145, 221), [69, 74, 113]),
+        ((280, 430), [138, 128, 97]),
+    ];
+    let made = resize_file(
+        &realworld("sample-xyb.jpg"),
+        &["-w", "100%", "-f", "png", "--icc", "srgb"],
+        "png",
+    );
+    assert_eq!(made.img.dimensions(), (290, 442));
+    let means = channel_means(&made.img);
+    for i in 0..3 {
+        assert!(
+            (means[i] - lcms_means[i]).abs() < 1.0,
+            "channel {i}: mean {:.2}, lcms2 {:.2}",
+            means[i],
+            lcms_means[i]
+        );
+    }
+    let out = made.img.to_rgb8();
+    for ((x, y), want) in lcms_pixels {
+        let got = out.get_pixel(x, y).0;
+        let off = (0..3).map(|i| got[i].abs_diff(want[i])).max().unwrap();
+        assert!(off <= 3, "({x}, {y}): {got:?}, lcms2 {want:?}");
+    }
+    // And the output says sRGB, in the profile presize embeds for converted images.
+    let png = fs::read(&made.path).unwrap();
+    assert!(png.windows(4).any(|w| w == b"iCCP"));
+}
+
+/// `jpeg` with `icc` as one APP2 `ICC_PROFILE` segment after SOI.
+fn jpeg_with_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
+    let len = (icc.len() + 2 + 14) as u16;
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE2]);
+    out.extend(len.to_be_bytes());
+    out.extend(b"ICC_PROFILE\0\x01\x01");
+    out.extend(icc);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn issue_13_icc_srgb_fails_a_file_whose_profile_it_cannot_convert_and_says_why() {
+    // A profile header that claims RGB and then holds nothing usable.
+    let mut bogus = vec![0u8; 200];
+    bogus[0..4].copy_from_slice(&200u32.to_be_bytes());
+    bogus[12..20].copy_from_slice(b"mntrRGB ");
+    bogus[36..40].copy_from_slice(b"acsp");
+    let jpeg = jpeg_with_icc(
+        &encoded(
+            &DynamicImage::ImageRgb8(gradient(32, 24)),
+            image::ImageFormat::Jpeg,
+        ),
+        &bogus,
+    );
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("bogus.jpg");
+    fs::write(&path, &jpeg).unwrap();
+    let (out, stderr) = run(&path, &["-w", "100%", "--icc", "srgb"], 1);
+    assert!(!out.path().join("bogus.jpg").exists(), "nothing written");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("bogus.jpg") && l.contains("--icc srgb"))
+        .unwrap_or_else(|| panic!("no reason given:\n{stderr}"));
+    assert!(line.contains("ICC profile"), "{line}");
+    // --icc keep passes the same file through, profile and all.
+    let (out, _) = run(&path, &["-w", "100%"], 0);
+    assert!(out.path().join("bogus.jpg").exists());
+}

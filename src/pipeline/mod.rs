@@ -704,17 +704,10 @@ fn run_stages(
         decoded = decoded.into_8bit();
     }
     if settings.icc == IccPolicy::Srgb {
-        if let Some(profile) = source_meta.icc.take() {
-            if color::is_srgb(&profile) {
-                source_meta.icc = Some(color::srgb_profile().to_vec());
-            } else {
-                match scratch.make.color.to_srgb(&mut decoded, &profile) {
-                    Ok(()) => source_meta.icc = Some(color::srgb_profile().to_vec()),
-                    // An unreadable profile: the pixels stay as they are, with their profile.
-                    Err(_) => source_meta.icc = Some(profile),
-                }
-            }
-        }
+        scratch
+            .make
+            .color
+            .source_to_srgb(&mut decoded, &mut source_meta.icc)?;
     }
     stages.decode = t.elapsed();
     let linear = settings.linear.then(|| color::srgb_to_linear(&decoded));
