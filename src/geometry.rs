@@ -117,6 +117,15 @@ impl Geometry {
         self.canvas.unwrap_or(self.size)
     }
 
+    /// How many output pixels each source pixel of the crop becomes, across and down (so the
+    /// resolution that keeps the print size is the source's times this).
+    pub fn scale(&self) -> (f64, f64) {
+        (
+            f64::from(self.size.0) / self.crop.width,
+            f64::from(self.size.1) / self.crop.height,
+        )
+    }
+
     /// Returns true if and only if the pixels pass through unchanged in size and extent.
     pub fn is_identity(&self, src: (u32, u32)) -> bool {
         self.canvas.is_none() && self.size == src && self.crop == full(src)

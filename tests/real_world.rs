@@ -951,3 +951,168 @@ fn issue_13_icc_srgb_fails_a_file_whose_profile_it_cannot_convert_and_says_why()
     let (out, _) = run(&path, &["-w", "100%"], 0);
     assert!(out.path().join("bogus.jpg").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 10: print resolution, kept or scaled (--dpi keep|scale|N)
+
+/// The JFIF density of a JPEG: (units, x, y); units 1 is dots per inch.
+fn jfif_density(jpeg: &[u8]) -> (u8, u16, u16) {
+    assert_eq!(&jpeg[2..4], &[0xFF, 0xE0], "APP0 first");
+    assert_eq!(&jpeg[6..11], b"JFIF\0");
+    (
+        jpeg[13],
+        u16::from_be_bytes([jpeg[14], jpeg[15]]),
+        u16::from_be_bytes([jpeg[16], jpeg[17]]),
+    )
+}
+
+/// `jpeg` (which starts with a JFIF APP0) with its density set to `x`×`y` per inch.
+fn with_jfif_dpi(mut jpeg: Vec<u8>, x: u16, y: u16) -> Vec<u8> {
+    assert_eq!(&jpeg[6..11], b"JFIF\0");
+    jpeg[13] = 1;
+    jpeg[14..16].copy_from_slice(&x.to_be_bytes());
+    jpeg[16..18].copy_from_slice(&y.to_be_bytes());
+    jpeg
+}
+
+/// A PNG's `pHYs`: (x, y, unit), unit 1 being pixels per metre.
+fn png_phys(png: &[u8]) -> Option<(u32, u32, u8)> {
+    let at = png.windows(4).position(|w| w == b"pHYs")?;
+    let d = &png[at + 4..at + 13];
+    Some((
+        u32::from_be_bytes(d[0..4].try_into().unwrap()),
+        u32::from_be_bytes(d[4..8].try_into().unwrap()),
+        d[8],
+    ))
+}
+
+fn exif_rational(exif: &exif::Exif, tag: exif::Tag) -> Option<f64> {
+    match &exif.get_field(tag, exif::In::PRIMARY)?.value {
+        exif::Value::Rational(v) => Some(v[0].to_f64()),
+        _ => None,
+    }
+}
+
+#[test]
+fn issue_13_a_300_dpi_jpeg_keeps_its_resolution_or_scales_it() {
+    let src = with_jfif_dpi(
+        encoded(
+            &DynamicImage::ImageRgb8(gradient(200, 100)),
+            image::ImageFormat::Jpeg,
+        ),
+        300,
+        300,
+    );
+    // Default: kept, as libvips and ImageMagick keep it.
+    let made = resize_bytes("print.jpg", &src, &["-w", "100"], "jpg");
+    assert_eq!(made.img.dimensions(), (100, 50));
+    assert_eq!(jfif_density(&fs::read(&made.path).unwrap()), (1, 300, 300));
+    // Scaled: half the pixels at half the density print at the same size.
+    let made = resize_bytes("print.jpg", &src, &["-w", "100", "--dpi", "scale"], "jpg");
+    assert_eq!(jfif_density(&fs::read(&made.path).unwrap()), (1, 150, 150));
+    // Set.
+    let made = resize_bytes("print.jpg", &src, &["-w", "100", "--dpi", "72"], "jpg");
+    assert_eq!(jfif_density(&fs::read(&made.path).unwrap()), (1, 72, 72));
+    // Other formats carry it their own way: PNG in pixels per metre, TIFF in its tags.
+    let made = resize_bytes("print.jpg", &src, &["-w", "100", "-f", "png"], "png");
+    assert_eq!(
+        png_phys(&fs::read(&made.path).unwrap()),
+        Some((11_811, 11_811, 1))
+    );
+    let made = resize_bytes(
+        "print.jpg",
+        &src,
+        &["-w", "100", "-f", "tiff", "--dpi", "scale"],
+        "tif",
+    );
+    assert_eq!(tiff_tag(&made.path, 296), Some(vec![2]), "inches");
+    let exif = exif_of(&made.path).unwrap();
+    assert_eq!(exif_rational(&exif, exif::Tag::XResolution), Some(150.0));
+    assert_eq!(exif_rational(&exif, exif::Tag::YResolution), Some(150.0));
+
+    // A source without a resolution gets none invented, except by an explicit number.
+    let plain = encoded(
+        &DynamicImage::ImageRgb8(gradient(200, 100)),
+        image::ImageFormat::Png,
+    );
+    let made = resize_bytes("plain.png", &plain, &["-w", "100", "--dpi", "scale"], "png");
+    assert_eq!(png_phys(&fs::read(&made.path).unwrap()), None);
+    let made = resize_bytes("plain.png", &plain, &["-w", "100", "--dpi", "254"], "png");
+    assert_eq!(
+        png_phys(&fs::read(&made.path).unwrap()),
+        Some((10_000, 10_000, 1))
+    );
+}
+
+#[test]
+fn issue_13_exif_resolution_is_scaled_with_the_image_and_turned_with_it() {
+    // A camera JPEG: EXIF says 300 across and 150 down (of the stored pixels), Orientation 6.
+    let exif = TiffBuilder::new(true)
+        .ascii(0x010F, "Panasonic")
+        .short(0x0112, &[6])
+        .rational(0x011A, 300, 1)
+        .rational(0x011B, 150, 1)
+        .short(0x0128, &[2])
+        .build(&[]);
+    let jpeg = jpeg_with_exif(
+        &encoded(
+            &DynamicImage::ImageRgb8(gradient(200, 100)),
+            image::ImageFormat::Jpeg,
+        ),
+        &exif,
+    );
+    // Displayed 100x200; -w 50 is half of it.
+    let made = resize_bytes("cam.jpg", &jpeg, &["-w", "50", "--dpi", "scale"], "jpg");
+    assert_eq!(made.img.dimensions(), (50, 100));
+    let out = exif_of(&made.path).expect("EXIF kept");
+    assert_eq!(exif_uint(&out, exif::Tag::Orientation), Some(1));
+    // Across the upright image is down the stored one: 150, then half of it.
+    assert_eq!(exif_rational(&out, exif::Tag::XResolution), Some(75.0));
+    assert_eq!(exif_rational(&out, exif::Tag::YResolution), Some(150.0));
+    assert_eq!(
+        out.get_field(exif::Tag::Make, exif::In::PRIMARY)
+            .map(|f| f.display_value().to_string()),
+        Some("\"Panasonic\"".into()),
+        "the rest of the EXIF is intact"
+    );
+    assert_eq!(jfif_density(&fs::read(&made.path).unwrap()), (1, 75, 150));
+    // A fraction survives in EXIF; JFIF holds whole numbers.
+    let made = resize_bytes("cam.jpg", &jpeg, &["-w", "40", "--dpi", "scale"], "jpg");
+    let out = exif_of(&made.path).expect("EXIF kept");
+    assert_eq!(exif_rational(&out, exif::Tag::XResolution), Some(60.0));
+    assert_eq!(exif_rational(&out, exif::Tag::YResolution), Some(120.0));
+    let made = resize_bytes("cam.jpg", &jpeg, &["-w", "30", "--dpi", "scale"], "jpg");
+    let out = exif_of(&made.path).expect("EXIF kept");
+    assert_eq!(exif_rational(&out, exif::Tag::XResolution), Some(45.0));
+    let made = resize_bytes("cam.jpg", &jpeg, &["-w", "25", "--dpi", "scale"], "jpg");
+    let out = exif_of(&made.path).expect("EXIF kept");
+    assert_eq!(exif_rational(&out, exif::Tag::XResolution), Some(37.5));
+    assert_eq!(jfif_density(&fs::read(&made.path).unwrap()), (1, 38, 75));
+}
+
+#[test]
+fn issue_13_a_bmp_resolution_reaches_the_png() {
+    // small.bmp: 2400 pixels per metre (61 dpi) both ways.
+    let made = resize_file(&realworld("small.bmp"), &["-w", "100%", "-f", "png"], "png");
+    assert_eq!(
+        png_phys(&fs::read(&made.path).unwrap()),
+        Some((2400, 2400, 1))
+    );
+}
+
+#[test]
+fn issue_13_bad_dpi_values_are_refused_by_name() {
+    for bad in ["0", "-3", "lots", "70000"] {
+        let bad = &format!("--dpi={bad}");
+        let out = Command::cargo_bin("presize")
+            .unwrap()
+            .args([".", "-o", "out", "-w", "10", bad])
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(
+            stderr.contains("--dpi") && stderr.contains("keep, scale"),
+            "{bad}: {stderr}"
+        );
+    }
+}

@@ -118,6 +118,8 @@ pub struct Header {
     pub exif: Option<Vec<u8>>,
     /// XMP packet.
     pub xmp: Option<Vec<u8>>,
+    /// Print resolution, of the pixels as displayed (swapped for a source stored turned).
+    pub resolution: Option<metadata::Resolution>,
     /// Bytes per pixel once decoded (3 for an RGB JPEG, 8 for 16-bit RGBA), for the memory
     /// budget.
     pub bytes_per_pixel: u8,
@@ -140,6 +142,24 @@ impl Header {
             (self.width, self.height)
         }
     }
+
+    /// The source's metadata, for the outputs to carry; the header keeps none of it.
+    pub fn take_metadata(&mut self) -> metadata::Metadata {
+        metadata::Metadata {
+            exif: self.exif.take(),
+            xmp: self.xmp.take(),
+            icc: self.icc.take(),
+            resolution: self.resolution.take(),
+        }
+    }
+}
+
+/// `resolution` of a stored image, as displayed once turned by `orientation`.
+fn displayed_resolution(
+    resolution: Option<metadata::Resolution>,
+    orientation: u8,
+) -> Option<metadata::Resolution> {
+    resolution.map(|r| if orientation >= 5 { r.transposed() } else { r })
 }
 
 /// Decoder state a worker keeps between images.
@@ -238,14 +258,16 @@ pub fn probe<'a>(
             } else {
                 (meta.icc, None)
             };
+            let orientation = meta.exif.as_deref().map_or(1, exif_orientation);
             let header = Header {
                 width: u32::try_from(h.width).unwrap_or(u32::MAX),
                 height: u32::try_from(h.height).unwrap_or(u32::MAX),
-                orientation: meta.exif.as_deref().map_or(1, exif_orientation),
+                orientation,
                 icc,
                 cmyk_icc,
                 exif: meta.exif,
                 xmp: meta.xmp,
+                resolution: displayed_resolution(meta.resolution, orientation),
                 bytes_per_pixel: if cmyk { 4 } else { 3 },
                 jpeg: Some(h),
             };
@@ -285,6 +307,11 @@ pub fn probe<'a>(
                 orientation,
                 icc,
                 cmyk_icc,
+                resolution: displayed_resolution(
+                    meta.resolution
+                        .or_else(|| exif.as_deref().and_then(metadata::exif_resolution)),
+                    orientation,
+                ),
                 exif,
                 xmp: meta.xmp,
                 bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
@@ -313,6 +340,7 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
         orientation: 1,
         icc: h.icc,
         cmyk_icc: None,
+        resolution: h.exif.as_deref().and_then(metadata::exif_resolution),
         exif: h.exif,
         xmp: h.xmp,
         bytes_per_pixel: 4,
@@ -1051,6 +1079,7 @@ mod tests {
             cmyk_icc: None,
             exif: None,
             xmp: None,
+            resolution: None,
             bytes_per_pixel: 3,
             jpeg: None,
         };

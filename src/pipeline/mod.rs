@@ -346,6 +346,10 @@ fn output_key(settings: &Settings, target: &geometry::Target, format: Format) ->
     } else {
         text
     };
+    let text = match settings.dpi {
+        metadata::DpiPolicy::Keep => text,
+        dpi => format!("{text}|dpi{dpi:?}"),
+    };
     format!("{:016x}", manifest::xxh64(text.as_bytes(), 0))
 }
 
@@ -674,12 +678,7 @@ fn run_stages(
         settings.linear,
     ));
     crate::pool::restart_job_clock();
-    let header = &mut probe.header;
-    let source_meta = Metadata {
-        exif: header.exif.take(),
-        xmp: header.xmp.take(),
-        icc: header.icc.take(),
-    };
+    let source_meta = probe.header.take_metadata();
     // Spare cores can decode a large JPEG that has restart markers (see `restart`).
     let pixels = u64::from(probe.header.width) * u64::from(probe.header.height);
     let spare = if job.input_format == Format::Jpeg && pixels >= decode::PARALLEL_DECODE_PIXELS {
@@ -774,7 +773,7 @@ fn run_stages(
         };
         stages.resize += t.elapsed();
 
-        let out_meta = render.metadata(&source_meta, size);
+        let out_meta = render.metadata(&source_meta, &plan.shown);
         let mut flat: Option<Pixels> = None;
         for out in plan.outputs {
             if out.fresh.is_some() {
@@ -868,9 +867,11 @@ impl Render<'_> {
         Ok(px)
     }
 
-    /// The metadata written with an output of `size`.
-    fn metadata(&self, source: &Metadata, size: (u32, u32)) -> Metadata {
+    /// The metadata written with an output of geometry `shown`.
+    fn metadata(&self, source: &Metadata, shown: &geometry::Geometry) -> Metadata {
+        let size = shown.output_size();
         let mut meta = metadata::for_output(source.clone(), self.settings.metadata, size.0, size.1);
+        metadata::apply_dpi(&mut meta, self.settings.dpi, shown.scale());
         if self.settings.icc == IccPolicy::Strip {
             meta.icc = None;
         }
@@ -981,7 +982,6 @@ fn make_outputs_in_parallel(
             };
             let (size_index, out) = &work[i];
             let shown = &sizes[*size_index];
-            let size = shown.output_size();
             let px = resized[*size_index].get_or_init(|| {
                 let t = Instant::now();
                 let px = render
@@ -999,7 +999,7 @@ fn make_outputs_in_parallel(
                 Err(e) => Err(JobError::Resize(e.clone())),
                 Ok(px) => {
                     let t = Instant::now();
-                    let meta = render.metadata(source_meta, size);
+                    let meta = render.metadata(source_meta, shown);
                     let encoded = encode_output(px, &mut None, out, settings, &meta, scratch);
                     spent.encode += t.elapsed();
                     encoded.and_then(|bytes| {
