@@ -1116,3 +1116,30 @@ fn issue_13_bad_dpi_values_are_refused_by_name() {
         );
     }
 }
+
+#[test]
+fn issue_13_in_place_rewrites_an_image_that_fits_when_dpi_sets_a_number() {
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("fits.jpg");
+    fs::write(
+        &path,
+        encoded(
+            &DynamicImage::ImageRgb8(gradient(60, 40)),
+            image::ImageFormat::Jpeg,
+        ),
+    )
+    .unwrap();
+    let in_place = |extra: &[&str]| {
+        Command::cargo_bin("presize")
+            .unwrap()
+            .args(["--progress", "never", "--in-place", "-w", "200"])
+            .args(extra)
+            .arg(&path)
+            .assert()
+            .code(0);
+        jfif_density(&fs::read(&path).unwrap())
+    };
+    // Already within 200 px and nothing asked: left alone (no resolution, JFIF 1:1).
+    assert_eq!(in_place(&[]), (0, 1, 1));
+    assert_eq!(in_place(&["--dpi", "300"]), (1, 300, 300));
+}

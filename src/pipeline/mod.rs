@@ -420,7 +420,9 @@ fn run_stages(
     }
     // With a metadata or profile change asked for, an image that already fits is still
     // rewritten; otherwise rewriting it would only lose quality.
-    let untouched = settings.metadata == MetaPolicy::Keep && settings.icc == IccPolicy::Keep;
+    let untouched = settings.metadata == MetaPolicy::Keep
+        && settings.icc == IccPolicy::Keep
+        && !matches!(settings.dpi, metadata::DpiPolicy::Set(_));
     if mode.in_place
         && untouched
         && sizes.len() == 1
