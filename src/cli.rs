@@ -285,6 +285,12 @@ pub struct ImageArgs {
     #[arg(long, conflicts_with = "strip")]
     pub strip_gps: bool,
 
+    /// Print resolution of the outputs: keep (the source's, unchanged), scale (the source's,
+    /// scaled with the image so it prints at the same size) or a number of dots per inch
+    /// (e.g. 300). Written to JPEG (JFIF and EXIF), PNG, TIFF and BMP.
+    #[arg(long, default_value = "keep", value_name = "keep|scale|N")]
+    pub dpi: DpiArg,
+
     /// Resample in linear light (16-bit, Lanczos3): fine detail and edges keep their brightness
     /// (alternating black and white lines become 50 % grey, not darker). Costs more CPU.
     #[arg(long)]
@@ -577,6 +583,35 @@ mod tests {
         assert_eq!("00FF00".parse::<Color>(), Ok(Color([0, 255, 0])));
         assert!("#ff88".parse::<Color>().is_err());
         assert!("purpleish".parse::<Color>().is_err());
+    }
+}
+
+/// `--dpi` values: `keep`, `scale`, or dots per inch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DpiArg {
+    /// The source's resolution, unchanged.
+    Keep,
+    /// The source's resolution, scaled with the image.
+    Scale,
+    /// This many dots per inch.
+    Dpi(f64),
+}
+
+impl FromStr for DpiArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "keep" => Ok(DpiArg::Keep),
+            "scale" => Ok(DpiArg::Scale),
+            n => match n.parse::<f64>() {
+                // JPEG's JFIF density is a 16-bit number.
+                Ok(v) if v > 0.0 && v <= 65_535.0 => Ok(DpiArg::Dpi(v)),
+                _ => Err(format!(
+                    "{s:?}: use keep, scale or dots per inch between 1 and 65535 (e.g. 300)"
+                )),
+            },
+        }
     }
 }
 

@@ -8,11 +8,11 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, FilterArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
+use crate::cli::{Cli, DpiArg, FilterArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
-pub use crate::metadata::MetaPolicy;
+pub use crate::metadata::{DpiPolicy, MetaPolicy};
 use crate::naming::Template;
 use crate::shard::Shard;
 
@@ -88,6 +88,8 @@ pub struct Settings {
     pub icc: IccPolicy,
     /// Which EXIF/XMP metadata is carried over. Default: keep (orientation reset).
     pub metadata: MetaPolicy,
+    /// Print resolution of outputs (`--dpi`). Default: keep the source's.
+    pub dpi: DpiPolicy,
     /// Resample in linear light (16-bit) instead of on gamma-encoded values. Default: false.
     pub linear: bool,
     /// Resize every frame of animated GIF/WebP/APNG inputs (GIF/WebP outputs). Default: false
@@ -238,6 +240,11 @@ impl Settings {
                 MetaPolicy::StripGps
             } else {
                 MetaPolicy::Keep
+            },
+            dpi: match args.dpi {
+                DpiArg::Keep => DpiPolicy::Keep,
+                DpiArg::Scale => DpiPolicy::Scale,
+                DpiArg::Dpi(v) => DpiPolicy::Set(v),
             },
             linear: args.linear,
             animated: args.animated,
@@ -613,6 +620,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         max_pixels: 268_402_689,
         icc: IccPolicy::Keep,
         metadata: MetaPolicy::Keep,
+        dpi: DpiPolicy::Keep,
         linear: false,
         animated: false,
     }

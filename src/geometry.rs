@@ -117,6 +117,15 @@ impl Geometry {
         self.canvas.unwrap_or(self.size)
     }
 
+    /// How many output pixels each source pixel of the crop becomes, across and down (so the
+    /// resolution that keeps the print size is the source's times this).
+    pub fn scale(&self) -> (f64, f64) {
+        (
+            f64::from(self.size.0) / self.crop.width,
+            f64::from(self.size.1) / self.crop.height,
+        )
+    }
+
     /// Returns true if and only if the pixels pass through unchanged in size and extent.
     pub fn is_identity(&self, src: (u32, u32)) -> bool {
         self.canvas.is_none() && self.size == src && self.crop == full(src)
@@ -236,13 +245,17 @@ pub fn plan(src: (u32, u32), target: &Target) -> Geometry {
         }
         Fit::Cover => {
             let s = (fw / sw).max(fh / sh);
-            // Without --upscale a small source is cropped to the box's aspect, not enlarged.
-            let (ow, oh) = if target.upscale || s <= 1.0 {
-                (bw, bh)
+            // Without --upscale a source too small to cover the box keeps its scale and is
+            // cropped to the box only where it is larger than the box: 320x240 into 300x300
+            // gives 300x240. That is libvips's `vipsthumbnail --crop` and sharp's `cover` with
+            // `withoutEnlargement` (sharp issue #2020 fixed it to this): the output never
+            // exceeds the box, nothing is enlarged, and no more of the picture is cut away
+            // than the box demands (issue #13 item 14).
+            let (s, (ow, oh)) = if target.upscale || s <= 1.0 {
+                (s, (bw, bh))
             } else {
-                (round_dim(fw / s).min(src.0), round_dim(fh / s).min(src.1))
+                (1.0, (bw.min(src.0), bh.min(src.1)))
             };
-            let s = if target.upscale || s <= 1.0 { s } else { 1.0 };
             let cw = (f64::from(ow) / s).min(sw);
             let ch = (f64::from(oh) / s).min(sh);
             let crop = Rect {
@@ -338,21 +351,37 @@ mod tests {
     }
 
     #[test]
-    fn cover_without_upscale_crops_a_small_source_to_the_aspect() {
+    fn cover_without_upscale_crops_a_small_source_only_to_the_box() {
+        // (source, box, output, crop left/top) as libvips `vipsthumbnail --crop` gives them.
+        let cases = [
+            ((320, 240), (300, 300), (300, 240), (10.0, 0.0)), // issue #13 item 14
+            ((400, 300), (800, 800), (400, 300), (0.0, 0.0)),  // smaller both ways: untouched
+            ((1000, 200), (300, 300), (300, 200), (350.0, 0.0)),
+            ((200, 1000), (300, 300), (200, 300), (0.0, 350.0)),
+            ((600, 240), (300, 300), (300, 240), (150.0, 0.0)),
+        ];
+        for (src, (bw, bh), want, (left, top)) in cases {
+            let target = t(Some(Dim::Px(bw)), Some(Dim::Px(bh)), Fit::Cover, false);
+            let g = plan(src, &target);
+            assert_eq!(g.output_size(), want, "{src:?} into {bw}x{bh}");
+            assert_eq!(
+                g.crop,
+                Rect {
+                    left,
+                    top,
+                    width: f64::from(want.0),
+                    height: f64::from(want.1)
+                },
+                "{src:?} into {bw}x{bh}: one source pixel per output pixel"
+            );
+        }
+        // With --upscale the box is always filled.
         let g = plan(
-            (400, 300),
-            &t(Some(Dim::Px(800)), Some(Dim::Px(800)), Fit::Cover, false),
+            (320, 240),
+            &t(Some(Dim::Px(300)), Some(Dim::Px(300)), Fit::Cover, true),
         );
-        assert_eq!(g.size, (300, 300));
-        assert_eq!(
-            g.crop,
-            Rect {
-                left: 50.0,
-                top: 0.0,
-                width: 300.0,
-                height: 300.0
-            }
-        );
+        assert_eq!(g.output_size(), (300, 300));
+        assert_eq!(g.crop.width, 240.0);
     }
 
     #[test]

@@ -1,17 +1,18 @@
-//! Metadata (EXIF, XMP, ICC) carried from an input file to its output.
+//! Metadata (EXIF, XMP, ICC, print resolution) carried from an input file to its output.
 //!
-//! Readers pull the three blocks out of JPEG, PNG and WebP bytes; [`for_output`] applies the
-//! user's policy (keep everything, drop location, or keep only the colour profile) and makes the
-//! blocks true for the resized pixels: orientation 1 (the pipeline has already rotated them),
-//! new pixel dimensions, no stale EXIF thumbnail. Writers put the blocks into freshly encoded
-//! JPEG, PNG and WebP bytes. Everything here is a pure function over byte slices, so it is
+//! Readers pull the blocks out of JPEG, PNG, WebP, TIFF and BMP bytes; [`for_output`] applies
+//! the user's policy (keep everything, drop location, or keep only the colour profile) and
+//! makes the blocks true for the resized pixels: orientation 1 (the pipeline has already
+//! rotated them), new pixel dimensions, no stale EXIF thumbnail; [`apply_dpi`] sets the print
+//! resolution `--dpi` asks for. Writers put the blocks into freshly encoded JPEG, PNG, WebP,
+//! TIFF and BMP bytes. Everything here is a pure function over byte slices, so it is
 //! tested without touching the pipeline, and every read is bounds-checked: bad input yields
 //! less metadata, never a panic or an endless loop.
 
 use crate::format::Format;
 
-/// The metadata blocks of one image, each as raw bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The metadata blocks of one image, each as raw bytes, and its print resolution.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
     /// The TIFF-structured EXIF block (`II*\0` or `MM\0*`), without the JPEG `Exif\0\0` prefix.
     pub exif: Option<Vec<u8>>,
@@ -19,12 +20,102 @@ pub struct Metadata {
     pub xmp: Option<Vec<u8>>,
     /// The ICC colour profile.
     pub icc: Option<Vec<u8>>,
+    /// The print resolution, of the pixels as displayed (for a source stored turned a quarter,
+    /// its x and y are those of the stored image swapped).
+    pub resolution: Option<Resolution>,
 }
 
 impl Metadata {
-    /// Returns true if and only if no block is present.
+    /// Returns true if and only if no block is present and no resolution is known.
     pub fn is_empty(&self) -> bool {
-        self.exif.is_none() && self.xmp.is_none() && self.icc.is_none()
+        self.exif.is_none() && self.xmp.is_none() && self.icc.is_none() && self.resolution.is_none()
+    }
+}
+
+/// The unit of a print resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolutionUnit {
+    /// Pixels per inch (dpi).
+    Inch,
+    /// Pixels per centimetre.
+    Centimetre,
+}
+
+/// A print resolution: pixels per unit across (`x`) and down (`y`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resolution {
+    /// Pixels per unit across.
+    pub x: f64,
+    /// Pixels per unit down.
+    pub y: f64,
+    /// The unit, as the source gave it (PNG's and BMP's metres become inches).
+    pub unit: ResolutionUnit,
+}
+
+impl Resolution {
+    /// The same resolution with x and y exchanged (for a source stored turned a quarter).
+    pub fn transposed(self) -> Resolution {
+        Resolution {
+            x: self.y,
+            y: self.x,
+            ..self
+        }
+    }
+
+    /// Pixels per metre across and down, as PNG and BMP store them.
+    fn per_metre(self) -> (f64, f64) {
+        let metre = match self.unit {
+            ResolutionUnit::Inch => 1.0 / 0.0254,
+            ResolutionUnit::Centimetre => 100.0,
+        };
+        (self.x * metre, self.y * metre)
+    }
+
+    /// From pixels per metre; `None` unless both are positive.
+    fn from_per_metre(x: f64, y: f64) -> Option<Resolution> {
+        (x > 0.0 && y > 0.0).then_some(Resolution {
+            x: x * 0.0254,
+            y: y * 0.0254,
+            unit: ResolutionUnit::Inch,
+        })
+    }
+}
+
+/// What an output says about its print resolution (`--dpi`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum DpiPolicy {
+    /// The source's resolution, unchanged (the default; libvips and ImageMagick do the same).
+    #[default]
+    Keep,
+    /// The source's resolution scaled with the image, so that it prints at the same size.
+    Scale,
+    /// This many dots per inch, across and down, whatever the source says.
+    Set(f64),
+}
+
+/// Sets the resolution `policy` gives an output whose pixels are the source's scaled by
+/// `scale` (across, down), starting from `meta.resolution` (the source's); an EXIF block
+/// carried along is made to say the same. Nothing is invented: `keep` and `scale` of a source
+/// without a resolution leave none.
+pub fn apply_dpi(meta: &mut Metadata, policy: DpiPolicy, scale: (f64, f64)) {
+    let before = meta.resolution;
+    meta.resolution = match policy {
+        DpiPolicy::Keep => before,
+        DpiPolicy::Scale => before.map(|r| Resolution {
+            x: r.x * scale.0,
+            y: r.y * scale.1,
+            ..r
+        }),
+        DpiPolicy::Set(dpi) => Some(Resolution {
+            x: dpi,
+            y: dpi,
+            unit: ResolutionUnit::Inch,
+        }),
+    };
+    if meta.resolution != before {
+        if let (Some(exif), Some(r)) = (meta.exif.as_deref(), meta.resolution) {
+            meta.exif = Some(set_tiff_resolution(exif, r).unwrap_or_else(|| exif.to_vec()));
+        }
     }
 }
 
@@ -43,9 +134,11 @@ pub enum MetaPolicy {
 /// Applies `policy` and fixes the blocks for an upright output of `width`×`height` pixels.
 pub fn for_output(meta: Metadata, policy: MetaPolicy, width: u32, height: u32) -> Metadata {
     let strip_gps = match policy {
+        // The resolution is part of the picture's description, not private data: kept.
         MetaPolicy::Strip => {
             return Metadata {
                 icc: meta.icc,
+                resolution: meta.resolution,
                 ..Metadata::default()
             }
         }
@@ -61,10 +154,12 @@ pub fn for_output(meta: Metadata, policy: MetaPolicy, width: u32, height: u32) -
             .and_then(|e| rewrite_exif(&e, width, height, strip_gps)),
         xmp,
         icc: meta.icc,
+        resolution: meta.resolution,
     }
 }
 
 const EXIF_SIG: &[u8] = b"Exif\0\0";
+const JFIF_SIG: &[u8] = b"JFIF\0";
 const XMP_SIG: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 const ICC_SIG: &[u8] = b"ICC_PROFILE\0";
 const PNG_SIG: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -75,13 +170,73 @@ const PNG_XMP_KEYWORD: &[u8] = b"XML:com.adobe.xmp";
 /// PNG: `eXIf` and uncompressed `iTXt` XMP only. PNG ICC (`iCCP`) is zlib-compressed and is
 /// left to the `image` decoder's `icc_profile()`; compressed XMP is skipped.
 pub fn read(bytes: &[u8], format: Format) -> Metadata {
+    let mut meta = read_blocks(bytes, format);
+    // EXIF's resolution wins over the container's (JFIF, PNG's pHYs), as libvips reads JPEGs.
+    if let Some(r) = meta.exif.as_deref().and_then(exif_resolution) {
+        meta.resolution = Some(r);
+    }
+    meta
+}
+
+fn read_blocks(bytes: &[u8], format: Format) -> Metadata {
     match format {
         Format::Jpeg => read_jpeg(bytes),
         Format::Png => read_png(bytes),
         Format::Webp => read_webp(bytes),
-        Format::Gif | Format::Tiff | Format::Bmp | Format::Avif | Format::Heic => {
-            Metadata::default()
+        Format::Bmp => read_bmp(bytes),
+        Format::Tiff => read_tiff(bytes),
+        Format::Gif | Format::Avif | Format::Heic => Metadata::default(),
+    }
+}
+
+/// A TIFF file's ICC profile (IFD0 tag 34675). Read here rather than through the `image`
+/// crate, whose decoder, once given memory limits, returns no profile for some files (a
+/// 654 KB CMYK profile, for one).
+fn read_tiff(bytes: &[u8]) -> Metadata {
+    Metadata {
+        icc: ifd0_field(bytes, 0x8773).map(|f| f.value.to_vec()),
+        resolution: exif_resolution(bytes),
+        ..Metadata::default()
+    }
+}
+
+/// Little-endian `u32` at `at`, bounds-checked.
+fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// The ICC profile embedded in a BMP with a version 5 header (`bV5CSType` = `PROFILE_EMBEDDED`,
+/// "MBED"), whose offset counts from the start of that header. Chrome, Firefox and libvips
+/// (through ImageMagick) all use it; a linked profile (a file name) is ignored, as they do.
+fn read_bmp(bytes: &[u8]) -> Metadata {
+    const FILE_HEADER: usize = 14;
+    const PROFILE_EMBEDDED: u32 = u32::from_be_bytes(*b"MBED");
+    let icc = (|| {
+        if !bytes.starts_with(b"BM") || le_u32(bytes, FILE_HEADER)? < 124 {
+            return None;
         }
+        if le_u32(bytes, FILE_HEADER + 56)? != PROFILE_EMBEDDED {
+            return None;
+        }
+        let at =
+            FILE_HEADER.checked_add(usize::try_from(le_u32(bytes, FILE_HEADER + 112)?).ok()?)?;
+        let len = usize::try_from(le_u32(bytes, FILE_HEADER + 116)?).ok()?;
+        let profile = bytes.get(at..at.checked_add(len)?)?;
+        (len >= 128).then(|| profile.to_vec())
+    })();
+    // biXPelsPerMeter and biYPelsPerMeter, in every header but the 12-byte OS/2 one.
+    let resolution = (le_u32(bytes, FILE_HEADER).is_some_and(|h| h >= 40))
+        .then(|| {
+            let ppm = |at| le_u32(bytes, at).map(|v| f64::from(v.cast_signed()));
+            Resolution::from_per_metre(ppm(38)?, ppm(42)?)
+        })
+        .flatten();
+    Metadata {
+        icc,
+        resolution,
+        ..Metadata::default()
     }
 }
 
@@ -124,6 +279,9 @@ fn read_jpeg(bytes: &[u8]) -> Metadata {
             0xE2 if body.starts_with(ICC_SIG) && body.len() > ICC_SIG.len() + 2 => {
                 icc_chunks.push((body[ICC_SIG.len()], &body[ICC_SIG.len() + 2..]));
             }
+            0xE0 if body.starts_with(JFIF_SIG) && meta.resolution.is_none() => {
+                meta.resolution = jfif_resolution(body);
+            }
             _ => {}
         }
     }
@@ -138,6 +296,23 @@ fn read_jpeg(bytes: &[u8]) -> Metadata {
         );
     }
     meta
+}
+
+/// The density of a JFIF APP0 body: units 1 (per inch) or 2 (per centimetre); units 0 give
+/// only the pixels' aspect ratio, which is not a resolution.
+fn jfif_resolution(body: &[u8]) -> Option<Resolution> {
+    let unit = match body.get(7)? {
+        1 => ResolutionUnit::Inch,
+        2 => ResolutionUnit::Centimetre,
+        _ => return None,
+    };
+    let x = u16::from_be_bytes(body.get(8..10)?.try_into().ok()?);
+    let y = u16::from_be_bytes(body.get(10..12)?.try_into().ok()?);
+    (x > 0 && y > 0).then_some(Resolution {
+        x: f64::from(x),
+        y: f64::from(y),
+        unit,
+    })
 }
 
 /// A PNG or RIFF chunk: its four-byte type and its data.
@@ -177,6 +352,18 @@ fn read_png(bytes: &[u8]) -> Metadata {
     let mut meta = Metadata::default();
     for (kind, data) in png_chunks(bytes) {
         match &kind {
+            // Pixels per unit across and down; unit 1 is the metre, 0 an aspect ratio only.
+            b"pHYs" if data.len() == 9 && data[8] == 1 => {
+                let ppm = |at: usize| {
+                    f64::from(u32::from_be_bytes([
+                        data[at],
+                        data[at + 1],
+                        data[at + 2],
+                        data[at + 3],
+                    ]))
+                };
+                meta.resolution = Resolution::from_per_metre(ppm(0), ppm(4));
+            }
             b"eXIf" if meta.exif.is_none() => meta.exif = Some(without_exif_prefix(data)),
             b"iTXt" if meta.xmp.is_none() => meta.xmp = png_itxt_xmp(data),
             _ => {}
@@ -242,6 +429,12 @@ const TAG_GPS_IFD: u16 = 0x8825;
 const TAG_INTEROP_IFD: u16 = 0xA005;
 const TAG_PIXEL_X: u16 = 0xA002;
 const TAG_PIXEL_Y: u16 = 0xA003;
+/// TIFF tag ExtraSamples: what the samples after the colour ones are.
+const TAG_EXTRA_SAMPLES: u16 = 0x0152;
+const TAG_X_RESOLUTION: u16 = 0x011A;
+const TAG_Y_RESOLUTION: u16 = 0x011B;
+const TAG_RESOLUTION_UNIT: u16 = 0x0128;
+const RATIONAL: u16 = 5;
 const SHORT: u16 = 3;
 const LONG: u16 = 4;
 
@@ -376,6 +569,138 @@ fn type_size(kind: u16) -> Option<usize> {
         5 | 10 | 12 => Some(8),
         _ => None,
     }
+}
+
+/// One IFD0 entry of a TIFF structure (an EXIF block, or a whole TIFF file) found in place:
+/// its type, count and value bytes in the structure's byte order. Unlike [`Order::ifd`] it
+/// copies nothing, so looking up one tag of a large TIFF costs a few reads.
+struct Field<'a> {
+    order: Order,
+    kind: u16,
+    count: u32,
+    value: &'a [u8],
+}
+
+impl Field<'_> {
+    /// The `i`-th value as an integer, whatever integer type the writer chose (BYTE, SHORT,
+    /// LONG and their signed forms): exiftool and libvips read them all, and so must we.
+    fn int(&self, i: usize) -> Option<i64> {
+        let size = type_size(self.kind)?;
+        let at = i.checked_mul(size)?;
+        let o = self.order;
+        Some(match self.kind {
+            1 => i64::from(*self.value.get(at)?),
+            6 => i64::from(i8::from_ne_bytes([*self.value.get(at)?])),
+            3 => i64::from(o.u16_at(self.value, at)?),
+            8 => i64::from(o.u16_at(self.value, at)?.cast_signed()),
+            4 => i64::from(o.u32_at(self.value, at)?),
+            9 => i64::from(o.u32_at(self.value, at)?.cast_signed()),
+            _ => return None,
+        })
+    }
+
+    /// The `i`-th value as a number: a RATIONAL or SRATIONAL, or any integer type.
+    fn number(&self, i: usize) -> Option<f64> {
+        let o = self.order;
+        match self.kind {
+            5 | 10 => {
+                let at = i.checked_mul(8)?;
+                let (n, d) = (o.u32_at(self.value, at)?, o.u32_at(self.value, at + 4)?);
+                let (n, d) = if self.kind == 5 {
+                    (f64::from(n), f64::from(d))
+                } else {
+                    (f64::from(n.cast_signed()), f64::from(d.cast_signed()))
+                };
+                (d != 0.0).then(|| n / d)
+            }
+            #[allow(clippy::cast_precision_loss)] // every integer type here fits in 53 bits
+            _ => self.int(i).map(|v| v as f64),
+        }
+    }
+}
+
+/// The byte order of a TIFF structure, from its header.
+fn tiff_order(tiff: &[u8]) -> Option<Order> {
+    match tiff.get(0..4)? {
+        b"II*\0" => Some(Order(false)),
+        b"MM\0*" => Some(Order(true)),
+        _ => None,
+    }
+}
+
+/// The IFD0 entry for `tag` of a TIFF structure, if it is there and its value lies inside.
+fn ifd0_field(tiff: &[u8], tag: u16) -> Option<Field<'_>> {
+    let order = tiff_order(tiff)?;
+    let at = usize::try_from(order.u32_at(tiff, 4)?).ok()?;
+    for i in 0..usize::from(order.u16_at(tiff, at)?) {
+        let e = at + 2 + 12 * i;
+        if order.u16_at(tiff, e)? != tag {
+            continue;
+        }
+        let kind = order.u16_at(tiff, e + 2)?;
+        let count = order.u32_at(tiff, e + 4)?;
+        let size = type_size(kind)?.checked_mul(usize::try_from(count).ok()?)?;
+        let start = if size <= 4 {
+            e + 8
+        } else {
+            usize::try_from(order.u32_at(tiff, e + 8)?).ok()?
+        };
+        let value = tiff.get(start..start.checked_add(size)?)?;
+        return Some(Field {
+            order,
+            kind,
+            count,
+            value,
+        });
+    }
+    None
+}
+
+/// The EXIF `Orientation` (1..=8) of a TIFF structure: an EXIF block, or a whole TIFF file,
+/// whose IFD0 holds the tag the same way. Read as exiftool and libvips read it, from any
+/// integer type in either byte order (some Panasonic cameras write a LONG). `None` when the
+/// tag is absent or its value is not a valid orientation, which viewers show as 1.
+///
+/// This is the only reader of the tag: the pipeline turns the pixels by what it returns, and
+/// [`rewrite_exif`] writes Orientation 1 only into outputs made that way, so an output can
+/// never say "upright" over pixels that were not turned.
+pub fn orientation(tiff: &[u8]) -> Option<u8> {
+    let field = ifd0_field(tiff, TAG_ORIENTATION)?;
+    if field.count == 0 {
+        return None;
+    }
+    u8::try_from(field.int(0)?)
+        .ok()
+        .filter(|v| (1..=8).contains(v))
+}
+
+/// The resolution in IFD0 of a TIFF structure (an EXIF block, or a whole TIFF file):
+/// XResolution and YResolution (YResolution defaults to XResolution) in ResolutionUnit 2
+/// (inch, the default) or 3 (centimetre); unit 1 (none) is no resolution.
+pub fn exif_resolution(tiff: &[u8]) -> Option<Resolution> {
+    let number = |tag: u16| ifd0_field(tiff, tag).and_then(|f| f.number(0));
+    let unit = match ifd0_field(tiff, TAG_RESOLUTION_UNIT).map_or(Some(2), |f| f.int(0))? {
+        2 => ResolutionUnit::Inch,
+        3 => ResolutionUnit::Centimetre,
+        _ => return None,
+    };
+    let x = number(TAG_X_RESOLUTION)?;
+    let y = number(TAG_Y_RESOLUTION).unwrap_or(x);
+    (x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0).then_some(Resolution { x, y, unit })
+}
+
+/// Returns true if and only if a TIFF file says its alpha is associated (premultiplied):
+/// ExtraSamples (0x0152) starts with 1. Decoders hand such samples back as stored, so the
+/// pipeline must divide the colours by alpha before treating them as straight.
+pub fn tiff_associated_alpha(tiff: &[u8]) -> bool {
+    ifd0_field(tiff, TAG_EXTRA_SAMPLES).is_some_and(|f| f.int(0) == Some(1))
+}
+
+/// Returns true if and only if a TIFF file holds CMYK samples: PhotometricInterpretation 5
+/// (separated) with four inks, InkSet 1 (CMYK, the default) rather than 2 (other inks).
+pub fn tiff_is_cmyk(tiff: &[u8]) -> bool {
+    let int = |tag: u16| ifd0_field(tiff, tag).and_then(|f| f.int(0));
+    int(0x0106) == Some(5) && int(0x0115) == Some(4) && int(0x014C).unwrap_or(1) == 1
 }
 
 /// Replaces or inserts `entry`, keeping tags in ascending order as TIFF requires.
@@ -635,9 +960,11 @@ fn remove_gps(text: &str) -> Option<String> {
 const JPEG_SEGMENT_MAX: usize = 65_533;
 
 /// Inserts `meta` into a JPEG right after SOI (after a JFIF APP0 if present): APP1 EXIF, APP1
-/// XMP, then APP2 `ICC_PROFILE` chunks. An EXIF or XMP block too big for one segment is left
-/// out (extended XMP is not written); so is an ICC profile needing more than 255 chunks.
-/// Input that does not start with SOI is returned unchanged.
+/// XMP, then APP2 `ICC_PROFILE` chunks. The resolution goes into the JFIF density (an APP0 is
+/// added if there is none), which encoders otherwise leave at 1:1 with no unit. An EXIF or
+/// XMP block too big for one segment is left out (extended XMP is not written); so is an ICC
+/// profile needing more than 255 chunks. Input that does not start with SOI is returned
+/// unchanged.
 pub fn embed_jpeg(jpeg: &[u8], meta: &Metadata) -> Vec<u8> {
     const ICC_CHUNK: usize = JPEG_SEGMENT_MAX - 14; // signature and (sequence, count)
     if !jpeg.starts_with(&[0xFF, 0xD8]) || meta.is_empty() {
@@ -646,6 +973,27 @@ pub fn embed_jpeg(jpeg: &[u8], meta: &Metadata) -> Vec<u8> {
     let mut at = 2;
     if let Some(&[0xFF, 0xE0, hi, lo]) = jpeg.get(2..6) {
         at = (4 + usize::from(u16::from_be_bytes([hi, lo]))).min(jpeg.len());
+    }
+    let mut head = jpeg[..at].to_vec();
+    if let Some(r) = meta.resolution {
+        // JFIF's density: units 1 (inch) or 2 (cm), then whole pixels per unit across and down.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let density = |v: f64| (v.round().clamp(1.0, 65_535.0) as u16).to_be_bytes();
+        let mut fields = vec![match r.unit {
+            ResolutionUnit::Inch => 1,
+            ResolutionUnit::Centimetre => 2,
+        }];
+        fields.extend(density(r.x));
+        fields.extend(density(r.y));
+        if head.get(6..11) == Some(JFIF_SIG) && head.len() >= 18 {
+            head[13..18].copy_from_slice(&fields);
+        } else if at == 2 {
+            head.extend_from_slice(&[0xFF, 0xE0, 0, 16]);
+            head.extend_from_slice(JFIF_SIG);
+            head.extend_from_slice(&[1, 1]);
+            head.extend_from_slice(&fields);
+            head.extend_from_slice(&[0, 0]);
+        }
     }
     let mut segments = Vec::new();
     let mut segment = |marker: u8, parts: &[&[u8]]| {
@@ -669,7 +1017,7 @@ pub fn embed_jpeg(jpeg: &[u8], meta: &Metadata) -> Vec<u8> {
             }
         }
     }
-    [&jpeg[..at], &segments, &jpeg[at..]].concat()
+    [&head, &segments, &jpeg[at..]].concat()
 }
 
 fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], parts: &[&[u8]]) {
@@ -714,8 +1062,8 @@ fn zlib_stored(data: &[u8]) -> Vec<u8> {
 
 /// Inserts `meta` into a PNG right after IHDR (so before PLTE and IDAT, as `iCCP` requires):
 /// `iCCP` (stored zlib, written only if the PNG has neither `iCCP` nor `sRGB`, so an encoder
-/// that already wrote the profile wins), `eXIf`, and an uncompressed `iTXt` XMP chunk, each
-/// only if not already present. Input that is not a PNG starting with IHDR is returned
+/// that already wrote the profile wins), `eXIf`, an uncompressed `iTXt` XMP chunk and `pHYs`
+/// (the resolution, in pixels per metre), each only if not already present. Input that is not a PNG starting with IHDR is returned
 /// unchanged.
 pub fn embed_png(png: &[u8], meta: &Metadata) -> Vec<u8> {
     let chunks = png_chunks(png);
@@ -741,11 +1089,119 @@ pub fn embed_png(png: &[u8], meta: &Metadata) -> Vec<u8> {
         // keyword, NUL, compression flag 0, method 0, empty language, NUL, empty translation, NUL
         png_chunk(&mut added, b"iTXt", &[PNG_XMP_KEYWORD, b"\0\0\0\0\0", xmp]);
     }
+    if let Some(r) = meta.resolution.filter(|_| !has(b"pHYs")) {
+        let (x, y) = r.per_metre();
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ppm = |v: f64| (v.round().clamp(1.0, f64::from(u32::MAX)) as u32).to_be_bytes();
+        png_chunk(&mut added, b"pHYs", &[&ppm(x), &ppm(y), &[1]]);
+    }
     let at = PNG_SIG.len() + 12 + ihdr.len();
     match png.split_at_checked(at) {
         Some((head, tail)) => [head, &added, tail].concat(),
         None => png.to_vec(), // cut inside IHDR's CRC
     }
+}
+
+/// ExtraSamples value: unassociated (straight, not premultiplied) alpha.
+const UNASSOCIATED_ALPHA: u16 = 2;
+
+/// Completes a TIFF file written by the `image` crate's encoder with the IFD0 tags it cannot
+/// write: ExtraSamples = unassociated alpha when the last sample is alpha (`alpha`), which
+/// libtiff otherwise warns about on every read and which tells readers the colour samples are
+/// not premultiplied. Input that is not a classic TIFF is returned unchanged.
+pub fn embed_tiff(tiff: &[u8], alpha: bool, resolution: Option<Resolution>) -> Vec<u8> {
+    let Some(order) = tiff_order(tiff) else {
+        return tiff.to_vec();
+    };
+    let mut set = resolution
+        .map(|r| resolution_entries(order, r))
+        .unwrap_or_default();
+    if alpha {
+        set.push(Entry::single(
+            TAG_EXTRA_SAMPLES,
+            SHORT,
+            &order.u16(UNASSOCIATED_ALPHA),
+        ));
+    }
+    if set.is_empty() {
+        return tiff.to_vec();
+    }
+    set_ifd0_tags(tiff, order, set).unwrap_or_else(|| tiff.to_vec())
+}
+
+/// A TIFF structure (EXIF block or file) whose IFD0 says resolution `r`.
+fn set_tiff_resolution(tiff: &[u8], r: Resolution) -> Option<Vec<u8>> {
+    let order = tiff_order(tiff)?;
+    set_ifd0_tags(tiff, order, resolution_entries(order, r))
+}
+
+/// XResolution, YResolution and ResolutionUnit entries for `r`.
+fn resolution_entries(order: Order, r: Resolution) -> Vec<Entry> {
+    let rational = |v: f64| {
+        let (n, d) = rational(v);
+        [order.u32(n), order.u32(d)].concat()
+    };
+    let unit = match r.unit {
+        ResolutionUnit::Inch => 2,
+        ResolutionUnit::Centimetre => 3,
+    };
+    vec![
+        Entry::single(TAG_X_RESOLUTION, RATIONAL, &rational(r.x)),
+        Entry::single(TAG_Y_RESOLUTION, RATIONAL, &rational(r.y)),
+        Entry::single(TAG_RESOLUTION_UNIT, SHORT, &order.u16(unit)),
+    ]
+}
+
+/// `v` as a TIFF RATIONAL: a whole number over 1 when it is one (to within 0.005), else
+/// thousandths.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn rational(v: f64) -> (u32, u32) {
+    let v = v.clamp(0.0, f64::from(u32::MAX) / 1000.0);
+    if (v - v.round()).abs() < 0.005 {
+        (v.round() as u32, 1)
+    } else {
+        ((v * 1000.0).round() as u32, 1000)
+    }
+}
+
+/// Sets the resolution in a BMP's header (pixels per metre, rounded) written by the `image`
+/// crate's encoder, which leaves it 0 (unknown). Anything but such a BMP is returned unchanged.
+#[allow(clippy::cast_possible_truncation)]
+pub fn embed_bmp(bmp: &[u8], resolution: Option<Resolution>) -> Vec<u8> {
+    let mut out = bmp.to_vec();
+    let Some(r) = resolution else { return out };
+    if !bmp.starts_with(b"BM") || le_u32(bmp, 14).is_none_or(|h| h < 40) || bmp.len() < 46 {
+        return out;
+    }
+    let (x, y) = r.per_metre();
+    let ppm = |v: f64| (v.round().clamp(0.0, f64::from(i32::MAX)) as i32).to_le_bytes();
+    out[38..42].copy_from_slice(&ppm(x));
+    out[42..46].copy_from_slice(&ppm(y));
+    out
+}
+
+/// Sets `set` in IFD0 of a TIFF file: a new IFD0 with its values is appended (the image data
+/// does not move, so strip offsets stay right) and the header points at it; the old one is
+/// left as a few dead bytes. `None` if IFD0 cannot be read whole.
+fn set_ifd0_tags(tiff: &[u8], order: Order, set: Vec<Entry>) -> Option<Vec<u8>> {
+    let ifd0 = order.u32_at(tiff, 4)?;
+    let declared = usize::from(order.u16_at(tiff, usize::try_from(ifd0).ok()?)?);
+    let mut budget = tiff.len().saturating_mul(2);
+    let mut entries = order.ifd(tiff, ifd0, &mut budget)?;
+    if entries.len() != declared {
+        return None; // an entry could not be read: rewriting would lose it
+    }
+    for e in set {
+        upsert(&mut entries, e);
+    }
+    let mut out = tiff.to_vec();
+    if out.len() % 2 == 1 {
+        out.push(0); // IFDs start on a word boundary
+    }
+    let at = u32::try_from(out.len()).ok()?;
+    write_ifd(&mut out, &entries, order)?;
+    out[4..8].copy_from_slice(&order.u32(at));
+    Some(out)
 }
 
 fn riff_chunk(out: &mut Vec<u8>, fourcc: &[u8; 4], data: &[u8]) {
@@ -872,10 +1328,12 @@ mod tests {
 
     fn sample_meta() -> Metadata {
         let exif = rewrite_exif(&fixture("dune_canon_thumbnail.exif"), 64, 48, false);
+        let resolution = exif.as_deref().and_then(exif_resolution);
         Metadata {
             exif,
             xmp: Some(br#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="image/jpeg"/></rdf:RDF></x:xmpmeta>"#.to_vec()),
             icc: Some(moxcms::ColorProfile::new_srgb().encode().expect("sRGB profile")),
+            resolution,
         }
     }
 
@@ -915,6 +1373,295 @@ mod tests {
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(tail);
         out
+    }
+
+    /// A TIFF block whose IFD0 holds one Orientation entry of type `kind` with the value 6
+    /// (or `value`), in either byte order, laid out as a writer of that type would.
+    fn orientation_block(big_endian: bool, kind: u16, value: i64) -> Vec<u8> {
+        let order = Order(big_endian);
+        let mut out = if big_endian {
+            b"MM\0*\0\0\0\x08".to_vec()
+        } else {
+            b"II*\0\x08\0\0\0".to_vec()
+        };
+        out.extend_from_slice(&order.u16(1));
+        out.extend_from_slice(&order.u16(TAG_ORIENTATION));
+        out.extend_from_slice(&order.u16(kind));
+        out.extend_from_slice(&order.u32(1));
+        let mut inline = match kind {
+            1 | 6 => vec![value as u8],
+            3 | 8 => order.u16(value as u16).to_vec(),
+            _ => order.u32(value as u32).to_vec(),
+        };
+        inline.resize(4, 0);
+        out.extend_from_slice(&inline);
+        out.extend_from_slice(&[0; 4]);
+        out
+    }
+
+    #[test]
+    fn orientation_is_read_from_every_integer_type_in_both_byte_orders() {
+        // BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG: issue #13 (LONG/SLONG from Panasonic cameras).
+        for big_endian in [false, true] {
+            for kind in [1, 3, 4, 6, 8, 9] {
+                let block = orientation_block(big_endian, kind, 6);
+                assert_eq!(orientation(&block), Some(6), "type {kind}, MM {big_endian}");
+                // kamadak-exif, an independent reader, agrees on what the block says.
+                let exif = parse(&block);
+                let field = exif.get_field(Tag::Orientation, In::PRIMARY).unwrap();
+                assert_eq!(
+                    field.value.get_uint(0).or_else(|| match &field.value {
+                        exif::Value::SByte(v) => Some(v[0] as u32),
+                        exif::Value::SShort(v) => Some(v[0] as u32),
+                        exif::Value::SLong(v) => Some(v[0] as u32),
+                        _ => None,
+                    }),
+                    Some(6)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_or_unreadable_orientations_are_none() {
+        for (kind, value) in [(3, 0), (3, 9), (4, 0x0001_0006), (9, -6), (2, 6), (5, 6)] {
+            let block = orientation_block(false, kind, value);
+            assert_eq!(orientation(&block), None, "type {kind} value {value}");
+        }
+        assert_eq!(orientation(b""), None);
+        assert_eq!(orientation(b"II*\0\xff\xff\0\0"), None);
+        let block = orientation_block(true, 4, 8);
+        for len in 0..block.len() {
+            let got = orientation(&block[..len]);
+            assert!(got.is_none() || len >= 22, "{len}: {got:?}");
+        }
+        // Whole TIFF files keep the tag in IFD0 too.
+        let tiff_file = tiff(&[(0x0100, 3, 1, 8), (0x0112, 4, 1, 5)], &[]);
+        assert_eq!(orientation(&tiff_file), Some(5));
+    }
+
+    #[test]
+    fn exif_rewrite_replaces_a_long_orientation_with_a_short_one() {
+        let original = tiff(
+            &[
+                (0x010F, 2, 4, u32::from_le_bytes(*b"ACME")),
+                (0x0112, 4, 1, 8),
+            ],
+            &[],
+        );
+        assert_eq!(orientation(&original), Some(8));
+        let rewritten = rewrite_exif(&original, 30, 20, false).expect("Make remains");
+        assert_eq!(orientation(&rewritten), Some(1));
+        let exif = parse(&rewritten);
+        let field = exif.get_field(Tag::Orientation, In::PRIMARY).unwrap();
+        assert!(matches!(field.value, exif::Value::Short(ref v) if v == &[1]));
+    }
+
+    #[test]
+    fn tiff_outputs_with_alpha_get_extra_samples_and_still_decode() {
+        let rgba: Vec<u8> = (0..5 * 3 * 4).map(|i| (i * 17 % 256) as u8).collect();
+        let mut file = Cursor::new(Vec::new());
+        image::codecs::tiff::TiffEncoder::new(&mut file)
+            .write_image(&rgba, 5, 3, image::ExtendedColorType::Rgba8)
+            .unwrap();
+        let plain = file.into_inner();
+        assert!(
+            ifd0_field(&plain, TAG_EXTRA_SAMPLES).is_none(),
+            "the encoder's gap"
+        );
+        let out = embed_tiff(&plain, true, None);
+        let extra = ifd0_field(&out, TAG_EXTRA_SAMPLES).expect("added");
+        assert_eq!((extra.count, extra.int(0)), (1, Some(2)));
+        // Every other tag survives, and the pixels are where they were.
+        let decoded = image::load_from_memory(&out).expect("decodes");
+        assert_eq!(decoded.to_rgba8().into_raw(), rgba);
+        for tag in [256, 257, 258, 273, 277, 279] {
+            assert!(ifd0_field(&out, tag).is_some(), "tag {tag}");
+        }
+        assert_eq!(embed_tiff(&plain, false, None), plain);
+        for len in 0..out.len() {
+            let cut = &out[..len];
+            let _ = embed_tiff(cut, true, None);
+            let _ = read(cut, Format::Tiff);
+            let _ = (
+                tiff_is_cmyk(cut),
+                tiff_associated_alpha(cut),
+                orientation(cut),
+            );
+        }
+        assert!(!tiff_associated_alpha(&out), "straight alpha written");
+        assert!(!tiff_is_cmyk(&out));
+    }
+
+    fn dpi(x: f64, y: f64) -> Resolution {
+        Resolution {
+            x,
+            y,
+            unit: ResolutionUnit::Inch,
+        }
+    }
+
+    #[test]
+    fn resolution_is_read_from_jfif_exif_and_tiff_tags() {
+        let with_app0 = |units: u8, x: u16, y: u16| {
+            let mut jpeg = jpeg_file();
+            assert_eq!(&jpeg[6..11], JFIF_SIG, "the encoder writes JFIF");
+            jpeg[13] = units;
+            jpeg[14..16].copy_from_slice(&x.to_be_bytes());
+            jpeg[16..18].copy_from_slice(&y.to_be_bytes());
+            jpeg
+        };
+        let read_res = |jpeg: &[u8]| read(jpeg, Format::Jpeg).resolution;
+        assert_eq!(read_res(&with_app0(1, 300, 200)), Some(dpi(300.0, 200.0)));
+        assert_eq!(
+            read_res(&with_app0(2, 118, 118)),
+            Some(Resolution {
+                x: 118.0,
+                y: 118.0,
+                unit: ResolutionUnit::Centimetre
+            })
+        );
+        assert_eq!(read_res(&with_app0(0, 1, 1)), None, "an aspect ratio only");
+        assert_eq!(read_res(&with_app0(1, 0, 0)), None);
+        // EXIF wins over JFIF, as libvips reads it.
+        let exif = tiff(
+            &[(0x011A, 5, 1, 38), (0x0128, 3, 1, 2)],
+            &[72, 0, 0, 0, 1, 0, 0, 0],
+        );
+        assert_eq!(
+            exif_resolution(&exif),
+            Some(dpi(72.0, 72.0)),
+            "Y defaults to X"
+        );
+        let both = embed_jpeg(
+            &with_app0(1, 300, 300),
+            &Metadata {
+                exif: Some(exif),
+                ..Metadata::default()
+            },
+        );
+        assert_eq!(read_res(&both), Some(dpi(72.0, 72.0)));
+        // ResolutionUnit 1 (none) is no resolution; 3 is centimetres.
+        let none = tiff(&[(0x011A, 3, 1, 72), (0x0128, 3, 1, 1)], &[]);
+        assert_eq!(exif_resolution(&none), None);
+        let cm = tiff(
+            &[(0x011A, 3, 1, 40), (0x011B, 4, 1, 20), (0x0128, 3, 1, 3)],
+            &[],
+        );
+        assert_eq!(
+            exif_resolution(&cm).map(|r| (r.x, r.y, r.unit)),
+            Some((40.0, 20.0, ResolutionUnit::Centimetre))
+        );
+    }
+
+    #[test]
+    fn resolution_is_written_into_every_container_that_holds_one() {
+        let meta = Metadata {
+            resolution: Some(dpi(37.5, 300.0)),
+            ..Metadata::default()
+        };
+        // JPEG: the encoder's APP0 is patched (whole numbers); one is added if missing.
+        let jpeg = embed_jpeg(&jpeg_file(), &meta);
+        assert_eq!(jfif_resolution(&jpeg[6..]), Some(dpi(38.0, 300.0)));
+        assert_eq!(jpeg.len(), jpeg_file().len(), "patched in place");
+        let bare = [&[0xFF, 0xD8][..], &jpeg_file()[20..]].concat();
+        let added = embed_jpeg(&bare, &meta);
+        assert_eq!(&added[2..4], &[0xFF, 0xE0]);
+        assert_eq!(
+            read(&added, Format::Jpeg).resolution,
+            Some(dpi(38.0, 300.0))
+        );
+        assert!(image::load_from_memory(&added).is_ok());
+        // PNG: pixels per metre, once.
+        let png = embed_png(&png_file(), &meta);
+        let phys = png_chunks(&png)
+            .into_iter()
+            .find(|c| &c.0 == b"pHYs")
+            .unwrap()
+            .1
+            .to_vec();
+        assert_eq!(
+            phys,
+            [&1476u32.to_be_bytes()[..], &11_811u32.to_be_bytes(), &[1]].concat()
+        );
+        assert_eq!(embed_png(&png, &meta), png);
+        let back = read(&png, Format::Png).resolution.unwrap();
+        assert!((back.x - 37.5).abs() < 0.01 && (back.y - 300.0).abs() < 0.01);
+        // TIFF: rationals, thousandths when not whole.
+        assert_eq!(rational(300.0), (300, 1));
+        assert_eq!(rational(37.5), (37_500, 1000));
+        assert_eq!(rational(299.9994), (300, 1));
+        let mut file = Cursor::new(Vec::new());
+        image::codecs::tiff::TiffEncoder::new(&mut file)
+            .write_image(&rgb(4, 3), 4, 3, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let tiff = embed_tiff(&file.into_inner(), false, meta.resolution);
+        assert_eq!(exif_resolution(&tiff), meta.resolution);
+        assert!(image::load_from_memory(&tiff).is_ok());
+        // BMP: pixels per metre in the header.
+        let mut bmp = Cursor::new(Vec::new());
+        image::codecs::bmp::BmpEncoder::new(&mut bmp)
+            .write_image(&rgb(4, 3), 4, 3, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let bmp = embed_bmp(&bmp.into_inner(), meta.resolution);
+        assert_eq!(
+            read(&bmp, Format::Bmp)
+                .resolution
+                .map(|r| (r.x.round(), r.y.round())),
+            Some((37.0, 300.0))
+        );
+        for len in 0..bmp.len() {
+            let _ = embed_bmp(&bmp[..len], meta.resolution);
+        }
+    }
+
+    #[test]
+    fn dpi_policies_keep_scale_or_set_and_exif_follows() {
+        let exif = tiff(
+            &[
+                (0x010F, 2, 4, u32::from_le_bytes(*b"ACME")),
+                (0x011A, 5, 1, 50),
+                (0x011B, 5, 1, 58),
+            ],
+            &[300u32, 1, 150, 1]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        let source = Metadata {
+            resolution: exif_resolution(&exif),
+            exif: Some(exif),
+            ..Metadata::default()
+        };
+        assert_eq!(source.resolution, Some(dpi(300.0, 150.0)));
+        let apply = |policy| {
+            let mut meta = source.clone();
+            apply_dpi(&mut meta, policy, (0.25, 0.5));
+            meta
+        };
+        assert_eq!(apply(DpiPolicy::Keep), source, "untouched");
+        let scaled = apply(DpiPolicy::Scale);
+        assert_eq!(scaled.resolution, Some(dpi(75.0, 75.0)));
+        assert_eq!(
+            exif_resolution(scaled.exif.as_deref().unwrap()),
+            scaled.resolution
+        );
+        let make =
+            |m: &Metadata| ifd0_field(m.exif.as_deref().unwrap(), 0x010F).map(|f| f.value.to_vec());
+        assert_eq!(make(&scaled), Some(b"ACME".to_vec()));
+        let set = apply(DpiPolicy::Set(96.0));
+        assert_eq!(set.resolution, Some(dpi(96.0, 96.0)));
+        assert_eq!(
+            exif_resolution(set.exif.as_deref().unwrap()),
+            set.resolution
+        );
+        // Nothing known, nothing invented, unless a number is given.
+        let mut blank = Metadata::default();
+        apply_dpi(&mut blank, DpiPolicy::Scale, (0.5, 0.5));
+        assert_eq!(blank, Metadata::default());
+        apply_dpi(&mut blank, DpiPolicy::Set(300.0), (0.5, 0.5));
+        assert_eq!(blank.resolution, Some(dpi(300.0, 300.0)));
+        assert_eq!(blank.exif, None, "no EXIF made up for it");
     }
 
     #[test]
@@ -1130,9 +1877,12 @@ mod tests {
             strip,
             Metadata {
                 icc: meta.icc.clone(),
+                resolution: meta.resolution,
                 ..Metadata::default()
-            }
+            },
+            "the print resolution describes the picture, not the photographer: kept"
         );
+        assert!(meta.resolution.is_some());
         let keep = for_output(meta.clone(), MetaPolicy::Keep, 10, 10);
         assert!(parse(keep.exif.as_deref().unwrap())
             .get_field(Tag::GPSLatitude, In::PRIMARY)

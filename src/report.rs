@@ -25,8 +25,8 @@ pub enum Stop {
     TimeLimit,
 }
 
-/// How many failed files the summary lists by name.
-pub const LISTED_FAILURES: usize = 20;
+/// How many failed files of each kind the summary lists by name.
+pub const LISTED_FAILURES: usize = 5;
 
 /// Counts and totals of a run. A value: the exit code is computed from it.
 #[derive(Debug, Default)]
@@ -53,7 +53,7 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Worker threads used.
     pub workers: usize,
-    /// The first [`LISTED_FAILURES`] failures.
+    /// The first [`LISTED_FAILURES`] failures of each kind, in the order they came.
     pub failures: Vec<Failure>,
     /// Failures per class.
     pub failures_by_kind: BTreeMap<ErrorKind, u64>,
@@ -70,8 +70,6 @@ pub struct Summary {
 
 /// How many of the largest outputs the summary names.
 pub const LARGEST: usize = 3;
-/// How many failures per kind the summary names.
-const PER_KIND: usize = 5;
 
 const RED: &str = "\x1b[1;31m";
 const GREEN: &str = "\x1b[32m";
@@ -113,8 +111,11 @@ impl Summary {
             Err(error) => {
                 self.inputs += 1;
                 self.failed += 1;
-                *self.failures_by_kind.entry(error.kind()).or_default() += 1;
-                if self.failures.len() < LISTED_FAILURES {
+                let seen = self.failures_by_kind.entry(error.kind()).or_default();
+                *seen += 1;
+                // Kept per kind: a run whose first failures are all of one kind must still
+                // name the files of every other kind (issue #13 item 12).
+                if *seen <= LISTED_FAILURES as u64 {
                     self.failures.push(Failure { path: r.src, error });
                 }
             }
@@ -207,7 +208,6 @@ impl Summary {
                     .failures
                     .iter()
                     .filter(|f| f.error.kind() == *kind)
-                    .take(PER_KIND)
                     .collect();
                 writeln!(out, "  {kind} ({count}):")?;
                 for f in &listed {
@@ -669,6 +669,41 @@ mod tests {
             String::from_utf8(text).unwrap().contains("... and 20 more"),
             "5 named per kind"
         );
+    }
+
+    #[test]
+    fn every_kind_names_its_files_even_after_many_failures_of_another() {
+        // Issue #13 item 12: 25 corrupt files came first, and the two images over the pixel
+        // limit were summed up as "... and 2 more" without a name.
+        let mut s = Summary::default();
+        for i in 0..25 {
+            s.record(JobResult::failed(
+                PathBuf::from(format!("broken{i}.jpg")),
+                JobError::Decode {
+                    format: "JPEG",
+                    message: "truncated".into(),
+                },
+            ));
+        }
+        for name in ["huge1.png", "huge2.png"] {
+            s.record(JobResult::failed(
+                PathBuf::from(name),
+                JobError::TooLarge {
+                    width: 20_000,
+                    height: 20_000,
+                    pixels: 400_000_000,
+                    limit: 268_402_689,
+                },
+            ));
+        }
+        let mut text = Vec::new();
+        s.render(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let too_large = &text[text.find("images over the pixel limit (2):").expect(&text)..];
+        assert!(too_large.contains("\n    huge1.png: "), "{text}");
+        assert!(too_large.contains("\n    huge2.png: "), "{text}");
+        assert!(!too_large.contains("more"), "{text}");
+        assert!(text.contains("    ... and 20 more\n"), "{text}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::config::Settings;
 use crate::format::Format;
 use crate::geometry::Target;
+use crate::metadata::DpiPolicy;
 use crate::naming::Template;
 
 use super::Options;
@@ -47,6 +48,7 @@ impl<'a> OutputOptions<'a> {
             metadata,
             linear,
             animated,
+            dpi,
         } = self.settings;
         let lower = |v: &dyn std::fmt::Debug| Value::from(format!("{v:?}").to_lowercase());
         let mut values = BTreeMap::new();
@@ -96,6 +98,10 @@ impl<'a> OutputOptions<'a> {
             Value::from(format!("#{r:02x}{g:02x}{b:02x}")),
         );
         values.insert("name".into(), Value::from(self.template.as_str()));
+        // Recorded only when set, so manifests written before `--dpi` existed keep their hash.
+        if *dpi != DpiPolicy::Keep {
+            values.insert("dpi".into(), Value::from(format!("{dpi:?}").to_lowercase()));
+        }
         Options::new(values)
     }
 
@@ -119,15 +125,20 @@ impl<'a> OutputOptions<'a> {
             metadata,
             linear,
             animated,
+            dpi,
         } = self.settings;
         let text = format!(
             "{target:?}|{format:?}|q{}|e{effort:?}|p{progressive}|l{lossless}|{filter:?}|\
              {background:?}|{shrink:?}|{icc:?}|{metadata:?}|lin{linear}",
             self.settings.quality_for(format),
         );
-        // Appended only when set, so turning it on redoes outputs without changing the keys
-        // that manifests written before the option existed hold.
+        // Appended only when set, so turning them on redoes outputs without changing the keys
+        // that manifests written before the options existed hold.
         let text = if *animated { text + "|animated" } else { text };
+        let text = match dpi {
+            DpiPolicy::Keep => text,
+            dpi => format!("{text}|dpi{dpi:?}"),
+        };
         format!("{:016x}", crate::hash::xxh64(text.as_bytes(), 0))
     }
 }
@@ -163,6 +174,7 @@ mod tests {
             ),
             ("linear", Box::new(|s| s.linear = !s.linear), true),
             ("animated", Box::new(|s| s.animated = !s.animated), true),
+            ("dpi", Box::new(|s| s.dpi = DpiPolicy::Scale), true),
         ]
     }
 

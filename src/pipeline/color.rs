@@ -77,9 +77,20 @@ fn unsupported(what: &str, e: impl std::fmt::Display) -> JobError {
     JobError::Unsupported(format!("{what}: {e}"))
 }
 
-fn options() -> TransformOptions {
+/// Relative colorimetric, unless the profile's tables offer only the perceptual one (A2B0, as
+/// in JPEG XL's XYB profiles): ICC.1 says A2B0 then serves every intent, and lcms2 (so
+/// ImageMagick) reads it so, while moxcms refuses a relative transform from such a profile.
+fn options(profile: &ColorProfile) -> TransformOptions {
+    let perceptual_only = !profile.is_matrix_shaper()
+        && profile.lut_a_to_b_perceptual.is_some()
+        && profile.lut_a_to_b_colorimetric.is_none();
+    let rendering_intent = if perceptual_only {
+        RenderingIntent::Perceptual
+    } else {
+        RenderingIntent::RelativeColorimetric
+    };
     TransformOptions {
-        rendering_intent: RenderingIntent::RelativeColorimetric,
+        rendering_intent,
         ..TransformOptions::default()
     }
 }
@@ -114,7 +125,7 @@ fn build(source: Source, icc: &[u8]) -> Result<Conversion, JobError> {
     };
     let transform = |src: CmsLayout, dst_profile: &ColorProfile, dst: CmsLayout| {
         profile
-            .create_transform_8bit(src, dst_profile, dst, options())
+            .create_transform_8bit(src, dst_profile, dst, options(&profile))
             .map_err(|e| unsupported("cannot convert the embedded ICC profile to sRGB", e))
     };
     let srgb = ColorProfile::new_srgb();
@@ -227,6 +238,32 @@ impl ColorScratch {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `--icc srgb` for a decoded source whose profile is `icc`: the pixels are converted to
+    /// sRGB and `icc` becomes the compact sRGB profile (an sRGB source only gets the compact
+    /// profile; a source without one is taken as sRGB already). A profile that cannot be
+    /// converted fails the image with the reason: handing back its pixels unconverted, under
+    /// a flag that promises sRGB, would be silently wrong (issue #13 item 5).
+    pub fn source_to_srgb(
+        &mut self,
+        px: &mut Pixels,
+        icc: &mut Option<Vec<u8>>,
+    ) -> Result<(), JobError> {
+        let Some(profile) = icc.as_deref() else {
+            return Ok(());
+        };
+        if !is_srgb(profile) {
+            self.to_srgb(px, profile).map_err(|e| {
+                JobError::Unsupported(format!(
+                    "--icc srgb: {}; the image was not written (--icc keep embeds the profile \
+                     unchanged)",
+                    e.to_string().trim_start_matches("unsupported: ")
+                ))
+            })?;
+        }
+        *icc = Some(srgb_profile().to_vec());
         Ok(())
     }
 

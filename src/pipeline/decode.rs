@@ -32,6 +32,8 @@ pub struct Header {
     pub exif: Option<Vec<u8>>,
     /// XMP packet.
     pub xmp: Option<Vec<u8>>,
+    /// Print resolution, of the pixels as displayed (swapped for a source stored turned).
+    pub resolution: Option<metadata::Resolution>,
     /// Bytes per pixel once decoded (3 for an RGB JPEG, 8 for 16-bit RGBA), for the memory
     /// budget.
     pub bytes_per_pixel: u8,
@@ -54,6 +56,24 @@ impl Header {
             (self.width, self.height)
         }
     }
+
+    /// The source's metadata, for the outputs to carry; the header keeps none of it.
+    pub fn take_metadata(&mut self) -> metadata::Metadata {
+        metadata::Metadata {
+            exif: self.exif.take(),
+            xmp: self.xmp.take(),
+            icc: self.icc.take(),
+            resolution: self.resolution.take(),
+        }
+    }
+}
+
+/// `resolution` of a stored image, as displayed once turned by `orientation`.
+fn displayed_resolution(
+    resolution: Option<metadata::Resolution>,
+    orientation: u8,
+) -> Option<metadata::Resolution> {
+    resolution.map(|r| if orientation >= 5 { r.transposed() } else { r })
 }
 
 /// Decoder state a worker keeps between images.
@@ -152,14 +172,16 @@ pub fn probe<'a>(
             } else {
                 (meta.icc, None)
             };
+            let orientation = meta.exif.as_deref().map_or(1, exif_orientation);
             let header = Header {
                 width: u32::try_from(h.width).unwrap_or(u32::MAX),
                 height: u32::try_from(h.height).unwrap_or(u32::MAX),
-                orientation: meta.exif.as_deref().map_or(1, exif_orientation),
+                orientation,
                 icc,
                 cmyk_icc,
                 exif: meta.exif,
                 xmp: meta.xmp,
+                resolution: displayed_resolution(meta.resolution, orientation),
                 bytes_per_pixel: if cmyk { 4 } else { 3 },
                 jpeg: Some(h),
             };
@@ -172,16 +194,38 @@ pub fn probe<'a>(
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
-            let orientation = decoder.orientation().map_or(1, |o| o.to_exif());
             let meta = metadata::read(bytes, format);
-            let icc = decoder.icc_profile().ok().flatten().or(meta.icc);
+            let icc = meta.icc.or_else(|| decoder.icc_profile().ok().flatten());
+            // A CMYK TIFF's profile converts its pixels (see `decode_cmyk_tiff`), as a CMYK
+            // JPEG's does; it never describes the RGB output.
+            let (icc, cmyk_icc) = match icc {
+                Some(p)
+                    if format == Format::Tiff
+                        && p.get(16..20) == Some(b"CMYK".as_slice())
+                        && metadata::tiff_is_cmyk(bytes) =>
+                {
+                    (None, Some(p))
+                }
+                other => (other, None),
+            };
             let exif = meta.exif.or_else(|| decoder.exif_metadata().ok().flatten());
+            // Our own reader, not the decoder's: the `image` crate takes only a SHORT tag.
+            // A TIFF file keeps the tag in its own first IFD.
+            let orientation = match format {
+                Format::Tiff => metadata::orientation(bytes).unwrap_or(1),
+                _ => exif.as_deref().map_or(1, exif_orientation),
+            };
             let header = Header {
                 width,
                 height,
                 orientation,
                 icc,
-                cmyk_icc: None,
+                cmyk_icc,
+                resolution: displayed_resolution(
+                    meta.resolution
+                        .or_else(|| exif.as_deref().and_then(metadata::exif_resolution)),
+                    orientation,
+                ),
                 exif,
                 xmp: meta.xmp,
                 bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
@@ -210,6 +254,7 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
         orientation: 1,
         icc: h.icc,
         cmyk_icc: None,
+        resolution: h.exif.as_deref().and_then(metadata::exif_resolution),
         exif: h.exif,
         xmp: h.xmp,
         bytes_per_pixel: 4,
@@ -289,10 +334,11 @@ pub fn decode(
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
+        Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
-            Ok(to_pixels(img))
+            Ok(finish(format, bytes, to_pixels(img)))
         }
     }
 }
@@ -309,9 +355,12 @@ pub fn decode_probed(
     threads: usize,
 ) -> Result<Pixels, JobError> {
     match probe.decoder {
+        Some(_) if format == Format::Tiff && probe.header.cmyk_icc.is_some() => {
+            decode_cmyk_tiff(bytes, &probe.header, scratch)
+        }
         Some(decoder) => {
             let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
-            Ok(to_pixels(img))
+            Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
@@ -518,6 +567,69 @@ fn decode_jpeg(
     })
 }
 
+/// Decodes a CMYK TIFF with an embedded CMYK profile through that profile, as CMYK JPEGs are
+/// (issue #13 item 2): the `image` crate would convert with the plain formula, which turns
+/// a press's red (C0 M100 Y100 K0) into pure sRGB red. The `tiff` crate gives the raw inks
+/// (255 = full ink; 16-bit samples are rounded to 8). A profile the colour engine cannot use
+/// falls back to the formula, as for JPEG.
+fn decode_cmyk_tiff(
+    bytes: &[u8],
+    header: &Header,
+    scratch: &mut DecodeScratch,
+) -> Result<Pixels, JobError> {
+    use tiff::decoder::{Decoder, DecodingResult, Limits};
+    let err = |e: tiff::TiffError| JobError::Decode {
+        format: "TIFF",
+        message: e.to_string(),
+    };
+    // The size was checked against the pixel limit when probed: allow what it needs.
+    let samples = usize::try_from(u64::from(header.width) * u64::from(header.height) * 4)
+        .map_err(|_| JobError::Unsupported("image too large for this machine".into()))?;
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = samples.saturating_mul(2).max(limits.decoding_buffer_size);
+    limits.ifd_value_size = limits.ifd_value_size.max(64 << 20);
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(err)?
+        .with_limits(limits);
+    let cmyk = match decoder.read_image().map_err(err)? {
+        DecodingResult::U8(v) => v,
+        DecodingResult::U16(v) => v
+            .iter()
+            .map(|&s| u8::try_from((u32::from(s) * 255 + 32_767) / 65_535).expect("≤ 255"))
+            .collect(),
+        _ => {
+            return Err(JobError::Unsupported(
+                "CMYK TIFF with samples other than 8 or 16 bits".into(),
+            ))
+        }
+    };
+    if cmyk.len() != samples {
+        return Err(JobError::Decode {
+            format: "TIFF",
+            message: "CMYK image data does not match its size".into(),
+        });
+    }
+    let mut rgb = Vec::new();
+    let data = match header.cmyk_icc.as_deref() {
+        Some(p)
+            if scratch
+                .color
+                .cmyk_to_rgb_icc(&cmyk, p, false, &mut rgb)
+                .is_ok() =>
+        {
+            rgb
+        }
+        _ => cmyk_to_rgb(&cmyk, false),
+    };
+    Ok(Pixels {
+        data,
+        width: header.width,
+        height: header.height,
+        layout: Layout::Rgb,
+        depth: Depth::Eight,
+    })
+}
+
 /// Naive CMYK → RGB. Photoshop ("Adobe") CMYK JPEGs store inverted ink values.
 /// A colour-managed conversion through the embedded profile would be more exact.
 fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
@@ -543,6 +655,142 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
         }
     }
     out
+}
+
+/// What the `image` crate's decoders leave to do, per format.
+fn finish(format: Format, bytes: &[u8], px: Pixels) -> Pixels {
+    match format {
+        // The GIF decoder hands back RGBA whatever the file holds. A GIF none of whose pixels is
+        // transparent is an RGB image, as libvips reads it: a PNG made from it must not carry
+        // an alpha channel that says "opaque" everywhere (issue #13 item 13).
+        Format::Gif => drop_opaque_alpha(px),
+        Format::Bmp => bmp_alpha(bytes, px),
+        // TIFF's associated alpha: the decoder returns the colours as stored, multiplied by
+        // alpha. Everything after decoding takes straight alpha (the resizer premultiplies
+        // itself, encoders write straight), so divide once here, as libvips does on load
+        // (issue #13 item 3).
+        Format::Tiff if px.layout.has_alpha() && metadata::tiff_associated_alpha(bytes) => {
+            unpremultiply(px)
+        }
+        _ => px,
+    }
+}
+
+/// Divides every colour sample by its pixel's alpha (rounded, clamped to full scale); a fully
+/// transparent pixel gets colour 0.
+fn unpremultiply(mut px: Pixels) -> Pixels {
+    let channels = px.layout.channels();
+    match px.depth {
+        Depth::Eight => {
+            for p in px.data.chunks_exact_mut(channels) {
+                let (colour, alpha) = p.split_at_mut(channels - 1);
+                let a = u32::from(alpha[0]);
+                for c in colour {
+                    *c = match a {
+                        0 => 0,
+                        255 => *c,
+                        _ => u8::try_from(((u32::from(*c) * 255 + a / 2) / a).min(255))
+                            .expect("clamped"),
+                    };
+                }
+            }
+        }
+        Depth::Sixteen => {
+            for p in px.data.chunks_exact_mut(2 * channels) {
+                let a = u32::from(u16::from_ne_bytes([
+                    p[2 * channels - 2],
+                    p[2 * channels - 1],
+                ]));
+                for c in p[..2 * (channels - 1)].chunks_exact_mut(2) {
+                    let v = u32::from(u16::from_ne_bytes([c[0], c[1]]));
+                    let v = match a {
+                        0 => 0,
+                        65_535 => v,
+                        _ => ((v * 65_535 + a / 2) / a).min(65_535),
+                    };
+                    c.copy_from_slice(&u16::try_from(v).expect("clamped").to_ne_bytes());
+                }
+            }
+        }
+    }
+    px
+}
+
+/// A 32-bit uncompressed (`BI_RGB`) BMP stores a fourth byte per pixel that the `image` crate
+/// drops. libvips (through ImageMagick) reads it as alpha unless it is 0 everywhere, and so
+/// does presize (issue #13 item 4; the README says why, and that browsers differ).
+fn bmp_alpha(bytes: &[u8], px: Pixels) -> Pixels {
+    if px.layout != Layout::Rgb || px.depth != Depth::Eight {
+        return px;
+    }
+    let Some(alpha) = bmp_fourth_bytes(bytes, px.width, px.height) else {
+        return px;
+    };
+    if alpha.iter().all(|&a| a == 0) {
+        return px;
+    }
+    let data = px
+        .data
+        .chunks_exact(3)
+        .zip(alpha)
+        .flat_map(|(p, a)| [p[0], p[1], p[2], a])
+        .collect();
+    Pixels {
+        data,
+        layout: Layout::Rgba,
+        ..px
+    }
+}
+
+/// The fourth byte of every pixel of a 32-bit `BI_RGB` BMP of `width`×`height`, in top-down
+/// row order; `None` for any other BMP, or when the pixel data is cut short.
+fn bmp_fourth_bytes(bytes: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
+    let le_u32 = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let header = le_u32(14)?;
+    if !bytes.starts_with(b"BM") || header < 40 {
+        return None;
+    }
+    let bit_count = u16::from_le_bytes(bytes.get(28..30)?.try_into().ok()?);
+    if bit_count != 32 || le_u32(30)? != 0 {
+        return None;
+    }
+    let top_down = le_u32(22)?.cast_signed() < 0;
+    let data = usize::try_from(le_u32(10)?).ok()?;
+    let (w, h) = (usize::try_from(width).ok()?, usize::try_from(height).ok()?);
+    let stride = w.checked_mul(4)?;
+    let pixels = bytes.get(data..data.checked_add(stride.checked_mul(h)?)?)?;
+    let mut alpha = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let row = if top_down { y } else { h - 1 - y };
+        alpha.extend(
+            pixels[row * stride..(row + 1) * stride]
+                .iter()
+                .skip(3)
+                .step_by(4),
+        );
+    }
+    Some(alpha)
+}
+
+/// The image without its alpha channel if every pixel is fully opaque, else unchanged.
+fn drop_opaque_alpha(px: Pixels) -> Pixels {
+    if px.layout != Layout::Rgba || px.depth != Depth::Eight {
+        return px;
+    }
+    if px.data.chunks_exact(4).any(|p| p[3] != 255) {
+        return px;
+    }
+    Pixels {
+        data: px
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        layout: Layout::Rgb,
+        ..px
+    }
 }
 
 fn wide(width: u32, height: u32, samples: Vec<u16>, layout: Layout) -> Pixels {
@@ -625,9 +873,9 @@ fn has_adobe_marker(bytes: &[u8]) -> bool {
         .any(|w| w[0] == 0xFF && w[1] == 0xEE && &w[4..7] == b"Ado")
 }
 
-/// The EXIF orientation (1..=8); invalid or missing values count as 1.
+/// The EXIF orientation (1..=8) of an EXIF block; invalid or missing values count as 1.
 pub fn exif_orientation(exif: &[u8]) -> u8 {
-    image::metadata::Orientation::from_exif_chunk(exif).map_or(1, |o| o.to_exif())
+    metadata::orientation(exif).unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -745,6 +993,7 @@ mod tests {
             cmyk_icc: None,
             exif: None,
             xmp: None,
+            resolution: None,
             bytes_per_pixel: 3,
             jpeg: None,
         };
@@ -793,6 +1042,60 @@ mod tests {
         let meta = metadata::read(&jpeg, Format::Jpeg);
         assert_eq!(meta.icc.as_deref(), Some(b"hello world".as_slice()));
         assert!(meta.exif.is_none());
+    }
+
+    #[test]
+    fn bmp_readers_survive_every_truncation() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/realworld");
+        for file in ["small.bmp", "rgb24prof2.bmp"] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            for len in 0..bytes.len() {
+                let cut = &bytes[..len];
+                let _ = bmp_fourth_bytes(cut, 16, 12);
+                let _ = metadata::read(cut, Format::Bmp);
+            }
+        }
+        let small = std::fs::read(dir.join("small.bmp")).unwrap();
+        assert_eq!(bmp_fourth_bytes(&small, 16, 12).map(|a| a.len()), Some(192));
+        assert_eq!(bmp_fourth_bytes(&small[..small.len() - 1], 16, 12), None);
+        let profiled = std::fs::read(dir.join("rgb24prof2.bmp")).unwrap();
+        assert_eq!(bmp_fourth_bytes(&profiled, 127, 64), None, "24-bit");
+        assert_eq!(
+            metadata::read(&profiled, Format::Bmp).icc.map(|p| p.len()),
+            Some(540)
+        );
+        assert_eq!(metadata::read(&small, Format::Bmp).icc, None, "V3 header");
+    }
+
+    #[test]
+    fn unpremultiplying_divides_colour_by_alpha_at_both_depths() {
+        let px = Pixels {
+            data: vec![40, 20, 51, 51, 9, 9, 9, 0, 7, 8, 9, 255, 200, 200, 200, 100],
+            width: 4,
+            height: 1,
+            layout: Layout::Rgba,
+            depth: Depth::Eight,
+        };
+        assert_eq!(
+            unpremultiply(px).data,
+            [200, 100, 255, 51, 0, 0, 0, 0, 7, 8, 9, 255, 255, 255, 255, 100]
+        );
+        let grey = Pixels {
+            data: [1000u16, 2000, 0, 0, 30_000, 65_535]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect(),
+            width: 3,
+            height: 1,
+            layout: Layout::La,
+            depth: Depth::Sixteen,
+        };
+        let out: Vec<u16> = unpremultiply(grey)
+            .data
+            .chunks_exact(2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(out, [32_768, 2000, 0, 0, 30_000, 65_535]);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub(crate) fn enc_err(format: Format, e: impl std::fmt::Display) -> JobError {
 }
 
 /// Encodes `px` as `format`, embedding the metadata the format can carry: EXIF, XMP and ICC in
-/// JPEG, PNG and WebP; nothing in GIF, TIFF and BMP. An ICC profile whose colour space does not
+/// JPEG, PNG and WebP; ICC in TIFF; the print resolution in JPEG (JFIF), PNG (`pHYs`), TIFF and
+/// BMP (WebP only through EXIF); nothing in GIF and AVIF. An ICC profile whose colour space does not
 /// fit the pixels (a grey profile on colour pixels) is left out.
 pub fn encode(
     px: &Pixels,
@@ -56,6 +57,7 @@ pub fn encode(
         exif: meta.exif.clone(),
         xmp: meta.xmp.clone(),
         icc: icc.map(<[u8]>::to_vec),
+        resolution: meta.resolution,
     };
     match format {
         Format::Jpeg => Ok(metadata::embed_jpeg(
@@ -129,7 +131,11 @@ pub fn encode(
             }
             enc.write_image(&data, px.width, px.height, ct)
                 .map_err(|e| enc_err(format, e))?;
-            Ok(out.into_inner())
+            Ok(metadata::embed_tiff(
+                &out.into_inner(),
+                px.layout.has_alpha(),
+                meta.resolution,
+            ))
         }
         Format::Bmp => {
             let mut out = Vec::new();
@@ -141,7 +147,7 @@ pub fn encode(
                     color_type(px.layout, px.depth),
                 )
                 .map_err(|e| enc_err(format, e))?;
-            Ok(out)
+            Ok(metadata::embed_bmp(&out, meta.resolution))
         }
         Format::Heic => Err(enc_err(format, "presize does not write HEIC")),
         Format::Avif => {
@@ -320,6 +326,7 @@ mod tests {
             exif: None,
             xmp: Some(b"<x:xmpmeta>hi</x:xmpmeta>".to_vec()),
             icc: Some(icc.clone()),
+            resolution: None,
         };
         let mut scratch = EncodeScratch::default();
         let jpeg = encode(&px, Format::Jpeg, &settings, &meta, &mut scratch).unwrap();

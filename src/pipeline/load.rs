@@ -61,12 +61,7 @@ pub(super) fn load<'c>(
     ));
     handle.restart_clock();
     let mut probe = probe;
-    let header = &mut probe.header;
-    let mut meta = Metadata {
-        exif: header.exif.take(),
-        xmp: header.xmp.take(),
-        icc: header.icc.take(),
-    };
+    let mut meta = probe.header.take_metadata();
     // Spare cores can decode a large JPEG that has restart markers (see `restart`).
     let pixels = u64::from(stored_w) * u64::from(stored_h);
     let spare = if job.input_format == Format::Jpeg && pixels >= decode::PARALLEL_DECODE_PIXELS {
@@ -89,7 +84,11 @@ pub(super) fn load<'c>(
         decoded = decoded.into_8bit();
     }
     if settings.icc == IccPolicy::Srgb {
-        to_srgb(&mut decoded, &mut meta, make_scratch);
+        // Once, at the decoded size, before any resampling (so that linear light, when asked
+        // for, is sRGB's).
+        make_scratch
+            .color
+            .source_to_srgb(&mut decoded, &mut meta.icc)?;
     }
     let linear = settings.linear.then(|| color::srgb_to_linear(&decoded));
     Ok(Loaded {
@@ -102,23 +101,6 @@ pub(super) fn load<'c>(
         meta,
         memory,
     })
-}
-
-/// `--icc srgb`: converts once, at the decoded size, before any resampling (so that linear
-/// light, when asked for, is sRGB's). A source without a profile is taken as sRGB already; one
-/// whose profile cannot be read keeps its pixels and its profile.
-fn to_srgb(decoded: &mut Pixels, meta: &mut Metadata, scratch: &mut MakeScratch) {
-    let Some(profile) = meta.icc.take() else {
-        return;
-    };
-    if color::is_srgb(&profile) {
-        meta.icc = Some(color::srgb_profile().to_vec());
-        return;
-    }
-    meta.icc = match scratch.color.to_srgb(decoded, &profile) {
-        Ok(()) => Some(color::srgb_profile().to_vec()),
-        Err(_) => Some(profile),
-    };
 }
 
 /// The smallest size (stored orientation) the decoder may shrink to: the decoded crop of every

@@ -137,7 +137,7 @@ impl Maker<'_> {
             let px = self.render.size(&plan.shown, src, &mut scratch.resize, 1)?;
             stages.resize += t.elapsed();
 
-            let out_meta = self.render.metadata(self.meta, size);
+            let out_meta = self.render.metadata(self.meta, &plan.shown);
             let mut flat: Option<Pixels> = None;
             for out in plan.outputs {
                 if out.fresh.is_some() {
@@ -277,9 +277,11 @@ impl Render<'_> {
         Ok(px)
     }
 
-    /// The metadata written with an output of `size`.
-    fn metadata(&self, source: &Metadata, size: (u32, u32)) -> Metadata {
+    /// The metadata written with an output of geometry `shown`.
+    fn metadata(&self, source: &Metadata, shown: &geometry::Geometry) -> Metadata {
+        let size = shown.output_size();
         let mut meta = metadata::for_output(source.clone(), self.settings.metadata, size.0, size.1);
+        metadata::apply_dpi(&mut meta, self.settings.dpi, shown.scale());
         if self.settings.icc == IccPolicy::Strip {
             meta.icc = None;
         }
@@ -385,7 +387,6 @@ fn make_in_parallel(
             };
             let (size_index, out) = &work[i];
             let shown = &sizes[*size_index];
-            let size = shown.output_size();
             let px = resized[*size_index].get_or_init(|| {
                 let t = Instant::now();
                 let px = render
@@ -403,7 +404,7 @@ fn make_in_parallel(
                 Err(e) => Err(JobError::Resize(e.clone())),
                 Ok(px) => {
                     let t = Instant::now();
-                    let meta = render.metadata(maker.meta, size);
+                    let meta = render.metadata(maker.meta, shown);
                     let encoded =
                         encode_output(px, &mut None, out, render.settings, &meta, scratch);
                     spent.encode += t.elapsed();

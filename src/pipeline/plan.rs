@@ -14,6 +14,7 @@ use crate::format::Format;
 use crate::geometry::{self, Geometry, Target};
 use crate::job::{ImageJob, Output};
 use crate::manifest::{self, Dropped, OutputEntry, OutputOptions, SourceEntry};
+use crate::metadata::DpiPolicy;
 use crate::naming;
 
 use super::Context;
@@ -188,14 +189,17 @@ fn sizes(shown: (u32, u32), targets: &[Target]) -> (Vec<(Target, Geometry)>, Vec
 }
 
 /// `--in-place`: returns true if and only if the image would come out as it is. With a
-/// metadata or profile change asked for, an image that already fits is still rewritten.
+/// metadata, profile or resolution change asked for, an image that already fits is still
+/// rewritten.
 fn already_fits(
     settings: &Settings,
     sizes: &[(Target, Geometry)],
     shown: (u32, u32),
     orientation: u8,
 ) -> bool {
-    let untouched = settings.metadata == MetaPolicy::Keep && settings.icc == IccPolicy::Keep;
+    let untouched = settings.metadata == MetaPolicy::Keep
+        && settings.icc == IccPolicy::Keep
+        && !matches!(settings.dpi, DpiPolicy::Set(_));
     untouched && sizes.len() == 1 && sizes[0].1.is_identity(shown) && orientation <= 1
 }
 
