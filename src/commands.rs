@@ -3,6 +3,8 @@
 //! Completions and the man page are generated from the same clap definition as `--help`, so
 //! they never drift from the real flags.
 
+use std::io::Write;
+
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, ManifestAction};
@@ -42,7 +44,10 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "presize", &mut out);
+            // `generate` panics when its writer fails; a closed pipe must end quietly instead.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "presize", &mut script);
+            out.write_all(&script)?;
             Ok(Exit::Success)
         }
         Command::Man => {

@@ -14,6 +14,9 @@ use presize::report::Reporter;
 fn main() -> ExitCode {
     match run() {
         Ok(exit) => ExitCode::from(exit.code()),
+        // The reader went away (`presize man | head -1`): it has what it wanted. Ending quietly
+        // is what `rg` and `fd` do; an error message here would only be noise.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("presize: error: {err:#}");
             ExitCode::from(Exit::Fatal.code())
@@ -34,6 +37,15 @@ fn run() -> anyhow::Result<Exit> {
     // writing, and its temporary file must not outlive the process.
     presize::atomic::remove_in_flight();
     Ok(Exit::from_summary(&summary))
+}
+
+/// Returns true if and only if `err` comes from writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Ctrl-C / SIGTERM: the first stops the walker and lets workers finish the image in hand; the

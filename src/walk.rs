@@ -167,28 +167,45 @@ pub fn walk(config: &Config, feeder: &Feeder<'_, ImageJob, JobResult>, found: &A
         // Tell the summary how much was left: the window, and the inputs not yet walked,
         // counted by name without opening them (the user is waiting for the run to stop).
         feeder.not_processed(w.window.len() as u64);
+        let out_dir = config.out_dir.canonicalize().ok();
         for root in roots {
-            feeder.not_processed(count_image_names(config, root));
+            feeder.not_processed(count_image_names(tree(config, root, out_dir.as_deref())));
         }
     }
 }
 
-/// Counts the files below `root` whose names promise an image, without opening any.
-fn count_image_names(config: &Config, root: &Path) -> u64 {
-    let out_dir = config.out_dir.canonicalize().ok();
+/// Every entry below `root` as presize walks it: symbolic links to folders followed only with
+/// `--follow-links`, files before sub-folders (each by name, so a folder's files arrive together
+/// and the conflict map can be kept per folder), and never a step into the output folder
+/// `out_dir` (canonical). The one set-up the walk, its not-processed count and the progress
+/// estimate share.
+fn tree<'a>(
+    config: &Config,
+    root: &Path,
+    out_dir: Option<&'a Path>,
+) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> + 'a {
     WalkDir::new(root)
         .follow_links(config.follow_links)
+        .sort_by(|a, b| {
+            (a.file_type().is_dir(), a.file_name()).cmp(&(b.file_type().is_dir(), b.file_name()))
+        })
         .into_iter()
-        .filter_entry(|e| !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref())))
-        .flatten()
-        .filter(|e| !e.file_type().is_dir() && has_image_name(e.path()))
-        .count() as u64
+        .filter_entry(move |e| !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir)))
 }
 
-fn has_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| Format::from_extension(e).is_some())
+/// Counts the files in `entries` whose names promise an image, without opening any.
+fn count_image_names(entries: impl Iterator<Item = walkdir::Result<walkdir::DirEntry>>) -> u64 {
+    entries.flatten().filter(is_image_name).count() as u64
+}
+
+/// Returns true if and only if `entry` is a file whose name promises an image.
+fn is_image_name(entry: &walkdir::DirEntry) -> bool {
+    !entry.file_type().is_dir()
+        && entry
+            .path()
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| Format::from_extension(e).is_some())
 }
 
 impl Walker<'_, '_, '_> {
@@ -211,30 +228,13 @@ impl Walker<'_, '_, '_> {
             );
         }
         let base = self.root_rel(root, true);
-        let walker = WalkDir::new(root)
-            .follow_links(self.config.follow_links)
-            // Files before sub-folders, each by name: a folder's files arrive together, so the
-            // conflict map can be kept per folder.
-            .sort_by(|a, b| {
-                (a.file_type().is_dir(), a.file_name())
-                    .cmp(&(b.file_type().is_dir(), b.file_name()))
-            })
-            .into_iter();
         let out_dir = self.out_dir.clone();
-        let mut walker = walker.filter_entry(|e| {
-            !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref()))
-        });
+        let mut walker = tree(self.config, root, out_dir.as_deref());
         while let Some(entry) = walker.next() {
             if self.stopped || self.feeder.cancelled() {
-                let rest = walker
-                    .by_ref()
-                    .flatten()
-                    .filter(|e| !e.file_type().is_dir() && has_image_name(e.path()))
-                    .count() as u64;
                 // The entry in hand was not submitted either.
-                let this = entry
-                    .as_ref()
-                    .is_ok_and(|e| !e.file_type().is_dir() && has_image_name(e.path()));
+                let this = entry.as_ref().is_ok_and(is_image_name);
+                let rest = count_image_names(walker.by_ref());
                 self.feeder.not_processed(rest + u64::from(this));
                 return;
             }
@@ -423,17 +423,11 @@ impl Walker<'_, '_, '_> {
 pub fn estimate_total(config: &Config, estimate: &AtomicU64, stop: &std::sync::atomic::AtomicBool) {
     let out_dir = config.out_dir.canonicalize().ok();
     for root in &config.inputs {
-        let walker = WalkDir::new(root)
-            .follow_links(config.follow_links)
-            .into_iter();
-        let walker = walker.filter_entry(|e| {
-            !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir.as_deref()))
-        });
-        for entry in walker.flatten() {
+        for entry in tree(config, root, out_dir.as_deref()).flatten() {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            if !entry.file_type().is_dir() && has_image_name(entry.path()) {
+            if is_image_name(&entry) {
                 estimate.fetch_add(1, Ordering::Relaxed);
             }
         }
