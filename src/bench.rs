@@ -2,9 +2,11 @@
 //!
 //! For people benchmarking image pipelines: runs exactly what `presize` runs (walker, pool,
 //! decode, resize, encode) but discards the outputs unless `--write`, repeats each worker count,
-//! and reports the median run: throughput, scaling, time per stage and per-image latency.
+//! and keeps the median run: throughput, scaling, time per stage and per-image latency. It prints
+//! nothing: `commands.rs` hands each row to `report.rs` (terminal table, JSON) and `html.rs`
+//! (`--report`), which both show [`COLUMNS`].
 
-use std::io::{self, Write};
+use std::io;
 use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -69,200 +71,250 @@ struct RunStats {
     latencies: Vec<Duration>,
 }
 
-/// Runs the benchmark and prints the table (or JSON lines) to stdout.
-pub fn run(args: BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
-    let settings = Settings::from_args(&args.image)?;
-    let jobs = if args.jobs.is_empty() {
-        default_jobs(num_cpus::get())
+/// One column of the bench table: its header, its width in the terminal table, and its cell.
+pub struct Column {
+    /// The header, in both tables.
+    pub head: &'static str,
+    /// Width in the terminal table (cells are right-aligned).
+    pub width: usize,
+    /// The cell of one row.
+    pub cell: fn(&BenchRow) -> String,
+}
+
+/// A finite, non-negative value: a table or chart must not show `NaN`.
+pub fn finite(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 {
+        x
     } else {
-        args.jobs.clone()
-    };
-    let repeat = args.repeat.max(1);
+        0.0
+    }
+}
+
+fn share(r: &BenchRow, stage: usize) -> String {
+    format!("{:.0}%", finite(r.stage_share[stage]) * 100.0)
+}
+
+/// The columns of the bench table, in order: the one list both the terminal table
+/// ([`TERMINAL_COLUMNS`] of them) and the `--report` page show.
+pub const COLUMNS: [Column; 15] = [
+    Column {
+        head: "jobs",
+        width: 4,
+        cell: |r| r.jobs.to_string(),
+    },
+    Column {
+        head: "images/s",
+        width: 8,
+        cell: |r| format!("{:.1}", finite(r.images_per_s)),
+    },
+    Column {
+        head: "MP/s",
+        width: 9,
+        cell: |r| format!("{:.1}", finite(r.megapixels_per_s)),
+    },
+    Column {
+        head: "speed-up",
+        width: 8,
+        cell: |r| format!("{:.2}x", finite(r.speedup)),
+    },
+    Column {
+        head: "effic.",
+        width: 6,
+        cell: |r| format!("{:.0}%", finite(r.efficiency) * 100.0),
+    },
+    Column {
+        head: "read",
+        width: 5,
+        cell: |r| share(r, 0),
+    },
+    Column {
+        head: "decode",
+        width: 7,
+        cell: |r| share(r, 1),
+    },
+    Column {
+        head: "resize",
+        width: 7,
+        cell: |r| share(r, 2),
+    },
+    Column {
+        head: "encode",
+        width: 7,
+        cell: |r| share(r, 3),
+    },
+    Column {
+        head: "write",
+        width: 6,
+        cell: |r| share(r, 4),
+    },
+    Column {
+        head: "p50 ms",
+        width: 8,
+        cell: |r| format!("{:.1}", finite(r.p50_ms)),
+    },
+    Column {
+        head: "p95 ms",
+        width: 8,
+        cell: |r| format!("{:.1}", finite(r.p95_ms)),
+    },
+    Column {
+        head: "wall s",
+        width: 7,
+        cell: |r| format!("{:.2}", finite(r.wall_s)),
+    },
+    Column {
+        head: "images",
+        width: 7,
+        cell: |r| r.images.to_string(),
+    },
+    Column {
+        head: "failed",
+        width: 7,
+        cell: |r| r.failed.to_string(),
+    },
+];
+
+/// How many of [`COLUMNS`] the terminal table shows; its footer line gives the image and
+/// failure counts once, since they are the same for every worker count.
+pub const TERMINAL_COLUMNS: usize = 12;
+
+/// What `presize bench` measures: its inputs and settings, the worker counts, the repeats.
+pub struct Plan {
+    /// The command line.
+    pub args: BenchArgs,
+    /// The image settings from it.
+    pub settings: Settings,
+    /// Worker counts, in measuring order.
+    pub jobs: Vec<NonZeroUsize>,
+    /// Runs per worker count (the median is kept).
+    pub repeat: usize,
+}
+
+impl Plan {
+    /// Validates the flags and makes the defaults: every worker count from 1 to the CPU count
+    /// by doubling, one run each.
+    pub fn new(args: BenchArgs) -> anyhow::Result<Plan> {
+        let settings = Settings::from_args(&args.image)?;
+        let jobs = if args.jobs.is_empty() {
+            default_jobs(num_cpus::get())
+        } else {
+            args.jobs.clone()
+        };
+        let repeat = args.repeat.max(1);
+        Ok(Plan {
+            args,
+            settings,
+            jobs,
+            repeat,
+        })
+    }
+}
+
+/// Measures every worker count of `plan` and passes each row to `on_row` as it is measured.
+pub fn run(
+    plan: &Plan,
+    mut on_row: impl FnMut(&BenchRow) -> io::Result<()>,
+) -> anyhow::Result<Vec<BenchRow>> {
     let tmp = tempfile::Builder::new()
         .prefix("presize-bench-")
         .tempdir()?;
-    let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let mut rows: Vec<BenchRow> = Vec::new();
-    let mut out = io::stdout().lock();
-    if !args.json {
-        writeln!(
-            out,
-            "presize bench: {} run(s) per worker count, median shown; outputs {}",
-            repeat,
-            if args.write {
-                "written"
-            } else {
-                "encoded, not written"
-            }
-        )?;
-        writeln!(
-            out,
-            "{:>4} {:>8} {:>9} {:>8} {:>6} {:>5} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
-            "jobs",
-            "images/s",
-            "MP/s",
-            "speed-up",
-            "effic.",
-            "read",
-            "decode",
-            "resize",
-            "encode",
-            "write",
-            "p50 ms",
-            "p95 ms"
-        )?;
-    }
-    for &j in &jobs {
-        let config = Config {
-            inputs: args.inputs.clone(),
-            out_dir: tmp.path().join(format!("j{j}")),
-            settings: settings.clone(),
-            jobs: j,
-            overwrite: true,
-            dry_run: false,
-            json: false,
-            report: None,
-            verbosity: Verbosity::Quiet,
-            color: false,
-            progress: false,
-            in_place: false,
-            follow_links: false,
-            limits: crate::config::Limits::default(),
-            template: crate::naming::Template::default_for(settings.targets.len()),
-            listed: false,
-            shard: None,
-            manifest: None,
-            force: true,
-            prune: false,
-        };
-        let mut runs: Vec<RunStats> = Vec::with_capacity(repeat);
-        for _ in 0..repeat {
-            let mut s = RunStats {
-                wall: Duration::ZERO,
-                images: 0,
-                failed: 0,
-                pixels: 0,
-                stages: Stages::default(),
-                latencies: Vec::new(),
-            };
-            let found = std::sync::atomic::AtomicU64::new(0);
-            (s.wall, _) = crate::execute(&config, &cancel, !args.write, &found, None, |r| {
-                match r.outcome {
-                    Ok(Outcome::Written(_)) => {
-                        s.images += 1;
-                        s.pixels += r.pixels_in;
-                        let st = r.stages;
-                        s.latencies
-                            .push(st.read + st.decode + st.resize + st.encode + st.write);
-                    }
-                    Err(_) => s.failed += 1,
-                    Ok(_) => {}
-                }
-                s.stages += r.stages;
-            })?;
-            runs.push(s);
+    for &jobs in &plan.jobs {
+        let config = config_for(plan, jobs, &tmp.path().join(format!("j{jobs}")));
+        let mut runs = Vec::with_capacity(plan.repeat);
+        for _ in 0..plan.repeat {
+            runs.push(measure_once(&config, !plan.args.write)?);
         }
         runs.sort_by_key(|r| r.wall);
-        let mut m = runs.swap_remove(runs.len() / 2);
-        m.latencies.sort_unstable();
-        let secs = m.wall.as_secs_f64().max(1e-9);
-        let ips = m.images as f64 / secs;
-        let (base_ips, base_jobs) = rows
-            .first()
-            .map_or((ips, j.get()), |r| (r.images_per_s, r.jobs));
-        let speedup = if base_ips > 0.0 { ips / base_ips } else { 0.0 };
-        let st = m.stages;
-        let parts = [st.read, st.decode, st.resize, st.encode, st.write].map(|d| d.as_secs_f64());
-        let total: f64 = parts.iter().sum::<f64>().max(1e-12);
-        let row = BenchRow {
-            jobs: j.get(),
-            images: m.images,
-            failed: m.failed,
-            wall_s: secs,
-            images_per_s: ips,
-            megapixels_per_s: m.pixels as f64 / 1e6 / secs,
-            speedup,
-            efficiency: speedup / (j.get() as f64 / base_jobs as f64),
-            stage_share: parts.map(|p| p / total),
-            p50_ms: percentile(&m.latencies, 0.5),
-            p95_ms: percentile(&m.latencies, 0.95),
-        };
-        if args.json {
-            writeln!(out, "{}", serde_json::to_string(&row)?)?;
-        } else {
-            let pct = |i: usize| format!("{:.0}%", row.stage_share[i] * 100.0);
-            writeln!(
-                out,
-                "{:>4} {:>8.1} {:>9.1} {:>7.2}x {:>5.0}% {:>5} {:>7} {:>7} {:>7} {:>6} {:>8.1} {:>8.1}",
-                row.jobs, row.images_per_s, row.megapixels_per_s, row.speedup, row.efficiency * 100.0, pct(0), pct(1), pct(2), pct(3), pct(4), row.p50_ms, row.p95_ms
-            )?;
-        }
+        let median = runs.swap_remove(runs.len() / 2);
+        let row = median.row(jobs.get(), rows.first());
+        on_row(&row)?;
         rows.push(row);
-    }
-    if let Some(first) = rows.first() {
-        if !args.json {
-            writeln!(
-                out,
-                "{} images per run ({} failed); speed-up and efficiency are relative to -j{}",
-                first.images, first.failed, first.jobs
-            )?;
-        }
-    }
-    if let Some(path) = &args.report {
-        crate::html::write_bench(&rows, &report_params(&args, &settings, &jobs, repeat), path)?;
-        if !args.json {
-            writeln!(out, "report: {}", path.display())?;
-        }
     }
     Ok(rows)
 }
 
-/// The run parameters shown on the `--report` page, in page order.
-fn report_params(
-    args: &BenchArgs,
-    settings: &Settings,
-    jobs: &[NonZeroUsize],
-    repeat: usize,
-) -> Vec<(String, String)> {
-    let inputs: Vec<String> = args
-        .inputs
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let counts: Vec<String> = jobs.iter().map(ToString::to_string).collect();
-    let cpus = num_cpus::get();
-    let mut params = vec![("inputs".to_string(), inputs.join(", "))];
-    params.extend(
-        crate::html::settings_rows(settings)
-            .into_iter()
-            .map(|(label, value)| (label.to_string(), value)),
-    );
-    params.extend([
-        ("worker counts".to_string(), counts.join(", ")),
-        (
-            "runs per worker count".to_string(),
-            format!("{repeat} (the median run is shown)"),
-        ),
-        (
-            "outputs".to_string(),
-            if args.write {
-                "written to a temporary folder, then deleted"
-            } else {
-                "encoded, not written"
+/// The run `presize` would make at `jobs` workers, writing below `out_dir` (when writing at all).
+fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Config {
+    Config {
+        inputs: plan.args.inputs.clone(),
+        out_dir: out_dir.to_path_buf(),
+        settings: plan.settings.clone(),
+        jobs,
+        overwrite: true,
+        dry_run: false,
+        json: false,
+        report: None,
+        verbosity: Verbosity::Quiet,
+        color: false,
+        progress: false,
+        in_place: false,
+        follow_links: false,
+        limits: crate::config::Limits::default(),
+        template: crate::naming::Template::default_for(plan.settings.targets.len()),
+        listed: false,
+        shard: None,
+        manifest: None,
+        force: true,
+        prune: false,
+    }
+}
+
+/// One whole run of `config`; with `discard`, outputs are encoded but not written.
+fn measure_once(config: &Config, discard: bool) -> anyhow::Result<RunStats> {
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let mut s = RunStats {
+        wall: Duration::ZERO,
+        images: 0,
+        failed: 0,
+        pixels: 0,
+        stages: Stages::default(),
+        latencies: Vec::new(),
+    };
+    let found = std::sync::atomic::AtomicU64::new(0);
+    (s.wall, _) = crate::execute(config, &cancel, discard, &found, None, |r| {
+        match r.outcome {
+            Ok(Outcome::Written(_)) => {
+                s.images += 1;
+                s.pixels += r.pixels_in;
+                let st = r.stages;
+                s.latencies
+                    .push(st.read + st.decode + st.resize + st.encode + st.write);
             }
-            .to_string(),
-        ),
-        (
-            "machine".to_string(),
-            format!(
-                "{} {}, {cpus} CPU{}",
-                std::env::consts::OS,
-                std::env::consts::ARCH,
-                if cpus == 1 { "" } else { "s" }
-            ),
-        ),
-    ]);
-    params
+            Err(_) => s.failed += 1,
+            Ok(_) => {}
+        }
+        s.stages += r.stages;
+    })?;
+    Ok(s)
+}
+
+impl RunStats {
+    /// The table row of this (median) run at `jobs` workers; speed-up and efficiency are
+    /// relative to `baseline`, the first row measured (itself when there is none).
+    fn row(mut self, jobs: usize, baseline: Option<&BenchRow>) -> BenchRow {
+        self.latencies.sort_unstable();
+        let secs = self.wall.as_secs_f64().max(1e-9);
+        let ips = self.images as f64 / secs;
+        let (base_ips, base_jobs) = baseline.map_or((ips, jobs), |r| (r.images_per_s, r.jobs));
+        let speedup = if base_ips > 0.0 { ips / base_ips } else { 0.0 };
+        let st = self.stages;
+        let parts = [st.read, st.decode, st.resize, st.encode, st.write].map(|d| d.as_secs_f64());
+        let total: f64 = parts.iter().sum::<f64>().max(1e-12);
+        BenchRow {
+            jobs,
+            images: self.images,
+            failed: self.failed,
+            wall_s: secs,
+            images_per_s: ips,
+            megapixels_per_s: self.pixels as f64 / 1e6 / secs,
+            speedup,
+            efficiency: speedup / (jobs as f64 / base_jobs as f64),
+            stage_share: parts.map(|p| p / total),
+            p50_ms: percentile(&self.latencies, 0.5),
+            p95_ms: percentile(&self.latencies, 0.95),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,17 +7,38 @@ use std::io::Write;
 
 use clap::CommandFactory;
 
+use crate::bench;
 use crate::cli::{Cli, Command, ManifestAction};
 use crate::exit::Exit;
 use crate::manifest::Manifest;
+use crate::report;
 
 /// Runs a subcommand, writing its output to stdout.
 pub fn run(command: Command) -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Bench(args) => {
-            drop(out);
-            let rows = crate::bench::run(*args)?;
+            let plan = bench::Plan::new(*args)?;
+            let json = plan.args.json;
+            if !json {
+                report::bench_header(&mut out, plan.repeat, plan.args.write)?;
+            }
+            let rows = bench::run(&plan, |row| {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(row)?)
+                } else {
+                    report::bench_row(&mut out, row)
+                }
+            })?;
+            if let (Some(first), false) = (rows.first(), json) {
+                report::bench_footer(&mut out, first)?;
+            }
+            if let Some(path) = &plan.args.report {
+                crate::html::write_bench(&rows, &crate::html::bench_params(&plan), path)?;
+                if !json {
+                    writeln!(out, "report: {}", path.display())?;
+                }
+            }
             let failed = rows.iter().any(|r| r.failed > 0);
             Ok(if failed {
                 Exit::SomeFailed

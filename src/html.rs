@@ -8,7 +8,7 @@
 use std::fmt::{self, Write as _};
 use std::path::{Component, Path, PathBuf, Prefix};
 
-use crate::bench::BenchRow;
+use crate::bench::{self, finite, BenchRow};
 use crate::config::{Config, Filter, Settings, Shrink};
 use crate::format::Format;
 use crate::geometry::{Dim, Fit};
@@ -467,6 +467,50 @@ pub fn write_bench(
     .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
 }
 
+/// The run parameters shown on the `--report` page, in page order.
+pub fn bench_params(plan: &bench::Plan) -> Vec<(String, String)> {
+    let (args, settings, jobs, repeat) = (&plan.args, &plan.settings, &plan.jobs, plan.repeat);
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let counts: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+    let cpus = num_cpus::get();
+    let mut params = vec![("inputs".to_string(), inputs.join(", "))];
+    params.extend(
+        settings_rows(settings)
+            .into_iter()
+            .map(|(label, value)| (label.to_string(), value)),
+    );
+    params.extend([
+        ("worker counts".to_string(), counts.join(", ")),
+        (
+            "runs per worker count".to_string(),
+            format!("{repeat} (the median run is shown)"),
+        ),
+        (
+            "outputs".to_string(),
+            if args.write {
+                "written to a temporary folder, then deleted"
+            } else {
+                "encoded, not written"
+            }
+            .to_string(),
+        ),
+        (
+            "machine".to_string(),
+            format!(
+                "{} {}, {cpus} CPU{}",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                if cpus == 1 { "" } else { "s" }
+            ),
+        ),
+    ]);
+    params
+}
+
 /// What the bench page adds to [`CSS`]. Series colours are from the Okabe-Ito palette, which
 /// stays distinguishable with the common colour-vision deficiencies.
 const BENCH_CSS: &str = "\
@@ -520,15 +564,6 @@ const STAGES: [(&str, bool); 5] = [
     ("encode", true),
     ("write", false),
 ];
-
-/// A finite, non-negative value (charts must not print `NaN` or draw off the plot).
-fn finite(x: f64) -> f64 {
-    if x.is_finite() && x > 0.0 {
-        x
-    } else {
-        0.0
-    }
-}
 
 fn workers(n: usize) -> String {
     format!("{n} worker{}", plural(n as u64))
@@ -975,56 +1010,19 @@ fn bench_table(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
         "<section id=\"rows\">\n<h2>Measurements (median run per worker count)</h2>\n\
          <div class=\"scroll\">\n<table>\n<thead><tr>",
     );
-    let heads = [
-        "jobs",
-        "images/s",
-        "MP/s",
-        "speed-up",
-        "efficiency",
-        "read",
-        "decode",
-        "resize",
-        "encode",
-        "write",
-        "p50 ms",
-        "p95 ms",
-        "wall s",
-        "images",
-        "failed",
-    ];
-    for h in heads {
-        write!(w, "<th class=\"num\">{h}</th>")?;
+    for column in &bench::COLUMNS {
+        write!(w, "<th class=\"num\">{}</th>", column.head)?;
     }
     w.push_str("</tr></thead>\n<tbody>\n");
     for r in rows {
         w.push_str("<tr>");
-        let cells = [
-            r.jobs.to_string(),
-            format!("{:.1}", finite(r.images_per_s)),
-            format!("{:.1}", finite(r.megapixels_per_s)),
-            format!("{:.2}×", finite(r.speedup)),
-            format!("{:.0}%", finite(r.efficiency) * 100.0),
-        ]
-        .into_iter()
-        .chain(
-            r.stage_share
-                .iter()
-                .map(|&s| format!("{:.0}%", finite(s) * 100.0)),
-        )
-        .chain([
-            format!("{:.1}", finite(r.p50_ms)),
-            format!("{:.1}", finite(r.p95_ms)),
-            format!("{:.2}", finite(r.wall_s)),
-            r.images.to_string(),
-            r.failed.to_string(),
-        ]);
-        for (i, cell) in cells.enumerate() {
-            let class = if i == heads.len() - 1 && r.failed > 0 {
+        for column in &bench::COLUMNS {
+            let class = if column.head == "failed" && r.failed > 0 {
                 "num err"
             } else {
                 "num"
             };
-            write!(w, "<td class=\"{class}\">{cell}</td>")?;
+            write!(w, "<td class=\"{class}\">{}</td>", (column.cell)(r))?;
         }
         w.push_str("</tr>\n");
     }

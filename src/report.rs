@@ -12,6 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::bench::{self, BenchRow};
 use crate::config::{Config, Verbosity};
 use crate::error::{ErrorKind, Failure};
 use crate::job::{JobResult, Outcome, Output, SkipReason, Stages};
@@ -574,6 +575,42 @@ fn progress_bar() -> ProgressBar {
     .progress_chars("=> ");
     bar.set_style(style);
     bar
+}
+
+/// The terminal table of `presize bench`: its title and header line.
+pub fn bench_header(out: &mut impl Write, repeat: usize, write: bool) -> io::Result<()> {
+    let outputs = if write {
+        "written"
+    } else {
+        "encoded, not written"
+    };
+    writeln!(
+        out,
+        "presize bench: {repeat} run(s) per worker count, median shown; outputs {outputs}"
+    )?;
+    let heads: Vec<String> = bench::COLUMNS[..bench::TERMINAL_COLUMNS]
+        .iter()
+        .map(|c| format!("{:>w$}", c.head, w = c.width))
+        .collect();
+    writeln!(out, "{}", heads.join(" "))
+}
+
+/// One row of the `presize bench` terminal table.
+pub fn bench_row(out: &mut impl Write, row: &BenchRow) -> io::Result<()> {
+    let cells: Vec<String> = bench::COLUMNS[..bench::TERMINAL_COLUMNS]
+        .iter()
+        .map(|c| format!("{:>w$}", (c.cell)(row), w = c.width))
+        .collect();
+    writeln!(out, "{}", cells.join(" "))
+}
+
+/// The line under the `presize bench` terminal table.
+pub fn bench_footer(out: &mut impl Write, first: &BenchRow) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} images per run ({} failed); speed-up and efficiency are relative to -j{}",
+        first.images, first.failed, first.jobs
+    )
 }
 
 #[cfg(test)]
