@@ -56,12 +56,7 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
                 .collect::<Result<Vec<_>, _>>()?;
             let merged = crate::manifest::merge(&loaded)?;
             merged.save_atomic(&output)?;
-            eprintln!(
-                "presize: merged {} manifests ({} sources) into {}",
-                loaded.len(),
-                merged.sources.len(),
-                output.display()
-            );
+            report::merged(loaded.len(), merged.sources.len(), &output);
             Ok(Exit::Success)
         }
         Command::Completions { shell } => {

@@ -113,7 +113,8 @@ pub fn run(
     if let (Some(path), Some(previous)) = (&config.manifest, previous) {
         if !config.dry_run {
             let complete = stop.is_none();
-            let manifest = build.finish(config, previous, complete)?;
+            let (manifest, warnings) = build.finish(config, previous, complete);
+            warnings.iter().for_each(|w| reporter.warn(w));
             manifest.save_atomic(path)?;
         }
     }

@@ -1,8 +1,10 @@
-//! Everything presize prints, in one place: per-file lines, the progress bar, the summary and
-//! the NDJSON report.
+//! Everything presize prints, in one place: per-file lines, the progress bar, the summary, the
+//! NDJSON report, run-wide warnings and the `bench` and `manifest merge` tables and lines.
 //!
 //! Workers and the walker never print; their results arrive here on the main thread, so lines
-//! are never torn. Human output goes to stderr; stdout carries only `--json`.
+//! are never torn. Human output goes to stderr; stdout carries only `--json` and `bench`'s
+//! table. (Two lines are printed by `main.rs`, outside any run: a fatal error, and the Ctrl-C
+//! notice from the signal handler.) The HTML pages are rendered by `html.rs`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -540,6 +542,13 @@ impl Reporter {
         ));
     }
 
+    /// Prints a warning that concerns the whole run (not one file), whatever the verbosity.
+    pub fn warn(&self, message: &str) {
+        self.bar.suspend(|| {
+            let _ = writeln!(io::stderr().lock(), "presize: {message}");
+        });
+    }
+
     /// Takes the records collected for the HTML report (empty without `--report`).
     pub fn take_records(&mut self) -> Vec<FileRecord> {
         self.records.take().unwrap_or_default()
@@ -602,6 +611,14 @@ pub fn bench_row(out: &mut impl Write, row: &BenchRow) -> io::Result<()> {
         .map(|c| format!("{:>w$}", (c.cell)(row), w = c.width))
         .collect();
     writeln!(out, "{}", cells.join(" "))
+}
+
+/// What `presize manifest merge` did.
+pub fn merged(parts: usize, sources: usize, output: &std::path::Path) {
+    eprintln!(
+        "presize: merged {parts} manifests ({sources} sources) into {}",
+        output.display()
+    );
 }
 
 /// The line under the `presize bench` terminal table.

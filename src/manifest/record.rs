@@ -4,6 +4,7 @@
 //! [`BuildRecord::finish`] joins this run's entries with the previous manifest's and prunes
 //! outputs whose sources are gone.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::config::Config;
@@ -18,7 +19,7 @@ pub(crate) struct BuildRecord {
     /// Only a run with a manifest keeps anything (memory stays flat without one).
     active: bool,
     entries: Vec<SourceEntry>,
-    seen: std::collections::HashSet<String>,
+    seen: HashSet<String>,
     walk_errors: u64,
 }
 
@@ -50,24 +51,33 @@ impl BuildRecord {
     /// The new manifest: this run's entries, plus the previous entries of sources this run did
     /// not record (failed, not reached, or gone). With `--prune` after a complete run, sources
     /// that are gone lose their entries and their output files, and sources still here lose the
-    /// outputs they no longer produce.
+    /// outputs they no longer produce. Returns the manifest and the warnings for the user.
     pub(crate) fn finish(
         self,
         config: &Config,
         previous: Manifest,
         complete: bool,
-    ) -> anyhow::Result<Manifest> {
-        let mut next =
-            Manifest::new(OutputOptions::new(&config.settings, &config.template).manifest());
+    ) -> (Manifest, Vec<String>) {
+        let mut warnings = Vec::new();
         if config.prune && self.walk_errors > 0 {
-            eprintln!(
-                "presize: not pruning: {} input(s) could not be read, so their outputs may only look orphaned",
+            warnings.push(format!(
+                "not pruning: {} input(s) could not be read, so their outputs may only look orphaned",
                 self.walk_errors
-            );
+            ));
         }
         let prune = config.prune && complete && self.walk_errors == 0;
+        let (next, doomed) = self.join(config, previous, prune);
+        warnings.extend(delete_outputs(config, &next, &doomed));
+        (next, warnings)
+    }
+
+    /// This run's entries joined with `previous`; with `prune`, also the outputs that no entry
+    /// should list any more (their sources are gone, or no longer make them).
+    fn join(self, config: &Config, previous: Manifest, prune: bool) -> (Manifest, Vec<String>) {
+        let mut next =
+            Manifest::new(OutputOptions::new(&config.settings, &config.template).manifest());
         let mut doomed: Vec<String> = Vec::new();
-        let mut fresh: std::collections::HashMap<String, SourceEntry> = self
+        let mut fresh: HashMap<String, SourceEntry> = self
             .entries
             .into_iter()
             .map(|e| (e.path.clone(), e))
@@ -78,16 +88,13 @@ impl BuildRecord {
                 .as_ref()
                 .is_none_or(|s| s.contains(&shard::key(Path::new(&old.path))));
             match fresh.get(&old.path) {
-                Some(new) => {
-                    if prune {
-                        doomed.extend(
-                            old.outputs
-                                .iter()
-                                .filter(|o| !new.outputs.iter().any(|n| n.path == o.path))
-                                .map(|o| o.path.clone()),
-                        );
-                    }
-                }
+                Some(new) if prune => doomed.extend(
+                    old.outputs
+                        .iter()
+                        .filter(|o| !new.outputs.iter().any(|n| n.path == o.path))
+                        .map(|o| o.path.clone()),
+                ),
+                Some(_) => {}
                 None if prune
                     && in_shard
                     && !self.seen.contains(&old.path)
@@ -103,35 +110,41 @@ impl BuildRecord {
         for (_, entry) in fresh.drain() {
             next.insert(entry);
         }
-        // Never delete a file that a current entry still lists (two sources may share names
-        // across a template change).
-        let kept: std::collections::HashSet<&str> = next
-            .sources
-            .iter()
-            .flat_map(|s| s.outputs.iter().map(|o| o.path.as_str()))
-            .collect();
-        let root = config.out_dir.canonicalize().ok();
-        for rel in doomed.iter().filter(|r| !kept.contains(r.as_str())) {
-            if let Some(path) = safe_relative(rel) {
-                let path = config.out_dir.join(path);
-                // Never delete through a symlinked folder planted in the output tree.
-                let inside = path
-                    .parent()
-                    .and_then(|p| p.canonicalize().ok())
-                    .zip(root.as_ref())
-                    .is_some_and(|(parent, root)| parent.starts_with(root));
-                if !inside {
-                    continue;
-                }
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => eprintln!("presize: cannot prune {}: {e}", path.display()),
-                }
-            }
-        }
-        Ok(next)
+        (next, doomed)
     }
+}
+
+/// `--prune`: deletes the `doomed` outputs (paths relative to the output folder), except any
+/// that an entry of `next` still lists (two sources may share names across a template change)
+/// and any reached through a symbolic link out of the output folder. Returns what could not
+/// be deleted, as warnings.
+fn delete_outputs(config: &Config, next: &Manifest, doomed: &[String]) -> Vec<String> {
+    let kept: HashSet<&str> = next
+        .sources
+        .iter()
+        .flat_map(|s| s.outputs.iter().map(|o| o.path.as_str()))
+        .collect();
+    let root = config.out_dir.canonicalize().ok();
+    let mut warnings = Vec::new();
+    for rel in doomed.iter().filter(|r| !kept.contains(r.as_str())) {
+        let Some(path) = safe_relative(rel).map(|p| config.out_dir.join(p)) else {
+            continue;
+        };
+        let inside = path
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .zip(root.as_ref())
+            .is_some_and(|(parent, root)| parent.starts_with(root));
+        if !inside {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warnings.push(format!("cannot prune {}: {e}", path.display())),
+        }
+    }
+    warnings
 }
 
 /// Whether a manifest source (a path relative to one of the inputs) no longer exists. Only a
