@@ -17,19 +17,17 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 
-use presize::cli::Cli;
-use presize::config::{settings_for_width, Config, Filter, Settings, Shrink};
-use presize::format::Format;
-use presize::geometry::Rect;
-use presize::job::{ImageJob, Outcome};
-use presize::pipeline::decode::{self, DecodeScratch, Header};
-use presize::pipeline::encode::{self, EncodeScratch};
-use presize::pipeline::pixels::Pixels;
-use presize::pipeline::resize::{self, ResizeScratch};
-use presize::pipeline::{self, Context, Mode, Scratch};
-use presize::pool::JobHandle;
+use presize::internals::pipeline::decode::{self, DecodeScratch, Header};
+use presize::internals::pipeline::encode::{self, EncodeScratch};
+use presize::internals::pipeline::pixels::Pixels;
+use presize::internals::pipeline::resize::{self, ResizeScratch};
+use presize::internals::pipeline::{self, Context, Mode, Scratch};
+use presize::internals::{
+    settings_for_width, Cli, Config, Filter, ImageJob, JobHandle, Outcome, Rect, Settings, Shrink,
+};
+use presize::Format;
 
-use presize::report::Reporter;
+use presize::internals::Reporter;
 
 /// A 12 MP phone photo from the shared corpus, present on dev and CI machines beside the
 /// checkout but not in the repository.
@@ -380,7 +378,8 @@ fn bench_run(c: &mut Criterion) {
         let cli = Cli::try_parse_from(args).expect("bench command line parses");
         let config = Config::from_cli(cli).expect("bench config is valid");
 
-        let first = presize::run(&config, &cancel, Reporter::silent(jobs)).expect("run starts");
+        let first =
+            presize::internals::run(&config, &cancel, Reporter::silent(jobs)).expect("run starts");
         assert!(
             first.failed == 0 && first.written > 0,
             "bench run wrote {} and failed {}: {:?}",
@@ -390,7 +389,10 @@ fn bench_run(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(first.written));
         group.bench_function(BenchmarkId::new("testdata_w400", format!("j{jobs}")), |b| {
-            b.iter(|| presize::run(&config, &cancel, Reporter::silent(jobs)).expect("run starts"));
+            b.iter(|| {
+                presize::internals::run(&config, &cancel, Reporter::silent(jobs))
+                    .expect("run starts")
+            });
         });
     }
     group.finish();

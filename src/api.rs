@@ -13,7 +13,7 @@ use clap::Parser;
 
 use crate::cli::Cli;
 use crate::config::Config;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Error};
 use crate::format::Format;
 use crate::geometry::{Dim, Target};
 use crate::naming::Template;
@@ -23,7 +23,7 @@ use crate::report::{Reporter, Summary};
 ///
 /// ```
 /// # fn main() -> anyhow::Result<()> {
-/// use presize::{format::Format, Resize};
+/// use presize::{Format, Resize};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let photos = dir.path().join("photos");
@@ -128,14 +128,29 @@ impl Resize {
         self
     }
 
-    /// Full access to every other setting.
-    pub fn config_mut(&mut self) -> &mut Config {
-        &mut self.config
+    /// Drop EXIF and XMP metadata (see `--strip`); the colour profile is kept.
+    pub fn strip_metadata(mut self, strip: bool) -> Resize {
+        self.config.settings.metadata = if strip {
+            crate::config::MetaPolicy::Strip
+        } else {
+            crate::config::MetaPolicy::Keep
+        };
+        self
+    }
+
+    /// Convert every image to sRGB and embed a compact sRGB profile (see `--icc srgb`).
+    pub fn srgb(mut self, srgb: bool) -> Resize {
+        self.config.settings.icc = if srgb {
+            crate::config::IccPolicy::Srgb
+        } else {
+            crate::config::IccPolicy::Keep
+        };
+        self
     }
 
     /// Runs to completion and returns the summary; per-file failures are counted in it (and
     /// never an `Err`). Fails only for invalid settings or an output folder that cannot be made.
-    pub fn run(mut self) -> anyhow::Result<Summary> {
+    pub fn run(mut self) -> Result<Summary, Error> {
         self.config.template = match &self.name {
             Some(text) => Template::parse(text).map_err(|e| ConfigError::BadName(e.to_string()))?,
             None => crate::config::default_template(&self.config.settings),

@@ -31,7 +31,7 @@ pub fn remove_in_flight() {
 
 /// Where and how one output is written.
 #[derive(Clone, Copy)]
-pub struct WriteTarget<'a> {
+pub(crate) struct WriteTarget<'a> {
     /// The final path.
     pub dst: &'a Path,
     /// Whether an existing `dst` may be replaced; if false, one that appeared meanwhile wins.
@@ -50,7 +50,7 @@ pub struct WriteTarget<'a> {
 
 impl<'a> WriteTarget<'a> {
     /// A plain file (such as a report) that may replace an older one.
-    pub fn replacing(dst: &'a Path) -> Self {
+    pub(crate) fn replacing(dst: &'a Path) -> Self {
         WriteTarget {
             dst,
             replace: true,
@@ -66,7 +66,7 @@ impl<'a> WriteTarget<'a> {
 /// flushed, then renamed over the destination. On any error the temporary file is removed and
 /// the destination is untouched. A symlink at the destination is replaced, never written
 /// through.
-pub fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(), JobError> {
+pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(), JobError> {
     let dst = target.dst;
     let dir = dst
         .parent()

@@ -19,7 +19,7 @@ use crate::job::{Outcome, Stages};
 
 /// One measured worker count (the median of its repeats).
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchRow {
+pub(crate) struct BenchRow {
     /// Worker threads.
     pub jobs: usize,
     /// Images processed per run.
@@ -45,7 +45,7 @@ pub struct BenchRow {
 }
 
 /// The worker counts measured when `--jobs` is not given: 1, 2, 4, … and the CPU count.
-pub fn default_jobs(cpus: usize) -> Vec<NonZeroUsize> {
+pub(crate) fn default_jobs(cpus: usize) -> Vec<NonZeroUsize> {
     let mut v: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
         .take_while(|&n| n < cpus)
         .collect();
@@ -72,7 +72,7 @@ struct RunStats {
 }
 
 /// One column of the bench table: its header, its width in the terminal table, and its cell.
-pub struct Column {
+pub(crate) struct Column {
     /// The header, in both tables.
     pub head: &'static str,
     /// Width in the terminal table (cells are right-aligned).
@@ -82,7 +82,7 @@ pub struct Column {
 }
 
 /// A finite, non-negative value: a table or chart must not show `NaN`.
-pub fn finite(x: f64) -> f64 {
+pub(crate) fn finite(x: f64) -> f64 {
     if x.is_finite() && x > 0.0 {
         x
     } else {
@@ -96,7 +96,7 @@ fn share(r: &BenchRow, stage: usize) -> String {
 
 /// The columns of the bench table, in order: the one list both the terminal table
 /// ([`TERMINAL_COLUMNS`] of them) and the `--report` page show.
-pub const COLUMNS: [Column; 15] = [
+pub(crate) const COLUMNS: [Column; 15] = [
     Column {
         head: "jobs",
         width: 4,
@@ -176,10 +176,10 @@ pub const COLUMNS: [Column; 15] = [
 
 /// How many of [`COLUMNS`] the terminal table shows; its footer line gives the image and
 /// failure counts once, since they are the same for every worker count.
-pub const TERMINAL_COLUMNS: usize = 12;
+pub(crate) const TERMINAL_COLUMNS: usize = 12;
 
 /// What `presize bench` measures: its inputs and settings, the worker counts, the repeats.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The command line.
     pub args: BenchArgs,
     /// The image settings from it.
@@ -193,7 +193,7 @@ pub struct Plan {
 impl Plan {
     /// Validates the flags and makes the defaults: every worker count from 1 to the CPU count
     /// by doubling, one run each.
-    pub fn new(args: BenchArgs) -> anyhow::Result<Plan> {
+    pub(crate) fn new(args: BenchArgs) -> anyhow::Result<Plan> {
         let settings = Settings::from_args(&args.image)?;
         let jobs = if args.jobs.is_empty() {
             default_jobs(num_cpus::get())
@@ -211,7 +211,7 @@ impl Plan {
 }
 
 /// Measures every worker count of `plan` and passes each row to `on_row` as it is measured.
-pub fn run(
+pub(crate) fn run(
     plan: &Plan,
     mut on_row: impl FnMut(&BenchRow) -> io::Result<()>,
 ) -> anyhow::Result<Vec<BenchRow>> {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 /// A per-file failure: the only way a worker reports that one input could not be processed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JobError {
     /// Reading the input or writing the output failed at the file-system level.
     #[error("{context}: {source}")]
@@ -99,6 +100,7 @@ impl JobError {
 
 /// The class of a [`JobError`], for grouping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// File-system error.
     Io,
@@ -154,6 +156,7 @@ impl fmt::Display for Failure {
 /// A fatal configuration problem, found before any work starts. The text names the flag and the
 /// fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Neither a width, a height nor a size was given.
     #[error("no target size: give --width, --height or --size (e.g. -w 800)")]
@@ -206,4 +209,38 @@ pub enum ConfigError {
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),
+}
+
+/// Why a whole run could not start or finish (the library's error; per-file problems are never
+/// an `Err`: they are counted in the [`crate::Summary`]). Each variant keeps the underlying
+/// error as its `source`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The manifest could not be read or written.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// The output folder could not be created or resolved.
+    #[error("{context} {path}: {source}")]
+    OutputFolder {
+        /// What presize was doing.
+        context: &'static str,
+        /// The folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The `--report` page could not be written.
+    #[error("cannot write report {path}: {source}")]
+    Report {
+        /// The page.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: JobError,
+    },
 }

@@ -8,6 +8,7 @@ use std::fmt;
 /// A raster format presize can decode and encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Format {
     /// JPEG (JFIF/EXIF).
     Jpeg,
@@ -33,7 +34,7 @@ const HEIF_BRANDS: [[u8; 4]; 9] = [
 ];
 
 /// How many leading bytes [`Format::sniff`] needs.
-pub const SNIFF_LEN: usize = 16;
+pub(crate) const SNIFF_LEN: usize = 16;
 
 impl Format {
     /// Every format, in the order `--help` lists them. The one list: the CLI's `--format`

@@ -102,7 +102,7 @@ pub struct Rect {
 
 /// The resolved plan for one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Geometry {
+pub(crate) struct Geometry {
     /// The part of the source that is resampled (the whole source unless `--fit cover`).
     pub crop: Rect,
     /// Size of the resampled image.
@@ -113,13 +113,13 @@ pub struct Geometry {
 
 impl Geometry {
     /// The final output dimensions.
-    pub fn output_size(&self) -> (u32, u32) {
+    pub(crate) fn output_size(&self) -> (u32, u32) {
         self.canvas.unwrap_or(self.size)
     }
 
     /// How many output pixels each source pixel of the crop becomes, across and down (so the
     /// resolution that keeps the print size is the source's times this).
-    pub fn scale(&self) -> (f64, f64) {
+    pub(crate) fn scale(&self) -> (f64, f64) {
         (
             f64::from(self.size.0) / self.crop.width,
             f64::from(self.size.1) / self.crop.height,
@@ -127,13 +127,13 @@ impl Geometry {
     }
 
     /// Returns true if and only if the pixels pass through unchanged in size and extent.
-    pub fn is_identity(&self, src: (u32, u32)) -> bool {
+    pub(crate) fn is_identity(&self, src: (u32, u32)) -> bool {
         self.canvas.is_none() && self.size == src && self.crop == full(src)
     }
 
     /// The same geometry seen with width and height exchanged (for sources stored rotated by
     /// 90°). Crops are always centred, so swapping the axes is all that is needed.
-    pub fn transposed(&self) -> Geometry {
+    pub(crate) fn transposed(&self) -> Geometry {
         Geometry {
             crop: Rect {
                 left: self.crop.top,
@@ -162,15 +162,9 @@ fn round_dim(v: f64) -> u32 {
     (v.round().clamp(1.0, f64::from(u32::MAX))) as u32
 }
 
-/// Computes crop, resize size and canvas for a source of `src` (displayed) pixels.
-///
-/// ```
-/// use presize::geometry::{plan, Dim, Fit, Target};
-/// let target = Target { width: Some(Dim::Px(800)), height: None, fit: Fit::Inside, upscale: false };
-/// assert_eq!(plan((4032, 3024), &target).output_size(), (800, 600));
-/// assert_eq!(plan((400, 250), &target).output_size(), (400, 250)); // never enlarged
-/// ```
-pub fn plan(src: (u32, u32), target: &Target) -> Geometry {
+/// Computes crop, resize size and canvas for a source of `src` (displayed) pixels: a width of
+/// 800 makes a 4032x3024 photo 800x600 and leaves a 400x250 one as it is (never enlarged).
+pub(crate) fn plan(src: (u32, u32), target: &Target) -> Geometry {
     let (sw, sh) = (f64::from(src.0), f64::from(src.1));
     let whole = full(src);
     let cap = |scale: f64| {
@@ -276,6 +270,18 @@ pub fn plan(src: (u32, u32), target: &Target) -> Geometry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_width_keeps_the_aspect_and_never_enlarges() {
+        let target = Target {
+            width: Some(Dim::Px(800)),
+            height: None,
+            fit: Fit::Inside,
+            upscale: false,
+        };
+        assert_eq!(plan((4032, 3024), &target).output_size(), (800, 600));
+        assert_eq!(plan((400, 250), &target).output_size(), (400, 250));
+    }
 
     fn t(width: Option<Dim>, height: Option<Dim>, fit: Fit, upscale: bool) -> Target {
         Target {

@@ -7,12 +7,12 @@
 ///
 /// The algorithm name is part of the value so that a later build can switch algorithms: an
 /// unknown prefix simply never matches, and everything is rebuilt once.
-pub fn content_hash(bytes: &[u8]) -> String {
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
     format!("xxh64:{:016x}", xxh64(bytes, 0))
 }
 
 /// The first 8 hex digits of a [`content_hash`] (or an options hash), for `{hash}` in names.
-pub fn short_hash(hash: &str) -> &str {
+pub(crate) fn short_hash(hash: &str) -> &str {
     let digits = hash.rsplit(':').next().unwrap_or(hash);
     digits.get(..8).unwrap_or(digits)
 }
@@ -50,7 +50,7 @@ fn le32(bytes: &[u8]) -> u32 {
 }
 
 /// XXH64 of `data` with `seed`.
-pub fn xxh64(data: &[u8], seed: u64) -> u64 {
+pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
     let mut stripes = data.chunks_exact(32);
     let mut h = if data.len() >= 32 {
         let mut v1 = seed.wrapping_add(P1).wrapping_add(P2);

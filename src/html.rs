@@ -19,7 +19,7 @@ use crate::report::{human_bytes, FileRecord, Summary};
 ///
 /// The output depends only on the arguments (records are sorted by input path; no clock is
 /// read), so the same run renders the same page.
-pub fn render(
+pub(crate) fn render(
     records: &[FileRecord],
     summary: &Summary,
     config: &Config,
@@ -44,18 +44,21 @@ pub fn render(
 }
 
 /// Renders and writes the report atomically.
-pub fn write(
+pub(crate) fn write(
     records: &[FileRecord],
     summary: &Summary,
     config: &Config,
     report_path: &Path,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::error::Error> {
     let page = render(records, summary, config, report_path);
     crate::atomic::write_atomic(
         &crate::atomic::WriteTarget::replacing(report_path),
         page.as_bytes(),
     )
-    .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
+    .map_err(|source| crate::error::Error::Report {
+        path: report_path.to_owned(),
+        source,
+    })
 }
 
 /// Everything one rendering needs; the sections are its methods, in page order.
@@ -445,7 +448,7 @@ impl Page<'_> {
 /// Charts are inline SVG; the page has inline CSS only, no scripts, fonts or network references.
 /// Rows are shown by worker count (a stable sort, so repeated counts keep their order). The output
 /// depends only on the arguments, so the same rows render the same page.
-pub fn render_bench(rows: &[BenchRow], params: &[(String, String)]) -> String {
+pub(crate) fn render_bench(rows: &[BenchRow], params: &[(String, String)]) -> String {
     let mut sorted: Vec<&BenchRow> = rows.iter().collect();
     sorted.sort_by_key(|r| r.jobs);
     let mut html = String::with_capacity(24 * 1024 + 1024 * rows.len());
@@ -454,21 +457,24 @@ pub fn render_bench(rows: &[BenchRow], params: &[(String, String)]) -> String {
 }
 
 /// Renders the `presize bench` page and writes it atomically to `report_path`.
-pub fn write_bench(
+pub(crate) fn write_bench(
     rows: &[BenchRow],
     params: &[(String, String)],
     report_path: &Path,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::error::Error> {
     let page = render_bench(rows, params);
     crate::atomic::write_atomic(
         &crate::atomic::WriteTarget::replacing(report_path),
         page.as_bytes(),
     )
-    .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", report_path.display()))
+    .map_err(|source| crate::error::Error::Report {
+        path: report_path.to_owned(),
+        source,
+    })
 }
 
 /// The run parameters shown on the `--report` page, in page order.
-pub fn bench_params(plan: &bench::Plan) -> Vec<(String, String)> {
+pub(crate) fn bench_params(plan: &bench::Plan) -> Vec<(String, String)> {
     let (args, settings, jobs, repeat) = (&plan.args, &plan.settings, &plan.jobs, plan.repeat);
     let inputs: Vec<String> = args
         .inputs

@@ -1,49 +1,76 @@
 //! presize: resize whole folders of images in parallel, fast, without ever losing a file.
 //!
-//! The binary is a thin shell around [`run`]; tests and benches call it directly. Data flow:
-//! `walk` thread → bounded job channel → N `pipeline::process` workers → results channel → the
-//! calling thread (`report`) → all threads joined → [`report::Summary`] → [`exit::Exit`].
+//! As a library, [`Resize`] runs the same engine as the binary, with its defaults: per-file
+//! problems are counted in the [`Summary`], and only a run that cannot start or finish is an
+//! [`Error`]. A build step can read the [`Manifest`] a run writes.
+//!
+//! Data flow (see `docs/ARCHITECTURE.md`): `walk` thread → bounded job channel → N
+//! `pipeline::process` workers → results channel → the calling thread (`report`) → all threads
+//! joined → `Summary` → `exit::Exit`.
 
-pub mod api;
-pub mod atomic;
-pub mod bench;
-pub mod budget;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod error;
-pub mod exit;
-pub mod format;
-pub mod geometry;
-pub mod hash;
-pub mod html;
-pub mod job;
-pub mod manifest;
-pub mod metadata;
-pub mod naming;
-pub mod pipeline;
+mod api;
+mod atomic;
+mod bench;
+mod budget;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod exit;
+mod format;
+mod geometry;
+mod hash;
+mod html;
+mod job;
+mod manifest;
+mod metadata;
+mod naming;
+mod pipeline;
+mod pool;
+mod report;
+mod shard;
+mod walk;
 
-pub mod pool;
-pub mod report;
-pub mod shard;
-pub mod walk;
+pub use crate::api::Resize;
+pub use crate::error::{ConfigError, Error, ErrorKind, Failure, JobError};
+pub use crate::format::Format;
+pub use crate::manifest::{Dropped, Manifest, ManifestError, OutputEntry, SourceEntry};
+pub use crate::report::Summary;
+
+/// Not part of the library's API, and without any stability promise: the `presize` binary,
+/// the benches and the integration tests reach the stages through here, as a test would reach
+/// a private module from inside the crate.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::atomic::remove_in_flight;
+    pub use crate::cli::Cli;
+    pub use crate::commands::run as run_command;
+    pub use crate::config::{settings_for_width, Config, Filter, Settings, Shrink};
+    pub use crate::exit::Exit;
+    pub use crate::geometry::Rect;
+    pub use crate::job::{ImageJob, Outcome};
+    pub use crate::pool::JobHandle;
+    pub use crate::report::Reporter;
+    pub use crate::{execute, run};
+
+    /// The pipeline's stages, for the stage benchmarks.
+    pub mod pipeline {
+        pub use crate::pipeline::{
+            color, decode, encode, pixels, process, resize, Context, Mode, Scratch,
+        };
+    }
+}
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
-pub use crate::api::Resize;
-pub use crate::format::Format;
-
 use crate::budget::Budget;
 use crate::config::Config;
-use crate::error::JobError;
 use crate::job::{ImageJob, JobResult};
-use crate::manifest::{BuildRecord, Manifest};
+use crate::manifest::BuildRecord;
 use crate::pipeline::{Mode, Scratch};
-use crate::report::{Reporter, Stop, Summary};
+use crate::report::{Reporter, Stop};
 
 /// Runs the whole job: walks the inputs, resizes on `config.jobs` workers, reports every result
 /// through `reporter`, and returns the summary once every live thread is joined.
@@ -55,7 +82,7 @@ pub fn run(
     config: &Config,
     cancel: &Arc<AtomicBool>,
     mut reporter: Reporter,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, Error> {
     let previous = match (&config.manifest, config.force) {
         (Some(path), false) => Some(Manifest::load(path)?),
         (Some(_), true) => Some(Manifest::default()),
@@ -136,14 +163,24 @@ pub fn execute(
     found: &AtomicU64,
     manifest: Option<Manifest>,
     sink: impl FnMut(JobResult),
-) -> anyhow::Result<(Duration, pool::Stats)> {
+) -> Result<(Duration, pool::Stats), Error> {
     let writes = !config.dry_run && !discard;
     let out_root = if writes && !config.in_place {
-        std::fs::create_dir_all(&config.out_dir)
-            .with_context(|| format!("cannot create output folder {}", config.out_dir.display()))?;
-        Some(config.out_dir.canonicalize().with_context(|| {
-            format!("cannot resolve output folder {}", config.out_dir.display())
-        })?)
+        let fail = |context| {
+            let path = config.out_dir.clone();
+            move |source| Error::OutputFolder {
+                context,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&config.out_dir).map_err(fail("cannot create output folder"))?;
+        Some(
+            config
+                .out_dir
+                .canonicalize()
+                .map_err(fail("cannot resolve output folder"))?,
+        )
     } else {
         None
     };

@@ -6,10 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use presize::cli::Cli;
-use presize::config::Config;
-use presize::exit::Exit;
-use presize::report::Reporter;
+use presize::internals::{remove_in_flight, run_command, Cli, Config, Exit, Reporter};
 
 fn main() -> ExitCode {
     match run() {
@@ -27,15 +24,15 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<Exit> {
     let mut cli = Cli::parse();
     if let Some(command) = cli.command.take() {
-        return presize::commands::run(command);
+        return run_command(command);
     }
     let config = Config::from_cli(cli)?;
     let cancel = Arc::new(AtomicBool::new(false));
     install_handlers(Arc::clone(&cancel));
-    let summary = presize::run(&config, &cancel, Reporter::new(&config))?;
+    let summary = presize::internals::run(&config, &cancel, Reporter::new(&config))?;
     // Every live worker has been joined; only a thread abandoned by --image-timeout can still be
     // writing, and its temporary file must not outlive the process.
-    presize::atomic::remove_in_flight();
+    remove_in_flight();
     Ok(Exit::from_summary(&summary))
 }
 
@@ -54,7 +51,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn install_handlers(cancel: Arc<AtomicBool>) {
     let _ = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {
-            presize::atomic::remove_in_flight();
+            remove_in_flight();
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }
         eprintln!(

@@ -97,7 +97,7 @@ pub enum DpiPolicy {
 /// `scale` (across, down), starting from `meta.resolution` (the source's); an EXIF block
 /// carried along is made to say the same. Nothing is invented: `keep` and `scale` of a source
 /// without a resolution leave none.
-pub fn apply_dpi(meta: &mut Metadata, policy: DpiPolicy, scale: (f64, f64)) {
+pub(crate) fn apply_dpi(meta: &mut Metadata, policy: DpiPolicy, scale: (f64, f64)) {
     let before = meta.resolution;
     meta.resolution = match policy {
         DpiPolicy::Keep => before,
@@ -132,7 +132,7 @@ pub enum MetaPolicy {
 }
 
 /// Applies `policy` and fixes the blocks for an upright output of `width`×`height` pixels.
-pub fn for_output(meta: Metadata, policy: MetaPolicy, width: u32, height: u32) -> Metadata {
+pub(crate) fn for_output(meta: Metadata, policy: MetaPolicy, width: u32, height: u32) -> Metadata {
     let strip_gps = match policy {
         // The resolution is part of the picture's description, not private data: kept.
         MetaPolicy::Strip => {
@@ -169,7 +169,7 @@ const PNG_XMP_KEYWORD: &[u8] = b"XML:com.adobe.xmp";
 ///
 /// PNG: `eXIf` and uncompressed `iTXt` XMP only. PNG ICC (`iCCP`) is zlib-compressed and is
 /// left to the `image` decoder's `icc_profile()`; compressed XMP is skipped.
-pub fn read(bytes: &[u8], format: Format) -> Metadata {
+pub(crate) fn read(bytes: &[u8], format: Format) -> Metadata {
     let mut meta = read_blocks(bytes, format);
     // EXIF's resolution wins over the container's (JFIF, PNG's pHYs), as libvips reads JPEGs.
     if let Some(r) = meta.exif.as_deref().and_then(exif_resolution) {
@@ -664,7 +664,7 @@ fn ifd0_field(tiff: &[u8], tag: u16) -> Option<Field<'_>> {
 /// This is the only reader of the tag: the pipeline turns the pixels by what it returns, and
 /// [`rewrite_exif`] writes Orientation 1 only into outputs made that way, so an output can
 /// never say "upright" over pixels that were not turned.
-pub fn orientation(tiff: &[u8]) -> Option<u8> {
+pub(crate) fn orientation(tiff: &[u8]) -> Option<u8> {
     let field = ifd0_field(tiff, TAG_ORIENTATION)?;
     if field.count == 0 {
         return None;
@@ -677,7 +677,7 @@ pub fn orientation(tiff: &[u8]) -> Option<u8> {
 /// The resolution in IFD0 of a TIFF structure (an EXIF block, or a whole TIFF file):
 /// XResolution and YResolution (YResolution defaults to XResolution) in ResolutionUnit 2
 /// (inch, the default) or 3 (centimetre); unit 1 (none) is no resolution.
-pub fn exif_resolution(tiff: &[u8]) -> Option<Resolution> {
+pub(crate) fn exif_resolution(tiff: &[u8]) -> Option<Resolution> {
     let number = |tag: u16| ifd0_field(tiff, tag).and_then(|f| f.number(0));
     let unit = match ifd0_field(tiff, TAG_RESOLUTION_UNIT).map_or(Some(2), |f| f.int(0))? {
         2 => ResolutionUnit::Inch,
@@ -692,13 +692,13 @@ pub fn exif_resolution(tiff: &[u8]) -> Option<Resolution> {
 /// Returns true if and only if a TIFF file says its alpha is associated (premultiplied):
 /// ExtraSamples (0x0152) starts with 1. Decoders hand such samples back as stored, so the
 /// pipeline must divide the colours by alpha before treating them as straight.
-pub fn tiff_associated_alpha(tiff: &[u8]) -> bool {
+pub(crate) fn tiff_associated_alpha(tiff: &[u8]) -> bool {
     ifd0_field(tiff, TAG_EXTRA_SAMPLES).is_some_and(|f| f.int(0) == Some(1))
 }
 
 /// Returns true if and only if a TIFF file holds CMYK samples: PhotometricInterpretation 5
 /// (separated) with four inks, InkSet 1 (CMYK, the default) rather than 2 (other inks).
-pub fn tiff_is_cmyk(tiff: &[u8]) -> bool {
+pub(crate) fn tiff_is_cmyk(tiff: &[u8]) -> bool {
     let int = |tag: u16| ifd0_field(tiff, tag).and_then(|f| f.int(0));
     int(0x0106) == Some(5) && int(0x0115) == Some(4) && int(0x014C).unwrap_or(1) == 1
 }
@@ -756,7 +756,12 @@ fn write_ifd(out: &mut Vec<u8>, entries: &[Entry], order: Order) -> Option<()> {
 /// are followed, once each, so cyclic offsets cannot loop; a sub-IFD that cannot be read is
 /// dropped. Returns `None` for a block that is not TIFF, an unreadable IFD0, or when nothing
 /// but the orientation would remain.
-pub fn rewrite_exif(exif: &[u8], width: u32, height: u32, strip_gps: bool) -> Option<Vec<u8>> {
+pub(crate) fn rewrite_exif(
+    exif: &[u8],
+    width: u32,
+    height: u32,
+    strip_gps: bool,
+) -> Option<Vec<u8>> {
     let order = match exif.get(0..4)? {
         b"II*\0" => Order(false),
         b"MM\0*" => Order(true),
@@ -840,7 +845,8 @@ pub fn rewrite_exif(exif: &[u8], width: u32, height: u32, strip_gps: bool) -> Op
 /// it does not recognise, or `:GPS` still present afterwards, e.g. under another prefix) it
 /// returns `None` and the XMP is dropped rather than kept wrong or leaking the location.
 /// Textual places (city, country) are not GPS and are kept.
-pub fn rewrite_xmp(xmp: &[u8], strip_gps: bool) -> Option<Vec<u8>> {
+#[cfg(test)]
+fn rewrite_xmp(xmp: &[u8], strip_gps: bool) -> Option<Vec<u8>> {
     fix_xmp(xmp, strip_gps, None)
 }
 
@@ -965,7 +971,7 @@ const JPEG_SEGMENT_MAX: usize = 65_533;
 /// XMP block too big for one segment is left out (extended XMP is not written); so is an ICC
 /// profile needing more than 255 chunks. Input that does not start with SOI is returned
 /// unchanged.
-pub fn embed_jpeg(jpeg: &[u8], meta: &Metadata) -> Vec<u8> {
+pub(crate) fn embed_jpeg(jpeg: &[u8], meta: &Metadata) -> Vec<u8> {
     const ICC_CHUNK: usize = JPEG_SEGMENT_MAX - 14; // signature and (sequence, count)
     if !jpeg.starts_with(&[0xFF, 0xD8]) || meta.is_empty() {
         return jpeg.to_vec();
@@ -1065,7 +1071,7 @@ fn zlib_stored(data: &[u8]) -> Vec<u8> {
 /// that already wrote the profile wins), `eXIf`, an uncompressed `iTXt` XMP chunk and `pHYs`
 /// (the resolution, in pixels per metre), each only if not already present. Input that is not a PNG starting with IHDR is returned
 /// unchanged.
-pub fn embed_png(png: &[u8], meta: &Metadata) -> Vec<u8> {
+pub(crate) fn embed_png(png: &[u8], meta: &Metadata) -> Vec<u8> {
     let chunks = png_chunks(png);
     let Some((b"IHDR", ihdr)) = chunks.first().map(|(k, d)| (k, *d)) else {
         return png.to_vec();
@@ -1109,7 +1115,7 @@ const UNASSOCIATED_ALPHA: u16 = 2;
 /// write: ExtraSamples = unassociated alpha when the last sample is alpha (`alpha`), which
 /// libtiff otherwise warns about on every read and which tells readers the colour samples are
 /// not premultiplied. Input that is not a classic TIFF is returned unchanged.
-pub fn embed_tiff(tiff: &[u8], alpha: bool, resolution: Option<Resolution>) -> Vec<u8> {
+pub(crate) fn embed_tiff(tiff: &[u8], alpha: bool, resolution: Option<Resolution>) -> Vec<u8> {
     let Some(order) = tiff_order(tiff) else {
         return tiff.to_vec();
     };
@@ -1167,7 +1173,7 @@ fn rational(v: f64) -> (u32, u32) {
 /// Sets the resolution in a BMP's header (pixels per metre, rounded) written by the `image`
 /// crate's encoder, which leaves it 0 (unknown). Anything but such a BMP is returned unchanged.
 #[allow(clippy::cast_possible_truncation)]
-pub fn embed_bmp(bmp: &[u8], resolution: Option<Resolution>) -> Vec<u8> {
+pub(crate) fn embed_bmp(bmp: &[u8], resolution: Option<Resolution>) -> Vec<u8> {
     let mut out = bmp.to_vec();
     let Some(r) = resolution else { return out };
     if !bmp.starts_with(b"BM") || le_u32(bmp, 14).is_none_or(|h| h < 40) || bmp.len() < 46 {
@@ -1222,7 +1228,7 @@ fn riff_chunk(out: &mut Vec<u8>, fourcc: &[u8; 4], data: &[u8]) {
 /// VP8X), EXIF, XMP and animation. The canvas is `width`×`height` unless the input already
 /// has a VP8X. Blocks in `meta` replace the input's own. Empty `meta`, or input that is not a
 /// well-formed WebP, is returned unchanged.
-pub fn embed_webp(webp: &[u8], width: u32, height: u32, meta: &Metadata) -> Vec<u8> {
+pub(crate) fn embed_webp(webp: &[u8], width: u32, height: u32, meta: &Metadata) -> Vec<u8> {
     const ICC: u8 = 0x20;
     const ALPHA: u8 = 0x10;
     const EXIF: u8 = 0x08;

@@ -154,13 +154,8 @@ pub struct NameVars<'a> {
 }
 
 impl Template {
-    /// Parses a template, refusing anything that could name a path outside the output folder.
-    ///
-    /// ```
-    /// use presize::naming::Template;
-    /// assert!(Template::parse("{stem}-{width}w.{ext}").is_ok());
-    /// assert!(Template::parse("../{stem}.{ext}").is_err());
-    /// ```
+    /// Parses a template, refusing anything that could name a path outside the output folder
+    /// (`../{stem}.{ext}` is refused).
     pub fn parse(s: &str) -> Result<Template, TemplateError> {
         if s.is_empty() {
             return Err(TemplateError::Empty);
@@ -480,7 +475,7 @@ impl Components {
 ///
 /// `{ext}` is the output format's extension, except that a same-format output keeps the
 /// input's own spelling (`.JPG`, `.jpeg`).
-pub fn output_name(
+pub(crate) fn output_name(
     template: &Template,
     rel: &Path,
     input_format: Format,

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 /// The feeder's handle: submits jobs to workers and reports results that need no worker.
-pub struct Feeder<'a, J, R> {
+pub(crate) struct Feeder<'a, J, R> {
     jobs: Sender<J>,
     results: Sender<Msg<R>>,
     cancel: &'a AtomicBool,
@@ -49,7 +49,7 @@ pub struct Feeder<'a, J, R> {
 impl<J, R> Feeder<'_, J, R> {
     /// Queues a job, blocking while the queue is full. Returns false when the run is cancelled or
     /// every worker is gone; the feeder should then stop (the job counts as not processed).
-    pub fn submit(&self, job: J) -> bool {
+    pub(crate) fn submit(&self, job: J) -> bool {
         // Counted before it is queued, so a worker never finishes a job not yet counted.
         self.cores.unfinished.fetch_add(1, Ordering::AcqRel);
         if !self.cancelled() && self.jobs.send(job).is_ok() {
@@ -62,24 +62,24 @@ impl<J, R> Feeder<'_, J, R> {
     }
 
     /// Sends a result straight to the consumer (e.g. a file the walker could not read).
-    pub fn report(&self, result: R) {
+    pub(crate) fn report(&self, result: R) {
         // The consumer keeps its receiver until the feeder is joined; a send cannot fail.
         let _ = self.results.send(Msg::Result(result));
     }
 
     /// Records `n` inputs the feeder found but will not submit because the run was cancelled.
-    pub fn not_processed(&self, n: u64) {
+    pub(crate) fn not_processed(&self, n: u64) {
         self.not_submitted.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Returns true if and only if cancellation was requested.
-    pub fn cancelled(&self) -> bool {
+    pub(crate) fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
 }
 
 /// Turns a panic payload into its message.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -90,13 +90,13 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// A job function shared by every worker thread.
-pub type JobFn<J, S, R> = Box<dyn Fn(&J, &mut S, &JobHandle) -> R + Send + Sync>;
+pub(crate) type JobFn<J, S, R> = Box<dyn Fn(&J, &mut S, &JobHandle) -> R + Send + Sync>;
 /// Turns a job and what went wrong with it (a panic message, the time limit) into its result.
-pub type FailFn<J, E, R> = Box<dyn Fn(&J, E) -> R + Send + Sync>;
+pub(crate) type FailFn<J, E, R> = Box<dyn Fn(&J, E) -> R + Send + Sync>;
 
 /// What the worker side of the pool does with a job. All of it is shared by every worker thread,
 /// including replacements started after a timeout, hence `'static`.
-pub struct Work<J, R, S> {
+pub(crate) struct Work<J, R, S> {
     /// Makes a worker's state (codec handles, scratch buffers): once per thread, and again after
     /// a panic, since state left mid-job cannot be trusted.
     pub init: Box<dyn Fn() -> S + Send + Sync>,
@@ -110,7 +110,7 @@ pub struct Work<J, R, S> {
 
 /// How the pool is sized and bounded.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Worker threads.
     pub workers: NonZeroUsize,
     /// Longest a single job may run before it is reported as timed out. `None`: no limit.
@@ -284,7 +284,7 @@ struct Shared<J, R, S> {
     cancel: Arc<AtomicBool>,
     /// Jobs received but dropped unstarted after cancellation.
     dropped: AtomicU64,
-    /// What [`borrow_spare`] counts.
+    /// What [`JobHandle::borrow_spare`] counts.
     cores: Arc<Cores>,
 }
 
@@ -386,7 +386,7 @@ where
 ///   and a replacement worker is started (see the module header).
 /// * Once `cancel` is set, the feeder's `submit` refuses new jobs and workers drop queued ones;
 ///   jobs already in hand finish. [`Stats::not_processed`] counts what was left.
-pub fn run<J, R, S>(
+pub(crate) fn run<J, R, S>(
     limits: Limits,
     cancel: &Arc<AtomicBool>,
     feed: impl FnOnce(&Feeder<'_, J, R>) + Send,

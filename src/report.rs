@@ -29,7 +29,7 @@ pub enum Stop {
 }
 
 /// How many failed files of each kind the summary lists by name.
-pub const LISTED_FAILURES: usize = 5;
+pub(crate) const LISTED_FAILURES: usize = 5;
 
 /// Counts and totals of a run. A value: the exit code is computed from it.
 #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Worker threads used.
     pub workers: usize,
-    /// The first [`LISTED_FAILURES`] failures of each kind, in the order they came.
+    /// The first few failures of each kind (five), in the order they came.
     pub failures: Vec<Failure>,
     /// Failures per class.
     pub failures_by_kind: BTreeMap<ErrorKind, u64>,
@@ -67,12 +67,12 @@ pub struct Summary {
     /// Inputs found (or queued) but never processed because the run stopped early. Folders not
     /// yet walked are counted by file name, without opening the files.
     pub not_processed: u64,
-    /// The largest outputs written, largest first (at most [`LARGEST`]).
+    /// The largest outputs written, largest first (at most three).
     pub largest: Vec<(u64, PathBuf)>,
 }
 
 /// How many of the largest outputs the summary names.
-pub const LARGEST: usize = 3;
+pub(crate) const LARGEST: usize = 3;
 
 const RED: &str = "\x1b[1;31m";
 const GREEN: &str = "\x1b[32m";
@@ -266,7 +266,7 @@ fn plural(n: u64) -> &'static str {
 }
 
 /// Formats a byte count for people: 1.2 MB.
-pub fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut v = b as f64;
     let mut u = 0;
@@ -335,7 +335,7 @@ fn path_str(p: &Path) -> String {
 }
 
 /// The NDJSON line for one result, or `None` for files that are not images.
-pub fn json_line(r: &JobResult) -> Option<String> {
+pub(crate) fn json_line(r: &JobResult) -> Option<String> {
     let outputs = |v: &[Output]| -> Vec<JsonOutput<'_>> {
         v.iter()
             .map(|o| JsonOutput {
@@ -366,7 +366,7 @@ pub fn json_line(r: &JobResult) -> Option<String> {
 }
 
 /// The final NDJSON line.
-pub fn json_summary(s: &Summary) -> String {
+pub(crate) fn json_summary(s: &Summary) -> String {
     let st = &s.stages;
     let line = JsonSummary {
         kind: "summary",
@@ -587,7 +587,7 @@ fn progress_bar() -> ProgressBar {
 }
 
 /// The terminal table of `presize bench`: its title and header line.
-pub fn bench_header(out: &mut impl Write, repeat: usize, write: bool) -> io::Result<()> {
+pub(crate) fn bench_header(out: &mut impl Write, repeat: usize, write: bool) -> io::Result<()> {
     let outputs = if write {
         "written"
     } else {
@@ -605,7 +605,7 @@ pub fn bench_header(out: &mut impl Write, repeat: usize, write: bool) -> io::Res
 }
 
 /// One row of the `presize bench` terminal table.
-pub fn bench_row(out: &mut impl Write, row: &BenchRow) -> io::Result<()> {
+pub(crate) fn bench_row(out: &mut impl Write, row: &BenchRow) -> io::Result<()> {
     let cells: Vec<String> = bench::COLUMNS[..bench::TERMINAL_COLUMNS]
         .iter()
         .map(|c| format!("{:>w$}", (c.cell)(row), w = c.width))
@@ -614,7 +614,7 @@ pub fn bench_row(out: &mut impl Write, row: &BenchRow) -> io::Result<()> {
 }
 
 /// What `presize manifest merge` did.
-pub fn merged(parts: usize, sources: usize, output: &std::path::Path) {
+pub(crate) fn merged(parts: usize, sources: usize, output: &std::path::Path) {
     eprintln!(
         "presize: merged {parts} manifests ({sources} sources) into {}",
         output.display()
@@ -622,7 +622,7 @@ pub fn merged(parts: usize, sources: usize, output: &std::path::Path) {
 }
 
 /// The line under the `presize bench` terminal table.
-pub fn bench_footer(out: &mut impl Write, first: &BenchRow) -> io::Result<()> {
+pub(crate) fn bench_footer(out: &mut impl Write, first: &BenchRow) -> io::Result<()> {
     writeln!(
         out,
         "{} images per run ({} failed); speed-up and efficiency are relative to -j{}",

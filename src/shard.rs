@@ -250,7 +250,7 @@ impl fmt::Display for Shard {
 /// The path a source is sharded by: its relative path without the extension, so that sources
 /// whose outputs could share a name (`a.jpg` and `a.png` → `a.webp`) always land in the same
 /// shard, where the walker's conflict check sees both.
-pub fn key(rel: &Path) -> std::path::PathBuf {
+pub(crate) fn key(rel: &Path) -> std::path::PathBuf {
     rel.with_extension("")
 }
 
@@ -263,7 +263,7 @@ pub fn key(rel: &Path) -> std::path::PathBuf {
 /// so that the low bits used by `% count` depend on every input byte. `a/b.jpg`, `./a/b.jpg`
 /// and (on Windows) `a\b.jpg` hash the same. Names are not Unicode-normalised, so a tree copied
 /// from macOS (NFD) to Linux (NFC) may shard differently.
-pub fn path_hash(rel_path: &Path) -> u64 {
+pub(crate) fn path_hash(rel_path: &Path) -> u64 {
     let mut hash = Fnv1a64::new();
     let mut first = true;
     for c in rel_path.components() {

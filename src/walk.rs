@@ -29,7 +29,7 @@ const FOREIGN_IMAGE_EXTENSIONS: &[&str] = &["jxl"];
 
 /// What the walker found at one path.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Found {
+pub(crate) enum Found {
     /// An image of this format.
     Image(Format),
     /// Not an image, to be skipped silently.
@@ -38,7 +38,7 @@ pub enum Found {
 
 /// Decides whether `path` (a regular file) is an image, from its first bytes and, for files
 /// that are not, from what its name promises.
-pub fn classify(path: &Path) -> Result<Found, JobError> {
+pub(crate) fn classify(path: &Path) -> Result<Found, JobError> {
     let mut head = [0u8; SNIFF_LEN];
     let mut file = File::open(path).map_err(|e| JobError::io("cannot open file", e))?;
     let mut n = 0;
@@ -135,7 +135,7 @@ impl Ord for Pending {
 
 /// Walks every input of `config` and feeds the jobs. Runs on the walker thread.
 /// `found` counts the images discovered so far (for the progress bar's total).
-pub fn walk(config: &Config, feeder: &Feeder<'_, ImageJob, JobResult>, found: &AtomicU64) {
+pub(crate) fn walk(config: &Config, feeder: &Feeder<'_, ImageJob, JobResult>, found: &AtomicU64) {
     let mut w = Walker {
         config,
         found,
@@ -420,7 +420,11 @@ impl Walker<'_, '_, '_> {
 /// Counts the files under `config.inputs` whose names promise an image, without opening them:
 /// a fast estimate of the total for the progress bar while the real walk is held back by the
 /// bounded queue. Stops early when `stop` is set.
-pub fn estimate_total(config: &Config, estimate: &AtomicU64, stop: &std::sync::atomic::AtomicBool) {
+pub(crate) fn estimate_total(
+    config: &Config,
+    estimate: &AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+) {
     let out_dir = config.out_dir.canonicalize().ok();
     for root in &config.inputs {
         for entry in tree(config, root, out_dir.as_deref()).flatten() {

@@ -16,7 +16,11 @@ fn p(path: &Path) -> &str {
 /// ImageMagick's conversion of `src` to the sRGB profile presize embeds (relative intent).
 fn imagemagick_srgb(src: &Path, dir: &Path) -> DynamicImage {
     let profile = dir.join("srgb.icc");
-    std::fs::write(&profile, presize::pipeline::color::srgb_profile()).unwrap();
+    std::fs::write(
+        &profile,
+        presize::internals::pipeline::color::srgb_profile(),
+    )
+    .unwrap();
     let out = dir.join("im.png");
     let ok = Command::new("convert")
         .arg(src)

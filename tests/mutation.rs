@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use presize::format::Format;
+use presize::Format;
 use serde_json::Value;
 
 /// Cases in the default run: one batch per profile, sized so that a debug `cargo test` stays

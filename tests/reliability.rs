@@ -536,24 +536,24 @@ fn in_place_replaces_originals_keeps_permissions_and_never_loses_a_file() {
 
 #[test]
 fn a_file_deleted_between_the_walk_and_its_turn_fails_with_a_clear_error() {
-    use presize::pipeline::{process, Context, Scratch};
+    use presize::internals::pipeline::{process, Context, Scratch};
     let dir = tempfile::tempdir().unwrap();
     let ctx = Context {
         out_dir: dir.path().join("out"),
-        ..Context::new(presize::config::settings_for_width(10))
+        ..Context::new(presize::internals::settings_for_width(10))
     };
     // The walker saw it (a job exists); it is gone when the worker reads it.
-    let job = presize::job::ImageJob {
+    let job = presize::internals::ImageJob {
         src: dir.path().join("gone.png"),
         rel: "gone.png".into(),
-        input_format: presize::format::Format::Png,
+        input_format: presize::Format::Png,
         bytes: 1234,
     };
     let result = process(
         &job,
         &ctx,
         &mut Scratch::default(),
-        &presize::pool::JobHandle::detached(),
+        &presize::internals::JobHandle::detached(),
     );
     let err = result
         .outcome

@@ -6,7 +6,7 @@ use super::{Manifest, SourceEntry, VERSION};
 
 /// Why manifests could not be merged. Parts are numbered from 1 in the order given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MergeError {
+pub(crate) enum MergeError {
     /// Nothing to merge.
     #[error("no manifests to merge")]
     Empty,
@@ -51,7 +51,7 @@ pub enum MergeError {
 /// identically (the same source seen twice is fine; two different versions are a conflict),
 /// and no output may be claimed by two sources with different content. The result keeps the
 /// first part's generator and is sorted.
-pub fn merge(parts: &[Manifest]) -> Result<Manifest, MergeError> {
+pub(crate) fn merge(parts: &[Manifest]) -> Result<Manifest, MergeError> {
     let first = parts.first().ok_or(MergeError::Empty)?;
     let mut sources: BTreeMap<&str, (usize, &SourceEntry)> = BTreeMap::new();
     for (i, part) in parts.iter().enumerate() {

@@ -2,7 +2,7 @@
 //!
 //! A static-site build reads it to emit `srcset` attributes; an incremental run reads the previous
 //! one to skip sources whose content, options and outputs are unchanged; sharded runs each write
-//! one and [`merge`] joins them. The JSON is deterministic (keys in struct order, sources sorted
+//! one and [`merge()`] joins them. The JSON is deterministic (keys in struct order, sources sorted
 //! by path, outputs by format then width), so an unchanged build re-saves byte-identical text
 //! and a manifest can be committed or diffed.
 //!
@@ -38,17 +38,17 @@ mod merge;
 mod options;
 mod record;
 
-pub use merge::{merge, MergeError};
-pub use options::OutputOptions;
+pub(crate) use merge::merge;
+pub(crate) use options::OutputOptions;
 pub(crate) use record::BuildRecord;
 
 /// The schema version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Schema version; [`VERSION`].
+    /// Schema version (1).
     pub version: u32,
     /// `presize <version>` of the build that wrote it.
     pub generator: String,
@@ -80,7 +80,7 @@ pub struct SourceEntry {
     pub width: u32,
     /// Displayed height of the source.
     pub height: u32,
-    /// [`content_hash`] of the source file.
+    /// The source file's content hash: `xxh64:` and 16 lower-case hex digits.
     pub hash: String,
     /// Size of the source file in bytes.
     pub bytes: u64,
@@ -89,7 +89,7 @@ pub struct SourceEntry {
     /// Requested sizes that were not produced, and why.
     #[serde(default)]
     pub dropped: Vec<Dropped>,
-    /// `srcset` text per format name, as made by [`srcset`].
+    /// `srcset` text per format name: `path width"w"` pairs by increasing width.
     #[serde(default)]
     pub srcset: BTreeMap<String, String>,
 }
@@ -124,6 +124,7 @@ pub struct Dropped {
 
 /// Why a manifest could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManifestError {
     /// The file system refused.
     #[error("{what} {path}: {source}")]
@@ -165,7 +166,7 @@ pub enum ManifestError {
 }
 
 /// `presize <version>`, the [`Manifest::generator`] of this build.
-pub fn generator() -> String {
+pub(crate) fn generator() -> String {
     format!("presize {}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -274,7 +275,7 @@ impl Manifest {
         Ok(())
     }
 
-    /// The entry for a source path (relative, `/`-separated, as [`rel_key`] makes it).
+    /// The entry for a source path (relative to its input root, `/`-separated).
     pub fn lookup(&self, rel_src: &str) -> Option<&SourceEntry> {
         self.sources
             .binary_search_by(|e| e.path.as_str().cmp(rel_src))
@@ -362,7 +363,10 @@ fn output_order(a: &OutputEntry, b: &OutputEntry) -> std::cmp::Ordering {
 /// URLs are the outputs' relative paths, percent-encoded where a `srcset` would break (spaces,
 /// commas, non-ASCII), after `url_prefix` joined with `/` (the prefix is used verbatim).
 /// A width listed twice for one format is given once.
-pub fn srcset(outputs: &[OutputEntry], url_prefix: Option<&str>) -> BTreeMap<String, String> {
+pub(crate) fn srcset(
+    outputs: &[OutputEntry],
+    url_prefix: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut sorted: Vec<&OutputEntry> = outputs.iter().collect();
     sorted.sort_by(|a, b| output_order(a, b));
     let mut sets: BTreeMap<String, String> = BTreeMap::new();
@@ -401,7 +405,7 @@ fn percent_encode(path: &str, out: &mut String) {
 
 /// A relative path as the manifest spells it: normal components joined by `/`. `None` when the
 /// path is not UTF-8, or climbs out (`..`) or is absolute.
-pub fn rel_key(rel: &Path) -> Option<String> {
+pub(crate) fn rel_key(rel: &Path) -> Option<String> {
     let mut key = String::new();
     for c in rel.components() {
         match c {
@@ -420,7 +424,7 @@ pub fn rel_key(rel: &Path) -> Option<String> {
 
 /// A manifest path as a relative file-system path, or `None` if it would leave its folder.
 /// The relative path a manifest key names, or `None` if it could leave the folder it is relative to.
-pub fn safe_relative(key: &str) -> Option<PathBuf> {
+pub(crate) fn safe_relative(key: &str) -> Option<PathBuf> {
     let mut path = PathBuf::new();
     for part in key.split('/') {
         match part {
@@ -435,7 +439,7 @@ pub fn safe_relative(key: &str) -> Option<PathBuf> {
 
 /// The hash of option values: [`content_hash`] of their canonical JSON (object keys sorted,
 /// no spaces), so it depends only on the values, never on insertion order or serde features.
-pub fn options_hash(values: &BTreeMap<String, Value>) -> String {
+pub(crate) fn options_hash(values: &BTreeMap<String, Value>) -> String {
     content_hash(canonical_options(values).as_bytes())
 }
 
@@ -516,6 +520,7 @@ impl ManifestError {
 mod tests {
     use serde_json::json;
 
+    use super::merge::MergeError;
     use super::*;
 
     fn options() -> Options {

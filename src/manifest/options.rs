@@ -20,19 +20,19 @@ use super::Options;
 
 /// The settings of a build as far as they shape its outputs.
 #[derive(Debug, Clone, Copy)]
-pub struct OutputOptions<'a> {
+pub(crate) struct OutputOptions<'a> {
     settings: &'a Settings,
     template: &'a Template,
 }
 
 impl<'a> OutputOptions<'a> {
     /// The output-shaping part of `settings`, with outputs named by `template`.
-    pub fn new(settings: &'a Settings, template: &'a Template) -> Self {
+    pub(crate) fn new(settings: &'a Settings, template: &'a Template) -> Self {
         OutputOptions { settings, template }
     }
 
     /// The manifest's `options` object: every value that shapes any output of the build.
-    pub fn manifest(&self) -> Options {
+    pub(crate) fn manifest(&self) -> Options {
         let Settings {
             targets,
             formats,
@@ -109,7 +109,7 @@ impl<'a> OutputOptions<'a> {
     /// it. Settings of other formats (WebP quality for a JPEG) are left out, so changing them
     /// redoes nothing here. The name template is not part of it: a renamed output is a
     /// different path, which the manifest sees anyway.
-    pub fn key(&self, target: &Target, format: Format) -> String {
+    pub(crate) fn key(&self, target: &Target, format: Format) -> String {
         let Settings {
             targets: _, // this output's own target is `target`
             formats: _, // this output's own format is `format`

@@ -33,7 +33,7 @@ use crate::geometry::{Geometry, Rect};
 
 /// How many times an animation plays in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plays {
+pub(crate) enum Plays {
     /// Loops forever.
     Forever,
     /// Plays this many times (at least once), then stops on its last frame.
@@ -42,7 +42,7 @@ pub enum Plays {
 
 /// What the container says about an animation, read without decoding any pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AnimationInfo {
+pub(crate) struct AnimationInfo {
     /// The canvas every frame is composited onto.
     pub canvas: (u32, u32),
     /// How many frames the file holds (1 for a still image).
@@ -53,7 +53,7 @@ pub struct AnimationInfo {
 
 /// Reads the canvas, frame count and loop count of a GIF, WebP or PNG (APNG); `None` for other
 /// formats or when the header itself is unreadable. A truncated file reports the frames seen.
-pub fn inspect(bytes: &[u8], format: Format) -> Option<AnimationInfo> {
+pub(crate) fn inspect(bytes: &[u8], format: Format) -> Option<AnimationInfo> {
     match format {
         Format::Gif => inspect_gif(bytes),
         Format::Webp => inspect_webp(bytes),
@@ -62,13 +62,8 @@ pub fn inspect(bytes: &[u8], format: Format) -> Option<AnimationInfo> {
     }
 }
 
-/// Returns true if and only if the file holds more than one frame.
-pub fn is_animated(bytes: &[u8], format: Format) -> bool {
-    inspect(bytes, format).is_some_and(|a| a.frames > 1)
-}
-
 /// Returns true if and only if `--animated` can write `format` as an animation.
-pub fn can_animate(format: Format) -> bool {
+pub(crate) fn can_animate(format: Format) -> bool {
     matches!(format, Format::Gif | Format::Webp)
 }
 
@@ -80,7 +75,7 @@ pub fn can_animate(format: Format) -> bool {
 /// not GIF, WebP or PNG, or `output` cannot animate (JPEG, PNG, TIFF, BMP, AVIF: their first
 /// frame is what the still path writes). The geometry is applied in stored orientation; EXIF
 /// orientation is not applied to animations. Metadata (EXIF, XMP, ICC) is not carried over.
-pub fn resize_animation(
+pub(crate) fn resize_animation(
     bytes: &[u8],
     input: Format,
     output: Format,
@@ -768,8 +763,8 @@ mod tests {
         );
         assert_eq!(inspect(STILL_GIF, Format::Gif).map(|a| a.frames), Some(1));
         assert_eq!(inspect(STILL_WEBP, Format::Webp).map(|a| a.frames), Some(1));
-        assert!(!is_animated(STILL_WEBP, Format::Webp));
-        assert!(is_animated(MIXED, Format::Gif));
+        assert!(inspect(STILL_WEBP, Format::Webp).is_none_or(|a| a.frames == 1));
+        assert!(inspect(MIXED, Format::Gif).is_some_and(|a| a.frames > 1));
         let webp = webp_fixture(&[40, 120, 250], Plays::Times(3));
         assert_eq!(
             inspect(&webp, Format::Webp),

@@ -2,7 +2,7 @@
 //!
 //! `encode` calls [`encode_avif`] with resized, oriented pixels. AV1 is slow: one 800 px photo
 //! costs about half a second of CPU at the default speed, ten times a WebP, so the speed has
-//! its own knob and a default measured against WebP (see [`DEFAULT_SPEED`]). rav1e runs on one
+//! its own knob and a default measured against WebP (see [`speed_for_effort`]). rav1e runs on one
 //! thread here (ravif's `threading` feature is off): presize already keeps every core busy with
 //! one image each, and a second pool inside the encoder would only oversubscribe them.
 
@@ -11,26 +11,15 @@ use ravif::{Encoder, Img, RGB8, RGBA8};
 use super::pixels::{Layout, Pixels};
 use crate::error::JobError;
 
-/// The AVIF quality presize uses when none is given: 50, the default of sharp and squoosh.
-///
-/// presize's AVIF quality is the scale of libavif and libheif, which sharp (default 50, sharp
-/// `docs/api-output.md`), squoosh (default 50) and avifenc use, so their numbers mean the same
-/// here. It is carried to rav1e through the AV1 quantiser index it implies; see
-/// [`ravif_quality`]. 50 is index 128, ravif quality 75 (ravif's own CLI, cavif, defaults to
-/// 80, index 121).
-///
-/// Measured on three 800 px photos at the default speed, 50 gives files 13-33% smaller than
-/// libwebp at q82 with a luma SSIM 0.01-0.04 lower: rav1e smooths fine texture (sand, foliage)
-/// more than libwebp does.
-pub const DEFAULT_QUALITY: u8 = 50;
-
-/// The rav1e speed presize uses when none is given: 1 is slowest and smallest, 10 fastest.
-///
-/// Chosen so that an AVIF costs at most about ten WebPs of the same pixels on one core: at
-/// quality 50 (ravif 75) on 800×500 photos, speed 9 took 10-12× libwebp's time, speed 8 (and
-/// 7, which codes the same stills) 20-27×, speed 6 22-32×. Speed 10 is only 3.5-4.5×, but its
-/// files were 3-22% larger than speed 9's, and on one photo larger than the WebP.
-pub const DEFAULT_SPEED: u8 = 9;
+/// rav1e's speed for presize's `--effort avif=N`: effort 0..10 is speed 10..1. The default
+/// effort 1 is speed 9, chosen so that an AVIF costs at most about ten WebPs of the same pixels
+/// on one core: at quality 50 (ravif 75) on 800×500 photos, speed 9 took 10-12× libwebp's time,
+/// speed 8 (and 7, which codes the same stills) 20-27×, speed 6 22-32×. Speed 10 is only
+/// 3.5-4.5×, but its files were 3-22 % larger than speed 9's, and on one photo larger than the
+/// WebP.
+pub(crate) fn speed_for_effort(effort: u8) -> u8 {
+    10u8.saturating_sub(effort).clamp(1, 10)
+}
 
 /// Converts a quality on the libavif/sharp scale (1-100) to ravif's own 1-100 scale.
 ///
@@ -43,7 +32,7 @@ pub const DEFAULT_SPEED: u8 = 9;
 ///    `r ≥ 0.82`, `0.875 − r/2` in between and `1 − r` for `r ≤ 0.25`; this inverts that.
 ///
 /// So 50 → quantiser 32 → index 128 → ravif 74.6; 40 → quantiser 38 → index 152 → ravif 55.8.
-pub fn ravif_quality(quality: u8) -> f32 {
+pub(crate) fn ravif_quality(quality: u8) -> f32 {
     let q = i32::from(quality.clamp(1, 100));
     let quantizer = ((100 - q) * 63 + 50) / 100;
     let index = match quantizer {
@@ -75,8 +64,8 @@ fn avif_err(message: impl Into<String>) -> JobError {
 /// Encodes `px` as a still AVIF image.
 ///
 /// - `quality` is 1-100 on the libavif/sharp scale (clamped into it), converted for ravif by
-///   [`ravif_quality`]; see [`DEFAULT_QUALITY`].
-/// - `speed` is rav1e's 1-10 (clamped); see [`DEFAULT_SPEED`].
+///   [`ravif_quality`]; the default, 50, is `Qualities::default`'s.
+/// - `speed` is rav1e's 1-10 (clamped); see [`speed_for_effort`].
 /// - Grey images are coded as YCbCr with flat chroma, which costs a few bytes over true
 ///   monochrome (ravif offers no 4:0:0 colour planes).
 /// - Alpha is kept for `La` and `Rgba`. Our pixels are straight (unassociated) alpha, which is
@@ -87,7 +76,7 @@ fn avif_err(message: impl Into<String>) -> JobError {
 ///   file gets an `nclx` colour box that says sRGB (BT.709 primaries, sRGB transfer, BT.601
 ///   matrix). Pixels in another space (Display P3, Adobe RGB) must be converted to sRGB before
 ///   this call, or they will show with the wrong colours.
-pub fn encode_avif(
+pub(crate) fn encode_avif(
     px: &Pixels,
     quality: u8,
     speed: u8,
@@ -160,6 +149,21 @@ pub fn encode_avif(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default AVIF quality and rav1e speed.
+    const DEFAULTS: (u8, u8) = (50, 9);
+
+    #[test]
+    fn defaults_are_the_configs() {
+        let settings = crate::config::settings_for_width(1);
+        assert_eq!(
+            (
+                settings.quality.avif,
+                speed_for_effort(settings.effort.avif)
+            ),
+            DEFAULTS
+        );
+    }
     use crate::pipeline::pixels::Depth;
     use crate::pipeline::test_util::psnr;
 
@@ -268,7 +272,7 @@ mod tests {
     #[test]
     fn rgb_gradient_is_an_avif_of_the_right_size() {
         let px = gradient(64, 48, Layout::Rgb);
-        let avif = encode_avif(&px, DEFAULT_QUALITY, DEFAULT_SPEED, None).unwrap();
+        let avif = encode_avif(&px, DEFAULTS.0, DEFAULTS.1, None).unwrap();
         assert!(!check_container(&avif, 64, 48), "opaque: no alpha item");
         if let Some(back) = decode_with_imagemagick(&avif, Layout::Rgb) {
             let db = psnr(&back, &px.data);
@@ -281,7 +285,7 @@ mod tests {
     #[test]
     fn rgba_gradient_keeps_its_alpha() {
         let px = gradient(64, 48, Layout::Rgba);
-        let avif = encode_avif(&px, DEFAULT_QUALITY, DEFAULT_SPEED, None).unwrap();
+        let avif = encode_avif(&px, DEFAULTS.0, DEFAULTS.1, None).unwrap();
         assert!(check_container(&avif, 64, 48), "no alpha item");
         if let Some(back) = decode_with_imagemagick(&avif, Layout::Rgba) {
             let alpha = |d: &[u8]| d.iter().skip(3).step_by(4).copied().collect::<Vec<_>>();
@@ -309,7 +313,7 @@ mod tests {
     #[test]
     fn grey_and_grey_alpha_encode() {
         let grey = gradient(64, 48, Layout::L);
-        let avif = encode_avif(&grey, DEFAULT_QUALITY, DEFAULT_SPEED, None).unwrap();
+        let avif = encode_avif(&grey, DEFAULTS.0, DEFAULTS.1, None).unwrap();
         assert!(!check_container(&avif, 64, 48));
         if let Some(back) = decode_with_imagemagick(&avif, Layout::Rgb) {
             let luma: Vec<u8> = back.chunks_exact(3).map(|p| p[1]).collect();

@@ -153,7 +153,7 @@ pub fn encode(
         Format::Avif => {
             // Effort 0..10 is rav1e's speed 10..1. ravif cannot embed a profile: the pipeline
             // converts non-sRGB sources to sRGB before AVIF encoding (see `run_stages`).
-            let speed = 10u8.saturating_sub(settings.effort.avif).clamp(1, 10);
+            let speed = super::avif::speed_for_effort(settings.effort.avif);
             super::avif::encode_avif(px, settings.quality.avif, speed, None)
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! Orientation: a HEIF file rotates and mirrors its image with `irot` and `imir` properties, and
 //! libheif applies them (and any `clap` crop) while decoding, so the pixels come out as displayed
-//! and [`probe_heif`] reports the displayed size. The EXIF block may still carry an Orientation
+//! and the header reports the displayed size. The EXIF block may still carry an Orientation
 //! tag (iPhones write one that describes the same rotation as `irot`); HEIF says it is
 //! informative only, so presize must never apply it on top, or the photo is turned twice.
 //!
@@ -18,11 +18,12 @@ use std::sync::OnceLock;
 use libheif_rs::{ColorSpace, HeifContext, HeifError, ImageHandle, ItemId, LibHeif, RgbChroma};
 
 use crate::error::JobError;
+use crate::format::Format;
 use crate::pipeline::pixels::{Depth, Layout, Pixels};
 
 /// A decoded HEIF/AVIF primary image with the metadata presize carries to its outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeifImage {
+pub(crate) struct HeifImage {
     /// 8-bit pixels, already rotated/mirrored/cropped as the file says (`irot`, `imir`, `clap`).
     pub pixels: Pixels,
     /// The ICC profile of a `colr` box of type `prof` or `rICC`. `None` when the colour is only
@@ -35,31 +36,8 @@ pub struct HeifImage {
     pub xmp: Option<Vec<u8>>,
 }
 
-/// Major brands of the `ftyp` box that name a HEIF still image, an image sequence or AVIF.
-const BRANDS: [&[u8; 4]; 11] = [
-    b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"avif",
-    b"avis",
-];
-
-/// Returns true if and only if `head` (the first 12 bytes or more of a file) starts with an
-/// ISO-BMFF `ftyp` box whose major brand is a HEIF or AVIF brand.
-///
-/// Needs no libheif: the bytes are only compared.
-pub fn sniff(head: &[u8]) -> bool {
-    match head.get(4..12) {
-        Some([b'f', b't', b'y', b'p', brand @ ..]) => BRANDS.iter().any(|b| b[..] == *brand),
-        _ => false,
-    }
-}
-
-/// Returns true if and only if the `ftyp` major brand is AVIF (`avif`, `avis`), so messages
-/// can name the format the user knows.
-pub fn is_avif(head: &[u8]) -> bool {
-    matches!(head.get(8..12), Some(b"avif" | b"avis"))
-}
-
 fn format_name(bytes: &[u8]) -> &'static str {
-    if is_avif(bytes) {
+    if Format::sniff(bytes) == Some(Format::Avif) {
         "AVIF"
     } else {
         "HEIF"
@@ -115,14 +93,15 @@ fn open<'a>(
 
 /// Reads only the container and returns the displayed (rotated) width and height of the
 /// primary image. Fails on files libheif cannot parse; the pixel limit is not applied.
-pub fn probe_heif(bytes: &[u8]) -> Result<(u32, u32), JobError> {
+#[cfg(test)]
+fn probe_heif(bytes: &[u8]) -> Result<(u32, u32), JobError> {
     let (_context, handle, _) = open(bytes, u64::MAX)?;
     Ok((handle.width(), handle.height()))
 }
 
 /// What the container says about the primary image, read without decoding any pixels.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeifHeader {
+pub(crate) struct HeifHeader {
     /// Displayed width (after `irot`/`clap`), the width [`decode_heif`] returns.
     pub width: u32,
     /// Displayed height.
@@ -139,7 +118,7 @@ pub struct HeifHeader {
 
 /// Reads the primary image's size and metadata and checks the size against `max_pixels`, for
 /// a pipeline that wants the header before it decides to decode.
-pub fn read_heif_header(bytes: &[u8], max_pixels: u64) -> Result<HeifHeader, JobError> {
+pub(crate) fn read_heif_header(bytes: &[u8], max_pixels: u64) -> Result<HeifHeader, JobError> {
     let (_context, handle, _) = open(bytes, max_pixels)?;
     let (icc, exif, xmp) = metadata(&handle);
     Ok(HeifHeader {
@@ -165,7 +144,7 @@ fn metadata(handle: &ImageHandle) -> Meta {
 
 /// Decodes the primary image of a HEIF/HEIC/AVIF file in memory to 8-bit RGB (RGBA when it has
 /// an alpha plane), refusing it before decoding if it has more than `max_pixels` pixels.
-pub fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError> {
+pub(crate) fn decode_heif(bytes: &[u8], max_pixels: u64) -> Result<HeifImage, JobError> {
     let (mut context, handle, format) = open(bytes, max_pixels)?;
     // presize decodes one image per worker on every core already; libheif's own tile threads
     // would only compete with the other workers.
@@ -454,17 +433,25 @@ mod tests {
             "cups_320x200_p3_exif.avif",
             "transparency_300x300_alpha.avif",
         ] {
-            assert!(sniff(&fixture(&format!("heif/{name}"))[..16]), "{name}");
+            let want = if name.ends_with(".avif") {
+                Format::Avif
+            } else {
+                Format::Heic
+            };
+            assert_eq!(
+                Format::sniff(&fixture(&format!("heif/{name}"))[..16]),
+                Some(want)
+            );
         }
-        assert!(sniff(b"\0\0\0\x1cftypmif1\0\0\0\0"));
-        assert!(sniff(b"\0\0\0\x1cftypheix"));
-        assert!(is_avif(b"\0\0\0\x1cftypavis"));
-        assert!(!is_avif(b"\0\0\0\x1cftypheic"));
+        let sniff = |head: &[u8]| Format::sniff(head);
+        assert_eq!(sniff(b"\0\0\0\x1cftypmif1\0\0\0\0"), Some(Format::Heic));
+        assert_eq!(sniff(b"\0\0\0\x1cftypheix"), Some(Format::Heic));
+        assert_eq!(sniff(b"\0\0\0\x1cftypavis"), Some(Format::Avif));
         // An MP4 video, a QuickTime movie, too short, and a JPEG.
-        assert!(!sniff(b"\0\0\0\x20ftypisom\0\0\x02\0"));
-        assert!(!sniff(b"\0\0\0\x14ftypqt  "));
-        assert!(!sniff(b"\0\0\0\x1cftyphei"));
-        assert!(!sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"));
+        assert_eq!(sniff(b"\0\0\0\x20ftypisom\0\0\x02\0"), None);
+        assert_eq!(sniff(b"\0\0\0\x14ftypqt  "), None);
+        assert_eq!(sniff(b"\0\0\0\x1cftyphei"), None);
+        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"), Some(Format::Jpeg));
     }
 
     #[test]

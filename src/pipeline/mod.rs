@@ -3,19 +3,19 @@
 //! [`process`] never panics on bad input and never returns early without a [`JobResult`]: every
 //! job ends as written, skipped or failed, with the time spent in each stage.
 
-pub mod animation;
-pub mod avif;
+pub(crate) mod animation;
+pub(crate) mod avif;
 pub mod color;
 pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]
-pub mod heif;
+pub(crate) mod heif;
 mod load;
 mod make;
 pub mod pixels;
 mod plan;
 pub mod resize;
-pub mod restart;
+pub(crate) mod restart;
 
 /// Helpers shared by the pipeline's unit tests.
 #[cfg(test)]
@@ -111,7 +111,7 @@ pub struct Scratch {
 }
 
 /// The part of a worker's state that makes outputs from decoded pixels; a helper thread of a
-/// job (see [`make_outputs_in_parallel`]) has its own.
+/// job (see `make::make_in_parallel`) has its own.
 #[derive(Default)]
 struct MakeScratch {
     color: color::ColorScratch,

@@ -16,7 +16,7 @@
 
 /// A sequential, single-scan JPEG cut at its restart markers.
 #[derive(Debug)]
-pub struct Intervals<'a> {
+pub(crate) struct Intervals<'a> {
     bytes: &'a [u8],
     /// Offset of the frame height (two bytes, big-endian) in `bytes`.
     height_at: usize,
@@ -40,7 +40,7 @@ pub struct Intervals<'a> {
 
 /// One band: decode MCU rows `decode.0..decode.1`, keep `keep.0..keep.1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Band {
+pub(crate) struct Band {
     /// MCU rows given to the decoder (the kept rows plus overlap).
     pub decode: (u32, u32),
     /// MCU rows this band contributes to the image.
@@ -54,7 +54,7 @@ fn be16(b: &[u8], at: usize) -> Option<u32> {
 impl<'a> Intervals<'a> {
     /// Finds the restart intervals of `bytes`, or `None` when the file is not a sequential
     /// Huffman-coded JPEG with one interleaved scan and a consistent set of restart markers.
-    pub fn parse(bytes: &'a [u8]) -> Option<Intervals<'a>> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Option<Intervals<'a>> {
         if bytes.get(..2)? != [0xFF, 0xD8] {
             return None;
         }
@@ -169,13 +169,13 @@ impl<'a> Intervals<'a> {
     }
 
     /// MCU height in pixels.
-    pub fn mcu_height(&self) -> u32 {
+    pub(crate) fn mcu_height(&self) -> u32 {
         self.mcu_height
     }
 
     /// Up to `count` bands of about equal height, each starting on a restart boundary, with
     /// one boundary step of overlap on each side. Fewer when the markers are too sparse.
-    pub fn bands(&self, count: u32) -> Vec<Band> {
+    pub(crate) fn bands(&self, count: u32) -> Vec<Band> {
         // Band edges can only fall on multiples of `row_step` (or the bottom).
         let steps = self.mcu_rows.div_ceil(self.row_step);
         let count = count.min(steps / 2).max(1);
@@ -193,7 +193,7 @@ impl<'a> Intervals<'a> {
     }
 
     /// Pixel rows of the stand-alone JPEG for MCU rows `rows.0..rows.1`.
-    pub fn band_height(&self, rows: (u32, u32)) -> u32 {
+    pub(crate) fn band_height(&self, rows: (u32, u32)) -> u32 {
         if rows.1 == self.mcu_rows {
             self.height - rows.0 * self.mcu_height
         } else {
@@ -202,7 +202,7 @@ impl<'a> Intervals<'a> {
     }
 
     /// A stand-alone JPEG holding MCU rows `rows.0..rows.1` (on restart boundaries).
-    pub fn band_jpeg(&self, rows: (u32, u32)) -> Vec<u8> {
+    pub(crate) fn band_jpeg(&self, rows: (u32, u32)) -> Vec<u8> {
         let per = u64::from(self.interval);
         let mcu = |row: u32| u64::from(row) * u64::from(self.mcus_per_row);
         let first = usize::try_from(mcu(rows.0) / per).expect("fits");
