@@ -154,31 +154,7 @@ pub enum IccPolicy {
 impl Settings {
     /// Validates the image flags (shared by the default mode and `presize bench`).
     pub fn from_args(args: &ImageArgs) -> Result<Settings, ConfigError> {
-        let sizes: Vec<(Option<Dim>, Option<Dim>)> =
-            match (args.size.is_empty(), args.width.len(), args.height.len()) {
-                (false, 0, 0) => args.size.iter().map(|s| (s.width, s.height)).collect(),
-                (false, _, _) => return Err(ConfigError::SizeConflict),
-                (true, 0, 0) => Vec::new(),
-                (true, _, 0) => args.width.iter().map(|&w| (Some(w), None)).collect(),
-                (true, 0, _) => args.height.iter().map(|&h| (None, Some(h))).collect(),
-                (true, 1, _) => args
-                    .height
-                    .iter()
-                    .map(|&h| (Some(args.width[0]), Some(h)))
-                    .collect(),
-                (true, _, 1) => args
-                    .width
-                    .iter()
-                    .map(|&w| (Some(w), Some(args.height[0])))
-                    .collect(),
-                (true, w, h) if w == h => args
-                    .width
-                    .iter()
-                    .zip(&args.height)
-                    .map(|(&w, &h)| (Some(w), Some(h)))
-                    .collect(),
-                (true, w, h) => return Err(ConfigError::SizeLists(w, h)),
-            };
+        let sizes = requested_sizes(args)?;
         let fit = match args.fit {
             FitArg::Inside => Fit::Inside,
             FitArg::Cover => Fit::Cover,
@@ -536,6 +512,40 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The (width, height) pairs `-s`, or `-w` and `-H`, ask for: `-s` lists are taken as they
+/// are; a single `-w` pairs with every `-H` (and the other way round), two lists pair up in
+/// order.
+/// A requested width and height; either may be left to the aspect ratio.
+type SizeRequest = (Option<Dim>, Option<Dim>);
+
+fn requested_sizes(args: &ImageArgs) -> Result<Vec<SizeRequest>, ConfigError> {
+    let sizes = match (args.size.is_empty(), args.width.len(), args.height.len()) {
+        (false, 0, 0) => args.size.iter().map(|s| (s.width, s.height)).collect(),
+        (false, _, _) => return Err(ConfigError::SizeConflict),
+        (true, 0, 0) => Vec::new(),
+        (true, _, 0) => args.width.iter().map(|&w| (Some(w), None)).collect(),
+        (true, 0, _) => args.height.iter().map(|&h| (None, Some(h))).collect(),
+        (true, 1, _) => args
+            .height
+            .iter()
+            .map(|&h| (Some(args.width[0]), Some(h)))
+            .collect(),
+        (true, _, 1) => args
+            .width
+            .iter()
+            .map(|&w| (Some(w), Some(args.height[0])))
+            .collect(),
+        (true, w, h) if w == h => args
+            .width
+            .iter()
+            .zip(&args.height)
+            .map(|(&w, &h)| (Some(w), Some(h)))
+            .collect(),
+        (true, w, h) => return Err(ConfigError::SizeLists(w, h)),
+    };
+    Ok(sizes)
 }
 
 /// The default `--name`: `{stem}.{ext}`, `{stem}-{width}w.{ext}` for several sizes, and

@@ -787,25 +787,46 @@ impl Frame {
     }
 }
 
+/// The two vertical scales of the throughput chart: images per second on the left,
+/// efficiency (percent) on the right, each rounded up to nice ticks with headroom for labels.
+struct DualAxis {
+    ips_step: f64,
+    ips_n: u32,
+    eff_step: f64,
+    eff_n: u32,
+    base: f64,
+    height: f64,
+}
+
+impl DualAxis {
+    fn new(f: &Frame, rows: &[&BenchRow]) -> DualAxis {
+        let max =
+            |v: &dyn Fn(&BenchRow) -> f64| rows.iter().map(|r| finite(v(r))).fold(0.0, f64::max);
+        let (ips_step, ips_n) = nice_axis(max(&|r| r.images_per_s) * 1.12);
+        let (eff_step, eff_n) = nice_axis((max(&|r| r.efficiency) * 100.0 * 1.12).max(100.0));
+        DualAxis {
+            ips_step,
+            ips_n,
+            eff_step,
+            eff_n,
+            base: f.base,
+            height: f.ph,
+        }
+    }
+
+    fn y_ips(&self, v: f64) -> f64 {
+        self.base - self.height * finite(v) / (self.ips_step * f64::from(self.ips_n))
+    }
+
+    /// `v` is a fraction (1.0 is 100 %).
+    fn y_eff(&self, v: f64) -> f64 {
+        self.base - self.height * finite(v) * 100.0 / (self.eff_step * f64::from(self.eff_n))
+    }
+}
+
 fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
     let f = Frame::new(rows.len());
-    let (base, right) = (f.base, f.right());
-    // Headroom above the highest points for their labels.
-    let max_ips = rows
-        .iter()
-        .map(|r| finite(r.images_per_s))
-        .fold(0.0, f64::max);
-    let (ips_step, ips_n) = nice_axis(max_ips * 1.12);
-    let ips_top = ips_step * f64::from(ips_n);
-    let max_eff = rows
-        .iter()
-        .map(|r| finite(r.efficiency) * 100.0)
-        .fold(0.0, f64::max);
-    let (eff_step, eff_n) = nice_axis((max_eff * 1.12).max(100.0));
-    let eff_top = eff_step * f64::from(eff_n);
-    let y_ips = |v: f64| base - f.ph * finite(v) / ips_top;
-    let y_eff = |v: f64| base - f.ph * finite(v) * 100.0 / eff_top;
-
+    let axis = DualAxis::new(&f, rows);
     w.push_str("<figure class=\"chart\" id=\"throughput\">\n");
     w.push_str("<figcaption>Throughput and parallel efficiency</figcaption>\n");
     w.push_str(
@@ -817,23 +838,43 @@ fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
         "<svg viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"Images per second \
          and parallel efficiency for each worker count\">"
     )?;
-    // Grid and left axis (throughput).
-    for k in 0..=ips_n {
-        let v = ips_step * f64::from(k);
-        let y = y_ips(v);
+    throughput_axes(w, &f, &axis)?;
+    f.frame(w, rows, true)?;
+    throughput_series(w, &f, &axis, rows)?;
+    w.push_str("</svg>\n<ul class=\"legend\">\n");
+    w.push_str(
+        "<li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><polyline class=\"tput\" \
+         points=\"0,6 24,6\"/><circle class=\"mark tput\" cx=\"12\" cy=\"6\" r=\"4\"/></svg>\
+         images/s</li>\n\
+         <li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><polyline class=\"eff\" \
+         points=\"0,6 24,6\"/><rect class=\"mark eff\" x=\"8\" y=\"2\" width=\"8\" height=\"8\"/>\
+         </svg>parallel efficiency</li>\n\
+         <li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><line class=\"ref\" x1=\"0\" \
+         y1=\"6\" x2=\"24\" y2=\"6\"/></svg>100% efficiency (perfect scaling)</li>\n",
+    );
+    w.push_str("</ul>\n</figure>\n");
+    Ok(())
+}
+
+/// The grid and left axis (throughput), the right axis (efficiency: ticks, no grid), the
+/// perfect-scaling line and the axis titles.
+fn throughput_axes(w: &mut String, f: &Frame, axis: &DualAxis) -> fmt::Result {
+    let right = f.right();
+    for k in 0..=axis.ips_n {
+        let v = axis.ips_step * f64::from(k);
+        let y = axis.y_ips(v);
         writeln!(
             w,
             "<line class=\"gl\" x1=\"{CHART_LEFT}\" y1=\"{y:.1}\" x2=\"{right:.1}\" \
              y2=\"{y:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             CHART_LEFT - 8.0,
             y + 4.0,
-            tick_label(v, ips_step)
+            tick_label(v, axis.ips_step)
         )?;
     }
-    // Right axis (efficiency): its own ticks, no grid lines.
-    for k in 0..=eff_n {
-        let e = eff_step * f64::from(k);
-        let y = base - f.ph * e / eff_top;
+    for k in 0..=axis.eff_n {
+        let e = axis.eff_step * f64::from(k);
+        let y = axis.y_eff(e / 100.0);
         writeln!(
             w,
             "<line class=\"axis\" x1=\"{right:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
@@ -841,16 +882,14 @@ fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
             right + 4.0,
             right + 7.0,
             y + 4.0,
-            tick_label(e, eff_step)
+            tick_label(e, axis.eff_step)
         )?;
     }
-    // Perfect scaling, on the efficiency axis.
     writeln!(
         w,
         "<line class=\"ref\" x1=\"{CHART_LEFT}\" y1=\"{0:.1}\" x2=\"{right:.1}\" y2=\"{0:.1}\"/>",
-        base - f.ph * 100.0 / eff_top
+        axis.y_eff(1.0)
     )?;
-    f.frame(w, rows, true)?;
     writeln!(
         w,
         "<text class=\"ttl tput\" transform=\"translate(16 {0:.1}) rotate(-90)\" \
@@ -859,8 +898,16 @@ fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
          text-anchor=\"middle\">parallel efficiency</text>",
         CHART_TOP + f.ph / 2.0,
         CHART_W - 12.0
-    )?;
-    // Series: lines first, then the points and their labels on top.
+    )
+}
+
+/// Both series: lines first, then the points and their labels on top.
+fn throughput_series(
+    w: &mut String,
+    f: &Frame,
+    axis: &DualAxis,
+    rows: &[&BenchRow],
+) -> fmt::Result {
     let points = |y: &dyn Fn(&BenchRow) -> f64| {
         rows.iter()
             .enumerate()
@@ -872,18 +919,18 @@ fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
         writeln!(
             w,
             "<polyline class=\"eff\" points=\"{}\"/>\n<polyline class=\"tput\" points=\"{}\"/>",
-            points(&|r| y_eff(r.efficiency)),
-            points(&|r| y_ips(r.images_per_s))
+            points(&|r| axis.y_eff(r.efficiency)),
+            points(&|r| axis.y_ips(r.images_per_s))
         )?;
     }
     for (i, r) in rows.iter().enumerate() {
-        let (cx, ye, yi) = (f.x(i), y_eff(r.efficiency), y_ips(r.images_per_s));
+        let (cx, ye, yi) = (f.x(i), axis.y_eff(r.efficiency), axis.y_ips(r.images_per_s));
         let eff = finite(r.efficiency) * 100.0;
         let ips = finite(r.images_per_s);
         // Each label goes on the side of its point away from the other series' point, so the
         // two never overlap; a label that would drop below the x axis goes above instead.
         let place = |y: f64, above: bool| {
-            if above || y + 17.0 > base - 2.0 {
+            if above || y + 17.0 > f.base - 2.0 {
                 y - 9.0
             } else {
                 y + 17.0
@@ -915,18 +962,6 @@ fn throughput_chart(w: &mut String, rows: &[&BenchRow]) -> fmt::Result {
             place(yi, tput_above),
         )?;
     }
-    w.push_str("</svg>\n<ul class=\"legend\">\n");
-    w.push_str(
-        "<li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><polyline class=\"tput\" \
-         points=\"0,6 24,6\"/><circle class=\"mark tput\" cx=\"12\" cy=\"6\" r=\"4\"/></svg>\
-         images/s</li>\n\
-         <li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><polyline class=\"eff\" \
-         points=\"0,6 24,6\"/><rect class=\"mark eff\" x=\"8\" y=\"2\" width=\"8\" height=\"8\"/>\
-         </svg>parallel efficiency</li>\n\
-         <li><svg viewBox=\"0 0 24 12\" aria-hidden=\"true\"><line class=\"ref\" x1=\"0\" \
-         y1=\"6\" x2=\"24\" y2=\"6\"/></svg>100% efficiency (perfect scaling)</li>\n",
-    );
-    w.push_str("</ul>\n</figure>\n");
     Ok(())
 }
 

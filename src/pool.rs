@@ -376,6 +376,44 @@ where
     let _ = shared.results.send(Msg::WorkerExit);
 }
 
+/// The watchdog's round: every worker whose job has run longer than `limit` is marked
+/// abandoned and replaced by a new worker (so the pool keeps its strength); returns those jobs.
+fn abandon_overdue<J, R, S>(
+    shared: &Arc<Shared<J, R, S>>,
+    workers: &mut Vec<WorkerHandle<J>>,
+    limit: Duration,
+) -> Vec<J>
+where
+    J: Clone + Send + 'static,
+    R: Send + 'static,
+    S: 'static,
+{
+    let mut overdue = Vec::new();
+    for i in 0..workers.len() {
+        let job = {
+            let mut slot = lock(&workers[i].slot);
+            match &*slot {
+                Slot::Busy {
+                    since: Some(since), ..
+                } if since.elapsed() > limit => {
+                    match std::mem::replace(&mut *slot, Slot::Abandoned) {
+                        Slot::Busy { job, .. } => Some(job),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(job) = job {
+            workers[i].abandoned.store(true, Ordering::SeqCst);
+            let id = workers.len();
+            workers.push(spawn_worker(shared, id));
+            overdue.push(job);
+        }
+    }
+    overdue
+}
+
 /// Runs `feed` on its own thread and `work` on `limits.workers` threads, passing every result to
 /// `consume` on the calling thread as it arrives, and returns once the feeder and every live
 /// worker are joined.
@@ -450,28 +488,9 @@ where
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if let Some(limit) = limits.job_timeout {
-                for i in 0..workers.len() {
-                    let overdue = {
-                        let mut slot = lock(&workers[i].slot);
-                        match &*slot {
-                            Slot::Busy {
-                                since: Some(since), ..
-                            } if since.elapsed() > limit => {
-                                match std::mem::replace(&mut *slot, Slot::Abandoned) {
-                                    Slot::Busy { job, .. } => Some(job),
-                                    _ => None,
-                                }
-                            }
-                            _ => None,
-                        }
-                    };
-                    if let Some(job) = overdue {
-                        workers[i].abandoned.store(true, Ordering::SeqCst);
-                        stats.timed_out += 1;
-                        consume((shared.work.on_timeout)(&job, limit));
-                        let id = workers.len();
-                        workers.push(spawn_worker(&shared, id));
-                    }
+                for job in abandon_overdue(&shared, &mut workers, limit) {
+                    stats.timed_out += 1;
+                    consume((shared.work.on_timeout)(&job, limit));
                 }
             }
         }

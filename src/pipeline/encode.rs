@@ -64,99 +64,109 @@ pub fn encode(
             &encode_jpeg(px, settings.quality.jpeg, settings.progressive, scratch)?,
             &meta,
         )),
-        Format::Png => {
-            let mut out = Vec::new();
-            let mut enc = PngEncoder::new(&mut out);
-            if let Some(icc) = icc {
-                // Not every build of the encoder supports ICC; the pixels are still right.
-                let _ = enc.set_icc_profile(icc.to_vec());
-            }
-            enc.write_image(
-                &px.data,
-                px.width,
-                px.height,
-                color_type(px.layout, px.depth),
-            )
-            .map_err(|e| enc_err(format, e))?;
-            Ok(metadata::embed_png(&out, &meta))
-        }
-        Format::Webp => {
-            check_webp_size(px.width, px.height)?;
-            let rgb;
-            let (data, has_alpha) = match px.layout {
-                Layout::Rgb => (&px.data, false),
-                Layout::Rgba => (&px.data, true),
-                Layout::L | Layout::La => {
-                    rgb = expand_grey(px);
-                    (&rgb.data, rgb.layout == Layout::Rgba)
-                }
-            };
-            let enc = if has_alpha {
-                webp::Encoder::from_rgba(data, px.width, px.height)
-            } else {
-                webp::Encoder::from_rgb(data, px.width, px.height)
-            };
-            let config = webp_config(settings)?;
-            let mem = enc
-                .encode_advanced(&config)
-                .map_err(|e| enc_err(format, format!("{e:?}")))?;
-            if mem.is_empty() {
-                return Err(enc_err(format, "libwebp returned no data"));
-            }
-            Ok(metadata::embed_webp(&mem, px.width, px.height, &meta))
-        }
-        Format::Gif => {
-            let mut rgba = to_rgba(px);
-            binarise_alpha(&mut rgba);
-            let mut out = Vec::new();
-            GifEncoder::new_with_speed(&mut out, 10)
-                .encode(&rgba, px.width, px.height, ExtendedColorType::Rgba8)
-                .map_err(|e| enc_err(format, e))?;
-            Ok(out)
-        }
-        Format::Tiff => {
-            let mut out = Cursor::new(Vec::new());
-            // The TIFF encoder has no grey+alpha; everything else is written as it is.
-            let (data, ct) = match px.layout {
-                Layout::La => {
-                    let px8 = px.clone().into_8bit();
-                    (Cow::Owned(to_rgba(&px8)), ExtendedColorType::Rgba8)
-                }
-                other => (Cow::Borrowed(&px.data[..]), color_type(other, px.depth)),
-            };
-            let mut enc = TiffEncoder::new(&mut out);
-            if let Some(icc) = &meta.icc {
-                // EXIF and XMP are not written to TIFF (the encoder has no way to add tags).
-                let _ = enc.set_icc_profile(icc.clone());
-            }
-            enc.write_image(&data, px.width, px.height, ct)
-                .map_err(|e| enc_err(format, e))?;
-            Ok(metadata::embed_tiff(
-                &out.into_inner(),
-                px.layout.has_alpha(),
-                meta.resolution,
-            ))
-        }
-        Format::Bmp => {
-            let mut out = Vec::new();
-            BmpEncoder::new(&mut out)
-                .write_image(
-                    &px.data,
-                    px.width,
-                    px.height,
-                    color_type(px.layout, px.depth),
-                )
-                .map_err(|e| enc_err(format, e))?;
-            Ok(metadata::embed_bmp(&out, meta.resolution))
-        }
+        Format::Png => encode_png(px, &meta),
+        Format::Webp => encode_webp(px, settings, &meta),
+        Format::Gif => encode_gif(px),
+        Format::Tiff => encode_tiff(px, &meta),
+        Format::Bmp => encode_bmp(px, &meta),
         Format::Heic => Err(enc_err(format, "presize does not write HEIC")),
         Format::Avif => {
-            // Effort 0..10 is rav1e's speed 10..1. ravif cannot embed a profile: the pipeline
-            // converts non-sRGB sources to sRGB before AVIF encoding (see `run_stages`).
+            // ravif cannot embed a profile: the make stage converts non-sRGB sources to sRGB
+            // before AVIF encoding (see `make::encode_output`).
             let speed = super::avif::speed_for_effort(settings.effort.avif);
             super::avif::encode_avif(px, settings.quality.avif, speed, None)
         }
     }
+}
+
+fn encode_png(px: &Pixels, meta: &Metadata) -> Result<Vec<u8>, JobError> {
+    let mut out = Vec::new();
+    let mut enc = PngEncoder::new(&mut out);
+    if let Some(icc) = &meta.icc {
+        // Not every build of the encoder supports ICC; the pixels are still right.
+        let _ = enc.set_icc_profile(icc.clone());
+    }
+    enc.write_image(
+        &px.data,
+        px.width,
+        px.height,
+        color_type(px.layout, px.depth),
+    )
+    .map_err(|e| enc_err(Format::Png, e))?;
+    Ok(metadata::embed_png(&out, meta))
+}
+
+fn encode_webp(px: &Pixels, settings: &Settings, meta: &Metadata) -> Result<Vec<u8>, JobError> {
+    check_webp_size(px.width, px.height)?;
+    let rgb;
+    let (data, has_alpha) = match px.layout {
+        Layout::Rgb => (&px.data, false),
+        Layout::Rgba => (&px.data, true),
+        Layout::L | Layout::La => {
+            rgb = expand_grey(px);
+            (&rgb.data, rgb.layout == Layout::Rgba)
+        }
+    };
+    let enc = if has_alpha {
+        webp::Encoder::from_rgba(data, px.width, px.height)
+    } else {
+        webp::Encoder::from_rgb(data, px.width, px.height)
+    };
+    let config = webp_config(settings)?;
+    let mem = enc
+        .encode_advanced(&config)
+        .map_err(|e| enc_err(Format::Webp, format!("{e:?}")))?;
+    if mem.is_empty() {
+        return Err(enc_err(Format::Webp, "libwebp returned no data"));
+    }
+    Ok(metadata::embed_webp(&mem, px.width, px.height, meta))
+}
+
+fn encode_gif(px: &Pixels) -> Result<Vec<u8>, JobError> {
+    let mut rgba = to_rgba(px);
+    binarise_alpha(&mut rgba);
+    let mut out = Vec::new();
+    GifEncoder::new_with_speed(&mut out, 10)
+        .encode(&rgba, px.width, px.height, ExtendedColorType::Rgba8)
+        .map_err(|e| enc_err(Format::Gif, e))?;
+    Ok(out)
+}
+
+fn encode_tiff(px: &Pixels, meta: &Metadata) -> Result<Vec<u8>, JobError> {
+    let mut out = Cursor::new(Vec::new());
+    // The TIFF encoder has no grey+alpha; everything else is written as it is.
+    let (data, ct) = match px.layout {
+        Layout::La => {
+            let px8 = px.clone().into_8bit();
+            (Cow::Owned(to_rgba(&px8)), ExtendedColorType::Rgba8)
+        }
+        other => (Cow::Borrowed(&px.data[..]), color_type(other, px.depth)),
+    };
+    let mut enc = TiffEncoder::new(&mut out);
+    if let Some(icc) = &meta.icc {
+        // EXIF and XMP are not written to TIFF (the encoder has no way to add tags).
+        let _ = enc.set_icc_profile(icc.clone());
+    }
+    enc.write_image(&data, px.width, px.height, ct)
+        .map_err(|e| enc_err(Format::Tiff, e))?;
+    Ok(metadata::embed_tiff(
+        &out.into_inner(),
+        px.layout.has_alpha(),
+        meta.resolution,
+    ))
+}
+
+fn encode_bmp(px: &Pixels, meta: &Metadata) -> Result<Vec<u8>, JobError> {
+    let mut out = Vec::new();
+    BmpEncoder::new(&mut out)
+        .write_image(
+            &px.data,
+            px.width,
+            px.height,
+            color_type(px.layout, px.depth),
+        )
+        .map_err(|e| enc_err(Format::Bmp, e))?;
+    Ok(metadata::embed_bmp(&out, meta.resolution))
 }
 
 /// GIF has only fully transparent pixels, and its encoder makes every pixel with any alpha at

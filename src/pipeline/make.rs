@@ -323,6 +323,52 @@ fn encode_output(
     encode::encode(pixels, out.format, settings, meta, &mut scratch.encode)
 }
 
+/// The sizes with something to make, and each output to make with the index of its size;
+/// outputs already up to date go straight to `finished`.
+fn pending_work(
+    plans: Vec<SizePlan>,
+    finished: &mut Finished,
+) -> (Vec<geometry::Geometry>, Vec<(usize, PlannedOutput)>) {
+    let mut sizes = Vec::new();
+    let mut work = Vec::new();
+    for plan in plans {
+        if plan.is_fresh() {
+            finished.keep_all(plan);
+            continue;
+        }
+        let index = sizes.len();
+        sizes.push(plan.shown);
+        for out in plan.outputs {
+            if out.fresh.is_some() {
+                finished.keep(out, plan.shown.output_size());
+            } else {
+                work.push((index, out));
+            }
+        }
+    }
+    (sizes, work)
+}
+
+/// The order in which threads take `work`: longest first (the classic rule for keeping threads
+/// evenly busy), by a rough cost: output pixels times how slow the format's encoder is.
+/// Distinct sizes then start on distinct threads instead of one thread waiting for another's
+/// resample of the same size.
+fn longest_first(sizes: &[geometry::Geometry], work: &[(usize, PlannedOutput)]) -> Vec<usize> {
+    let cost = |(size, out): &(usize, PlannedOutput)| {
+        let (w, h) = sizes[*size].output_size();
+        let encoder = match out.format {
+            Format::Avif => 50,
+            Format::Webp => 8,
+            Format::Png | Format::Tiff => 3,
+            _ => 1,
+        };
+        u64::from(w) * u64::from(h) * encoder
+    };
+    let mut order: Vec<usize> = (0..work.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&work[i])));
+    order
+}
+
 /// Makes every pending output of one image on `threads` threads (this one and spare cores):
 /// each thread takes the next (size, format) output; the first to need a size resamples it
 /// (with all threads when there is a single size) and the others wait for that copy. Outputs
@@ -340,41 +386,11 @@ fn make_in_parallel(
     use std::sync::{Mutex, OnceLock};
 
     let render = &maker.render;
-    let mut sizes = Vec::new();
-    let mut work: Vec<(usize, PlannedOutput)> = Vec::new();
-    for plan in plans {
-        if plan.is_fresh() {
-            finished.keep_all(plan);
-            continue;
-        }
-        let index = sizes.len();
-        sizes.push(plan.shown);
-        for out in plan.outputs {
-            if out.fresh.is_some() {
-                finished.keep(out, plan.shown.output_size());
-            } else {
-                work.push((index, out));
-            }
-        }
-    }
+    let (sizes, work) = pending_work(plans, finished);
     let resized: Vec<OnceLock<Result<Pixels, String>>> =
         sizes.iter().map(|_| OnceLock::new()).collect();
     let resize_threads = (threads / sizes.len()).max(1);
-    // Longest first (the classic rule for keeping threads evenly busy), by a rough cost: output
-    // pixels times how slow the format's encoder is. Distinct sizes then start on distinct
-    // threads instead of one thread waiting for another's resample of the same size.
-    let cost = |(size, out): &(usize, PlannedOutput)| {
-        let (w, h) = sizes[*size].output_size();
-        let encoder = match out.format {
-            Format::Avif => 50,
-            Format::Webp => 8,
-            Format::Png | Format::Tiff => 3,
-            _ => 1,
-        };
-        u64::from(w) * u64::from(h) * encoder
-    };
-    let mut order: Vec<usize> = (0..work.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(cost(&work[i])));
+    let order = longest_first(&sizes, &work);
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<Result<u64, JobError>>>> =
         Mutex::new(work.iter().map(|_| None).collect());
