@@ -3,8 +3,9 @@
 //!
 //! [`Resize`] starts from exactly the defaults `presize` uses (they are decided in one place,
 //! `config.rs`) and changes them with typed setters; [`Resize::run`] is the same engine as the
-//! binary, with nothing printed.
+//! binary, with nothing printed; a run that cannot start or finish is an [`Error`].
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use clap::Parser;
 
 use crate::cli::Cli;
 use crate::config::Config;
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, JobError};
 use crate::format::Format;
 use crate::geometry::{Dim, Target};
+use crate::manifest::ManifestError;
 use crate::naming::Template;
 use crate::report::{Reporter, Summary};
 
@@ -180,4 +182,38 @@ fn default_config() -> Config {
     config.out_dir = PathBuf::new();
     config.verbosity = crate::config::Verbosity::Quiet;
     config
+}
+
+/// Why a whole run could not start or finish (the library's error; per-file problems are never
+/// an `Err`: they are counted in the [`crate::Summary`]). Each variant keeps the underlying
+/// error as its `source`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The manifest could not be read or written.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The output folder could not be created or resolved.
+    #[error("{context} {path}: {source}")]
+    OutputFolder {
+        /// What presize was doing.
+        context: &'static str,
+        /// The folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The `--report` page could not be written.
+    #[error("cannot write report {path}: {source}")]
+    Report {
+        /// The page.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: JobError,
+    },
 }

@@ -210,37 +210,3 @@ pub enum ConfigError {
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),
 }
-
-/// Why a whole run could not start or finish (the library's error; per-file problems are never
-/// an `Err`: they are counted in the [`crate::Summary`]). Each variant keeps the underlying
-/// error as its `source`.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The settings are invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The manifest could not be read or written.
-    #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
-    /// The output folder could not be created or resolved.
-    #[error("{context} {path}: {source}")]
-    OutputFolder {
-        /// What presize was doing.
-        context: &'static str,
-        /// The folder.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: io::Error,
-    },
-    /// The `--report` page could not be written.
-    #[error("cannot write report {path}: {source}")]
-    Report {
-        /// The page.
-        path: PathBuf,
-        /// What went wrong.
-        #[source]
-        source: JobError,
-    },
-}

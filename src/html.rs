@@ -49,13 +49,13 @@ pub(crate) fn write(
     summary: &Summary,
     config: &Config,
     report_path: &Path,
-) -> Result<(), crate::error::Error> {
+) -> Result<(), crate::api::Error> {
     let page = render(records, summary, config, report_path);
     crate::atomic::write_atomic(
         &crate::atomic::WriteTarget::replacing(report_path),
         page.as_bytes(),
     )
-    .map_err(|source| crate::error::Error::Report {
+    .map_err(|source| crate::api::Error::Report {
         path: report_path.to_owned(),
         source,
     })
@@ -461,13 +461,13 @@ pub(crate) fn write_bench(
     rows: &[BenchRow],
     params: &[(String, String)],
     report_path: &Path,
-) -> Result<(), crate::error::Error> {
+) -> Result<(), crate::api::Error> {
     let page = render_bench(rows, params);
     crate::atomic::write_atomic(
         &crate::atomic::WriteTarget::replacing(report_path),
         page.as_bytes(),
     )
-    .map_err(|source| crate::error::Error::Report {
+    .map_err(|source| crate::api::Error::Report {
         path: report_path.to_owned(),
         source,
     })

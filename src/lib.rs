@@ -31,8 +31,9 @@ mod report;
 mod shard;
 mod walk;
 
+pub use crate::api::Error;
 pub use crate::api::Resize;
-pub use crate::error::{ConfigError, Error, ErrorKind, Failure, JobError};
+pub use crate::error::{ConfigError, ErrorKind, Failure, JobError};
 pub use crate::format::Format;
 pub use crate::manifest::{Dropped, Manifest, ManifestError, OutputEntry, SourceEntry};
 pub use crate::report::Summary;

@@ -13,10 +13,10 @@ use crate::metadata::Metadata;
 use crate::pool::{JobHandle, SpareCores};
 
 use super::color::{self, LinearPixels};
+use super::context::{Context, MakeScratch};
 use super::decode::{self, DecodeScratch, Header, Probe};
 use super::pixels::Pixels;
 use super::plan::{self, SizePlan};
-use super::{Context, MakeScratch};
 
 /// At most this many extra threads decode one JPEG's restart-marker bands.
 const MAX_DECODE_HELPERS: usize = 15;

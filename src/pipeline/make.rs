@@ -18,11 +18,11 @@ use crate::pool::JobHandle;
 
 use super::animation;
 use super::color;
+use super::context::{Context, MakeScratch};
 use super::encode;
 use super::pixels::Pixels;
 use super::plan::{self, Finished, PlannedOutput, SizePlan, SourcePlan};
 use super::resize;
-use super::{Context, MakeScratch};
 
 /// Decoded images at least this large get their resize split across spare cores.
 const PARALLEL_RESIZE_PIXELS: u64 = 4_000_000;

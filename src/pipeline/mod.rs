@@ -6,6 +6,7 @@
 pub(crate) mod animation;
 pub(crate) mod avif;
 pub mod color;
+mod context;
 pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]
@@ -35,89 +36,16 @@ pub(crate) mod test_util {
 
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::budget::Budget;
-use crate::config::Settings;
 use crate::error::JobError;
 use crate::job::{ImageJob, JobResult, Outcome, SkipReason, Stages};
-use crate::manifest::{self, Manifest, SourceEntry};
-use crate::naming::Template;
+use crate::manifest::{self, SourceEntry};
 use crate::pool::JobHandle;
+pub use context::{Context, Mode, Scratch};
 use load::Loaded;
 use make::{Maker, Render, Writer};
 use plan::{Finished, Planned, SizePlan, SourceFacts};
-
-/// Run-wide switches a worker needs besides the image settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Mode {
-    /// Replace outputs even when newer than the input.
-    pub overwrite: bool,
-    /// Redo every output, ignoring the manifest and existing files (`--force`).
-    pub force: bool,
-    /// Plan only.
-    pub dry_run: bool,
-    /// Do everything but write the output (benchmark mode).
-    pub discard: bool,
-    /// Each output replaces its input (`--in-place`).
-    pub in_place: bool,
-}
-
-/// Everything a worker shares with the others for the whole run.
-#[derive(Debug)]
-pub struct Context {
-    /// How to resize and encode.
-    pub settings: Settings,
-    /// Run-wide switches.
-    pub mode: Mode,
-    /// Decoded-image memory shared by all workers.
-    pub budget: Budget,
-    /// The output folder as given; outputs are named below it.
-    pub out_dir: PathBuf,
-    /// The canonical output folder: no write may land outside it (a symlink planted in the
-    /// output tree is never written through). `None` in place or when nothing is written.
-    pub out_root: Option<PathBuf>,
-    /// Output file names below `out_dir`.
-    pub template: Template,
-    /// With `--manifest`: the previous manifest (empty on a first run), consulted to skip
-    /// unchanged work, and the signal to describe every source for the new one.
-    pub manifest: Option<Manifest>,
-}
-
-impl Context {
-    /// A context with the given settings, the default mode and names, an unlimited budget, no
-    /// manifest and no confinement.
-    pub fn new(settings: Settings) -> Context {
-        let template = Template::default_for(settings.targets.len());
-        Context {
-            settings,
-            mode: Mode::default(),
-            budget: Budget::new(u64::MAX),
-            out_dir: PathBuf::new(),
-            out_root: None,
-            template,
-            manifest: None,
-        }
-    }
-}
-
-/// A worker's reusable state: codec handles, resizer buffers, the input read buffer.
-#[derive(Default)]
-pub struct Scratch {
-    decode: decode::DecodeScratch,
-    make: MakeScratch,
-    input: Vec<u8>,
-}
-
-/// The part of a worker's state that makes outputs from decoded pixels; a helper thread of a
-/// job (see `make::make_in_parallel`) has its own.
-#[derive(Default)]
-struct MakeScratch {
-    color: color::ColorScratch,
-    resize: resize::ResizeScratch,
-    encode: encode::EncodeScratch,
-}
 
 /// Processes one job completely: read → probe → plan outputs → (all up to date? done) →
 /// decode → make outputs. Never panics on bad data; errors come back as data. `handle` is

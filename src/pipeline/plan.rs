@@ -17,7 +17,7 @@ use crate::manifest::{self, Dropped, OutputEntry, OutputOptions, SourceEntry};
 use crate::metadata::DpiPolicy;
 use crate::naming;
 
-use super::Context;
+use super::context::Context;
 
 /// One output size of a source, with the formats to be made at that size.
 pub(super) struct SizePlan {
