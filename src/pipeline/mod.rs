@@ -18,22 +18,6 @@ mod plan;
 pub mod resize;
 pub(crate) mod restart;
 
-/// Helpers shared by the pipeline's unit tests.
-#[cfg(test)]
-pub(crate) mod test_util {
-    /// Peak signal-to-noise ratio in dB of two same-length 8-bit sample buffers.
-    pub(crate) fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let se: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum();
-        let mse = se / a.len() as f64;
-        10.0 * (255.0 * 255.0 / mse.max(1e-12)).log10()
-    }
-}
-
 use std::fs;
 use std::io::Read;
 use std::time::Instant;
@@ -191,4 +175,20 @@ fn probe_and_plan<'b>(
     };
     let planned = plan::plan_source(job, ctx, facts)?;
     Ok((probe, planned))
+}
+
+/// Helpers shared by the pipeline's unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Peak signal-to-noise ratio in dB of two same-length 8-bit sample buffers.
+    pub(crate) fn psnr(a: &[u8], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let se: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        let mse = se / a.len() as f64;
+        10.0 * (255.0 * 255.0 / mse.max(1e-12)).log10()
+    }
 }
