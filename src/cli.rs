@@ -253,8 +253,8 @@ pub struct ImageArgs {
     pub lossless: bool,
 
     /// Resampling filter.
-    #[arg(long, value_enum, default_value_t = FilterArg::Lanczos3, value_name = "F")]
-    pub filter: FilterArg,
+    #[arg(long, value_enum, default_value_t = Filter::Lanczos3, value_name = "F")]
+    pub filter: Filter,
 
     /// Decode JPEGs at full resolution. By default the decoder shrinks by 1/2, 1/4 or 1/8 while
     /// keeping at least twice the target size, which loses about 1 dB against a full decode and
@@ -505,9 +505,10 @@ impl ValueEnum for FormatArg {
     }
 }
 
-/// `--filter` values.
+/// The resampling filter (`--filter`): the CLI's values and the setting itself, one list,
+/// independent of the resizer library's names (`pipeline/resize.rs` maps them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FilterArg {
+pub enum Filter {
     /// Lanczos, 3 lobes: sharpest, the usual choice for photos.
     Lanczos3,
     /// Mitchell-Netravali cubic: softer, no ringing.

@@ -8,30 +8,14 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, DpiArg, FilterArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
+pub use crate::cli::Filter;
+use crate::cli::{Cli, DpiArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
 pub(crate) use crate::metadata::{DpiPolicy, MetaPolicy};
 use crate::naming::Template;
 use crate::shard::Shard;
-
-/// Resampling filter, independent of the resizer library's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filter {
-    /// Lanczos, 3 lobes.
-    Lanczos3,
-    /// Mitchell-Netravali.
-    Mitchell,
-    /// Catmull-Rom.
-    CatmullRom,
-    /// Bilinear.
-    Bilinear,
-    /// Box.
-    Box,
-    /// Nearest neighbour.
-    Nearest,
-}
 
 /// JPEG shrink-on-load policy: libjpeg-turbo can decode at 1/2, 1/4 or 1/8 scale almost for
 /// free, but its scaled IDCT is a block average, so the last factor of two is left to Lanczos.
@@ -199,7 +183,7 @@ impl Settings {
             effort,
             progressive: !args.baseline,
             lossless: args.lossless,
-            filter: filter_from(args.filter),
+            filter: args.filter,
             background: args.background.0,
             shrink: if args.no_fast_shrink {
                 Shrink::Off
@@ -599,17 +583,6 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
-    }
-}
-
-fn filter_from(arg: FilterArg) -> Filter {
-    match arg {
-        FilterArg::Lanczos3 => Filter::Lanczos3,
-        FilterArg::Mitchell => Filter::Mitchell,
-        FilterArg::CatmullRom => Filter::CatmullRom,
-        FilterArg::Bilinear => Filter::Bilinear,
-        FilterArg::Box => Filter::Box,
-        FilterArg::Nearest => Filter::Nearest,
     }
 }
 
