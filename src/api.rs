@@ -125,7 +125,7 @@ impl Resize {
     /// Worker threads (default: one per CPU).
     pub fn jobs(mut self, jobs: usize) -> Resize {
         if let Some(n) = std::num::NonZeroUsize::new(jobs) {
-            self.config.jobs = n;
+            self.config.workers = n;
         }
         self
     }
@@ -159,7 +159,7 @@ impl Resize {
         };
         self.config.validate()?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let reporter = Reporter::silent(self.config.jobs.get());
+        let reporter = Reporter::silent(self.config.workers.get());
         crate::run(&self.config, &cancel, reporter)
     }
 }

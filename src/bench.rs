@@ -240,7 +240,7 @@ fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Con
         inputs: plan.args.inputs.clone(),
         out_dir: out_dir.to_path_buf(),
         settings: plan.settings.clone(),
-        jobs,
+        workers: jobs,
         overwrite: true,
         dry_run: false,
         json: false,

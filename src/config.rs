@@ -299,8 +299,8 @@ pub struct Config {
     pub out_dir: PathBuf,
     /// Per-image parameters.
     pub settings: Settings,
-    /// Worker threads. Default: number of logical CPUs.
-    pub jobs: NonZeroUsize,
+    /// Worker threads (`-j/--jobs`). Default: number of logical CPUs.
+    pub workers: NonZeroUsize,
     /// Replace existing outputs even when they are newer than the input. Default: false.
     pub overwrite: bool,
     /// Plan only. Default: false.
@@ -397,7 +397,7 @@ impl Config {
             memory,
         };
 
-        let jobs = cli
+        let workers = cli
             .jobs
             .unwrap_or_else(|| NonZeroUsize::new(num_cpus::get()).unwrap_or(NonZeroUsize::MIN));
         let verbosity = if cli.quiet {
@@ -449,7 +449,7 @@ impl Config {
             inputs,
             out_dir,
             settings,
-            jobs,
+            workers,
             overwrite: cli.overwrite,
             dry_run: cli.dry_run,
             json: cli.json,
@@ -689,7 +689,7 @@ mod tests {
     #[test]
     fn defaults_are_decided_here() {
         let c = parse(&["-o", "/x/out", "-w", "800"]).unwrap();
-        assert_eq!(c.jobs.get(), num_cpus::get());
+        assert_eq!(c.workers.get(), num_cpus::get());
         assert_eq!(c.settings.quality.jpeg, 82);
         assert_eq!(c.settings.quality.webp, 80);
         assert!(c.settings.progressive);

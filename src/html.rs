@@ -207,7 +207,7 @@ impl Page<'_> {
         for (label, value) in settings_rows(&c.settings) {
             row(w, label, &value)?;
         }
-        row(w, "jobs", &c.jobs.to_string())?;
+        row(w, "workers", &c.workers.to_string())?;
         row(w, "overwrite", yes_no(c.overwrite))?;
         w.push_str("</dl>\n</section>\n");
         Ok(())

@@ -73,7 +73,7 @@ use crate::manifest::BuildRecord;
 use crate::pipeline::{Mode, Scratch};
 use crate::report::{Reporter, Stop};
 
-/// Runs the whole job: walks the inputs, resizes on `config.jobs` workers, reports every result
+/// Runs the whole job: walks the inputs, resizes on `config.workers` workers, reports every result
 /// through `reporter`, and returns the summary once every live thread is joined.
 ///
 /// `cancel` is the run's stop flag (set by the signal handler); `--timeout` sets it too.
@@ -202,7 +202,7 @@ pub fn execute(
         manifest,
     });
     let limits = pool::Limits {
-        workers: config.jobs,
+        workers: config.workers,
         job_timeout: config.limits.image_timeout,
     };
     let work = pool::Work {

@@ -457,7 +457,7 @@ impl Reporter {
             verbosity: config.verbosity,
             bar,
             summary: Summary {
-                workers: config.jobs.get(),
+                workers: config.workers.get(),
                 ..Summary::default()
             },
         }

@@ -147,7 +147,7 @@ pub(crate) fn walk(config: &Config, feeder: &Feeder<'_, ImageJob, JobResult>, fo
             && !config.template.uses(crate::naming::Var::Dir),
         claims_folder: None,
         window: BinaryHeap::new(),
-        capacity: (4 * config.jobs.get()).min(64),
+        capacity: (4 * config.workers.get()).min(64),
         seq: 0,
         stopped: false,
     };
