@@ -164,6 +164,9 @@ fn round_dim(v: f64) -> u32 {
 
 /// Computes crop, resize size and canvas for a source of `src` (displayed) pixels: a width of
 /// 800 makes a 4032x3024 photo 800x600 and leaves a 400x250 one as it is (never enlarged).
+///
+/// One case analysis over the four fit modes, kept in one function (longer than a screen) so
+/// that their clamping rules can be read side by side.
 pub(crate) fn plan(src: (u32, u32), target: &Target) -> Geometry {
     let (sw, sh) = (f64::from(src.0), f64::from(src.1));
     let whole = full(src);

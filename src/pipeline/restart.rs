@@ -128,28 +128,7 @@ impl<'a> Intervals<'a> {
         let mcu_rows = height.div_ceil(mcu_h);
         let total = u64::from(mcus_per_row) * u64::from(mcu_rows);
 
-        // Split the entropy-coded data at RSTn markers; it ends at the first other marker,
-        // which must be EOI (a second scan or DNL means another shape).
-        let mut spans = Vec::new();
-        let mut start = scan_start;
-        let mut i = scan_start;
-        loop {
-            let ff = i + bytes.get(i..)?.iter().position(|&b| b == 0xFF)?;
-            let next = *bytes.get(ff + 1)?;
-            match next {
-                0x00 | 0xFF => i = ff + 1, // stuffed byte or fill
-                0xD0..=0xD7 => {
-                    spans.push((start, ff));
-                    start = ff + 2;
-                    i = start;
-                }
-                0xD9 => {
-                    spans.push((start, ff));
-                    break;
-                }
-                _ => return None,
-            }
-        }
+        let spans = restart_spans(bytes, scan_start)?;
         if spans.len() as u64 != total.div_ceil(u64::from(interval)) {
             return None;
         }
@@ -224,6 +203,31 @@ impl<'a> Intervals<'a> {
         }
         out.extend_from_slice(&[0xFF, 0xD9]);
         out
+    }
+}
+
+/// The entropy-coded data from `scan_start`, split at its RSTn markers into (start, end)
+/// byte ranges. The data ends at the first other marker, which must be EOI (a second scan or
+/// DNL means another shape): `None` then.
+fn restart_spans(bytes: &[u8], scan_start: usize) -> Option<Vec<(usize, usize)>> {
+    let mut spans = Vec::new();
+    let mut start = scan_start;
+    let mut i = scan_start;
+    loop {
+        let ff = i + bytes.get(i..)?.iter().position(|&b| b == 0xFF)?;
+        match *bytes.get(ff + 1)? {
+            0x00 | 0xFF => i = ff + 1, // stuffed byte or fill
+            0xD0..=0xD7 => {
+                spans.push((start, ff));
+                start = ff + 2;
+                i = start;
+            }
+            0xD9 => {
+                spans.push((start, ff));
+                return Some(spans);
+            }
+            _ => return None,
+        }
     }
 }
 
