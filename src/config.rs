@@ -289,13 +289,7 @@ impl Settings {
 
     /// The output formats for an input of format `input`, in the order asked, without repeats.
     pub fn output_formats(&self, input: Format) -> Vec<Format> {
-        // "same" for a format presize cannot write (HEIC) means JPEG, what such photos become
-        // everywhere else.
-        let same = if input.is_writable() {
-            input
-        } else {
-            Format::Jpeg
-        };
+        let same = input.same_output();
         let mut out: Vec<Format> = Vec::new();
         for f in self.formats.iter().map(|f| f.unwrap_or(same)) {
             if !out.contains(&f) {

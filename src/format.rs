@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-/// A raster format presize can decode and encode.
+/// An image format presize decodes, encodes, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -25,6 +25,19 @@ pub enum Format {
     Avif,
     /// HEIC/HEIF (HEVC stills, iPhone photos): read only, through libheif (the `heif` feature).
     Heic,
+    /// Windows icon or cursor (ICO/CUR): read only, the largest, deepest image it holds.
+    Ico,
+    /// Truevision TGA: read only. It has no signature, so a file is taken for one only when its
+    /// name ends in `.tga` (or another TGA extension) and its header is plausible.
+    Tga,
+    /// Netpbm PBM/PGM/PPM/PAM: read only.
+    Pnm,
+    /// QOI, the "Quite OK Image" format: read only.
+    Qoi,
+    /// Radiance RGBE (`.hdr`): read only, tone-mapped to 8-bit sRGB.
+    Hdr,
+    /// OpenEXR: read only (the first part), tone-mapped to 8-bit sRGB.
+    Exr,
 }
 
 /// ISO-BMFF major brands of HEIF files holding HEVC (or generic) stills.
@@ -32,14 +45,15 @@ const HEIF_BRANDS: [[u8; 4]; 9] = [
     *b"heic", *b"heix", *b"hevc", *b"heim", *b"heis", *b"hevm", *b"hevs", *b"mif1", *b"msf1",
 ];
 
-/// How many leading bytes [`Format::sniff`] needs.
-pub const SNIFF_LEN: usize = 16;
+/// How many leading bytes [`Format::sniff`] looks at. Binary formats need 18 (a TGA header);
+/// the rest is for text formats, whose signature may follow a comment or a declaration.
+pub const SNIFF_LEN: usize = 1024;
 
 impl Format {
     /// Every format, in the order `--help` lists them. The one list: the CLI's `--format`
     /// values, the manifest reader, the walker's extension check and naming all derive from it,
     /// so a new variant is known everywhere by construction.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 14] = [
         Format::Jpeg,
         Format::Png,
         Format::Webp,
@@ -48,6 +62,12 @@ impl Format {
         Format::Bmp,
         Format::Avif,
         Format::Heic,
+        Format::Ico,
+        Format::Tga,
+        Format::Pnm,
+        Format::Qoi,
+        Format::Hdr,
+        Format::Exr,
     ];
 
     /// Identifies the format from the first bytes of a file; `None` if it is not one we read.
@@ -73,8 +93,33 @@ impl Format {
             {
                 Some(Format::Heic)
             }
+            // Reserved 0, type 1 (icon) or 2 (cursor), at least one entry whose reserved byte is 0.
+            [0, 0, 1 | 2, 0, lo, hi, _, _, _, 0, ..] if [*lo, *hi] != [0, 0] => Some(Format::Ico),
+            [b'P', b'1'..=b'7', b' ' | b'\t' | b'\n' | b'\r' | b'#', ..] => Some(Format::Pnm),
+            [b'q', b'o', b'i', b'f', ..] => Some(Format::Qoi),
+            [b'#', b'?', b'R', b'A', b'D', b'I', b'A', b'N', b'C', b'E', ..] => Some(Format::Hdr),
+            [0x76, 0x2F, 0x31, 0x01, ..] => Some(Format::Exr),
             _ => None,
         }
+    }
+
+    /// Identifies a file from its first bytes and its extension (`ext`, any case, without the
+    /// dot): by [`sniff`](Format::sniff) first, then, for a format without a signature (TGA),
+    /// by its extension together with a header that makes sense for that format.
+    ///
+    /// ```
+    /// use presize::Format;
+    /// let tga = b"\0\0\x02\0\0\0\0\0\0\0\0\0\x10\0\x08\0\x18\0";
+    /// assert_eq!(Format::identify(tga, "TGA"), Some(Format::Tga));
+    /// assert_eq!(Format::identify(tga, "bin"), None);
+    /// ```
+    pub fn identify(head: &[u8], ext: &str) -> Option<Format> {
+        Format::sniff(head).or_else(|| {
+            Format::from_extension(ext).filter(|f| match f {
+                Format::Tga => plausible_tga(head),
+                _ => false,
+            })
+        })
     }
 
     /// The lower-case name used in `--format`, `--quality jpeg=80` and in JSON.
@@ -88,6 +133,12 @@ impl Format {
             Format::Bmp => "bmp",
             Format::Avif => "avif",
             Format::Heic => "heic",
+            Format::Ico => "ico",
+            Format::Tga => "tga",
+            Format::Pnm => "pnm",
+            Format::Qoi => "qoi",
+            Format::Hdr => "hdr",
+            Format::Exr => "exr",
         }
     }
 
@@ -97,6 +148,9 @@ impl Format {
             Format::Jpeg => &["jpg"],
             Format::Tiff => &["tif"],
             Format::Heic => &["heif"],
+            Format::Ico => &["cur"],
+            Format::Pnm => &["ppm", "pgm", "pbm", "pam"],
+            Format::Exr => &["openexr"],
             _ => &[],
         }
     }
@@ -128,6 +182,12 @@ impl Format {
             Format::Bmp => &["bmp"],
             Format::Avif => &["avif"],
             Format::Heic => &["heic", "heif", "hif"],
+            Format::Ico => &["ico", "cur"],
+            Format::Tga => &["tga", "icb", "vda", "vst"],
+            Format::Pnm => &["pnm", "ppm", "pgm", "pbm", "pam"],
+            Format::Qoi => &["qoi"],
+            Format::Hdr => &["hdr", "rgbe", "pic"],
+            Format::Exr => &["exr"],
         }
     }
 
@@ -169,12 +229,38 @@ impl Format {
                 "AVIF (AV1 stills via rav1e: small files, slow to encode; see --effort)"
             }
             Format::Heic => "HEIC (read only)",
+            Format::Ico => "ICO/CUR icons (read only: the largest image)",
+            Format::Tga => "TGA (read only)",
+            Format::Pnm => "Netpbm PBM/PGM/PPM/PAM (read only)",
+            Format::Qoi => "QOI (read only)",
+            Format::Hdr => "Radiance HDR (read only, tone-mapped to sRGB)",
+            Format::Exr => "OpenEXR (read only, tone-mapped to sRGB)",
         }
     }
 
     /// Returns true if and only if presize can write this format.
     pub fn is_writable(self) -> bool {
-        !matches!(self, Format::Heic)
+        matches!(
+            self,
+            Format::Jpeg
+                | Format::Png
+                | Format::Webp
+                | Format::Gif
+                | Format::Tiff
+                | Format::Bmp
+                | Format::Avif
+        )
+    }
+
+    /// The format `--format same` writes for an input of this format: the format itself when
+    /// presize writes it, else JPEG for photographs without alpha (HEIC, Radiance HDR) and PNG
+    /// for the rest, which may carry alpha or be graphics that JPEG would smear.
+    pub fn same_output(self) -> Format {
+        match self {
+            f if f.is_writable() => f,
+            Format::Heic | Format::Hdr => Format::Jpeg,
+            _ => Format::Png,
+        }
     }
 
     /// Returns true if and only if the format can store an alpha channel.
@@ -193,8 +279,35 @@ impl Format {
             Format::Bmp => "BMP",
             Format::Avif => "AVIF",
             Format::Heic => "HEIC",
+            Format::Ico => "ICO",
+            Format::Tga => "TGA",
+            Format::Pnm => "PNM",
+            Format::Qoi => "QOI",
+            Format::Hdr => "HDR",
+            Format::Exr => "OpenEXR",
         }
     }
+}
+
+/// Returns true if and only if `head` reads as a TGA header: no colour map or a colour-mapped
+/// image with one, a known image type, a non-zero size and a usual pixel depth.
+fn plausible_tga(head: &[u8]) -> bool {
+    let Some(&[_, map, kind, _, _, _, _, map_depth, _, _, _, _, w0, w1, h0, h1, depth, _]) =
+        head.get(..18)
+    else {
+        return false;
+    };
+    let mapped = matches!(kind, 1 | 9);
+    let map_ok = match map {
+        0 => !mapped,
+        1 => matches!(map_depth, 15 | 16 | 24 | 32),
+        _ => false,
+    };
+    map_ok
+        && matches!(kind, 1 | 2 | 3 | 9 | 10 | 11)
+        && [w0, w1] != [0, 0]
+        && [h0, h1] != [0, 0]
+        && matches!(depth, 8 | 15 | 16 | 24 | 32)
 }
 
 impl std::str::FromStr for Format {
@@ -224,7 +337,7 @@ mod tests {
 
     #[test]
     fn sniffs_each_format_by_magic_bytes() {
-        let cases: [(&[u8], Option<Format>); 9] = [
+        let cases: [(&[u8], Option<Format>); 19] = [
             (b"\xFF\xD8\xFF\xE0\0\x10JFIF\0", Some(Format::Jpeg)),
             (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", Some(Format::Png)),
             (b"RIFF\0\0\0\0WEBPVP8 ", Some(Format::Webp)),
@@ -232,11 +345,59 @@ mod tests {
             (b"II*\0\x08\0\0\0\0\0\0\0\0\0", Some(Format::Tiff)),
             (b"MM\0*\0\0\0\x08\0\0\0\0\0\0", Some(Format::Tiff)),
             (b"BM\0\0\0\0\0\0\0\0\0\0\0\0\0\0", Some(Format::Bmp)),
+            (
+                b"\0\0\x01\0\x02\0\x10\x10\0\0\x01\0\x20\0",
+                Some(Format::Ico),
+            ),
+            (
+                b"\0\0\x02\0\x01\0\x20\x20\0\0\x04\0\x04\0",
+                Some(Format::Ico),
+            ),
+            (b"\0\0\x01\0\0\0\x10\x10\0\0\x01\0\x20\0", None), // no entries
+            (b"P6\n640 480\n255\n", Some(Format::Pnm)),
+            (b"P7\nWIDTH 4\n", Some(Format::Pnm)),
+            (b"P9\n4 4\n", None),
+            (b"Photo of me", None),
+            (b"qoif\0\0\0\x10\0\0\0\x10\x04\0", Some(Format::Qoi)),
+            (b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe", Some(Format::Hdr)),
+            (b"\x76\x2f\x31\x01\x02\0\0\0channels", Some(Format::Exr)),
             (b"<!DOCTYPE html>", None),
             (b"", None),
         ];
         for (head, want) in cases {
             assert_eq!(Format::sniff(head), want, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn a_tga_needs_its_extension_and_a_plausible_header() {
+        let mut head = *b"\0\0\x02\0\0\0\0\0\0\0\0\0\x10\0\x08\0\x18\x20";
+        assert_eq!(Format::sniff(&head), None);
+        assert_eq!(Format::identify(&head, "tga"), Some(Format::Tga));
+        assert_eq!(Format::identify(&head, "png"), None);
+        assert_eq!(Format::identify(&head[..17], "tga"), None, "short");
+        head[2] = 1; // colour-mapped without a colour map
+        assert_eq!(Format::identify(&head, "tga"), None);
+        head[1] = 1;
+        head[7] = 24;
+        head[16] = 8;
+        assert_eq!(Format::identify(&head, "tga"), Some(Format::Tga));
+        head[16] = 7;
+        assert_eq!(Format::identify(&head, "tga"), None, "pixel depth");
+        assert_eq!(Format::identify(b"hello, world, hello!", "tga"), None);
+        // A signature wins over the name.
+        assert_eq!(
+            Format::identify(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\0", "tga"),
+            Some(Format::Png)
+        );
+    }
+
+    #[test]
+    fn same_means_a_format_presize_writes() {
+        for f in Format::ALL {
+            let same = f.same_output();
+            assert!(same.is_writable(), "{f}");
+            assert_eq!(same == f, f.is_writable(), "{f}");
         }
     }
 

@@ -50,7 +50,12 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
             Err(e) => return Err(JobError::io("cannot read file", e)),
         }
     }
-    if let Some(format) = Format::sniff(&head[..n]) {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if let Some(format) = Format::identify(&head[..n], &ext) {
         if !format.is_readable() {
             return Err(JobError::Unsupported(format!(
                 "{} images are not supported by this build (it needs `--features heif`, libheif)",
@@ -59,11 +64,6 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
         }
         return Ok(Found::Image(format));
     }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
     let named = Format::from_extension(&ext);
     if FOREIGN_IMAGE_EXTENSIONS.contains(&ext.as_str()) || named.is_some_and(|f| !f.is_readable()) {
         return Err(JobError::Unsupported(format!(

@@ -305,6 +305,12 @@ fn image_decoder(
         Format::Gif => image::ImageFormat::Gif,
         Format::Tiff => image::ImageFormat::Tiff,
         Format::Bmp => image::ImageFormat::Bmp,
+        Format::Ico => image::ImageFormat::Ico,
+        Format::Tga => image::ImageFormat::Tga,
+        Format::Pnm => image::ImageFormat::Pnm,
+        Format::Qoi => image::ImageFormat::Qoi,
+        Format::Hdr => image::ImageFormat::Hdr,
+        Format::Exr => image::ImageFormat::OpenExr,
         Format::Avif | Format::Heic => {
             return Err(JobError::Unsupported(format!(
                 "{} input needs presize built with `--features heif` (libheif)",
@@ -805,6 +811,9 @@ fn wide(width: u32, height: u32, samples: Vec<u16>, layout: Layout) -> Pixels {
 
 fn to_pixels(img: DynamicImage) -> Pixels {
     let (width, height) = (img.width(), img.height());
+    if let DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) = img {
+        return tone_map(img);
+    }
     let (data, layout) = match img {
         DynamicImage::ImageLuma8(b) => (b.into_raw(), Layout::L),
         DynamicImage::ImageLumaA8(b) => (b.into_raw(), Layout::La),
@@ -825,6 +834,57 @@ fn to_pixels(img: DynamicImage) -> Pixels {
         layout,
         depth: Depth::Eight,
     }
+}
+
+/// A floating-point image (Radiance HDR, OpenEXR: linear light, Rec. 709 primaries, 1.0 being
+/// diffuse white) as 8-bit sRGB. Highlights above 1.0 are compressed with Reinhard's extended
+/// operator, `x (1 + x / w²) / (1 + x)` per channel, whose white point `w` is the brightest
+/// sample: the brightest sample becomes white, nothing is clipped, and an image that stays
+/// within 0..1 (`w` = 1) is only encoded, unchanged. Negative and non-finite samples count as 0.
+/// Alpha is linear coverage: clamped, not tone-mapped.
+fn tone_map(img: DynamicImage) -> Pixels {
+    let (width, height) = (img.width(), img.height());
+    let has_alpha = img.color().has_alpha();
+    let samples = img.into_rgba32f().into_raw();
+    let clean = |v: f32| if v.is_finite() { v.max(0.0) } else { 0.0 };
+    let white = samples
+        .chunks_exact(4)
+        .flat_map(|p| p[..3].iter().map(|&v| clean(v)))
+        .fold(1.0f32, f32::max);
+    let w2 = white * white;
+    let encode = |v: f32| {
+        let x = clean(v);
+        let mapped = (x * (1.0 + x / w2) / (1.0 + x)).min(1.0);
+        let srgb = if mapped <= 0.003_130_8 {
+            12.92 * mapped
+        } else {
+            1.055 * mapped.powf(1.0 / 2.4) - 0.055
+        };
+        to_u8(srgb)
+    };
+    let channels = if has_alpha { 4 } else { 3 };
+    let mut data = Vec::with_capacity(samples.len() / 4 * channels);
+    for p in samples.chunks_exact(4) {
+        data.extend(p[..3].iter().map(|&v| encode(v)));
+        if has_alpha {
+            data.push(to_u8(clean(p[3]).min(1.0)));
+        }
+    }
+    Pixels {
+        data,
+        width,
+        height,
+        layout: if has_alpha { Layout::Rgba } else { Layout::Rgb },
+        depth: Depth::Eight,
+    }
+}
+
+/// A sample in 0..=1 as the nearest 8-bit value.
+fn to_u8(v: f32) -> u8 {
+    // In range by the clamp; the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let byte = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    byte
 }
 
 /// Bytes libjpeg-turbo holds for a progressive JPEG's coefficients: every scan refines the

@@ -149,7 +149,16 @@ pub fn encode(
                 .map_err(|e| enc_err(format, e))?;
             Ok(metadata::embed_bmp(&out, meta.resolution))
         }
-        Format::Heic => Err(enc_err(format, "presize does not write HEIC")),
+        Format::Heic
+        | Format::Ico
+        | Format::Tga
+        | Format::Pnm
+        | Format::Qoi
+        | Format::Hdr
+        | Format::Exr => Err(enc_err(
+            format,
+            format_args!("presize does not write {}", format.display_name()),
+        )),
         Format::Avif => {
             // Effort 0..10 is rav1e's speed 10..1. ravif cannot embed a profile: the pipeline
             // converts non-sRGB sources to sRGB before AVIF encoding (see `run_stages`).

@@ -1,0 +1,396 @@
+//! Input formats beyond the photo formats (issue #13, items 7-9): every readable format decodes
+//! and resizes, checked pixel by pixel on generated files of known content; damaged files obey
+//! `--fail-on`; SVG is rendered at the output size.
+//!
+//! Runs the `presize` binary on files written into a temporary folder and decodes what it wrote
+//! with the `image` crate. Nothing here calls an external program.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use image::{DynamicImage, ImageFormat, Rgb, Rgb32FImage, Rgba, RgbaImage};
+use predicates::prelude::*;
+use presize::Format;
+use tempfile::TempDir;
+
+fn presize() -> Command {
+    Command::cargo_bin("presize").expect("binary builds")
+}
+
+fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
+}
+
+/// The colours of the test pattern: four vertical bands, so that a downscale keeps each band's
+/// colour exactly away from the edges between them. The last one is half transparent.
+const BANDS: [[u8; 4]; 4] = [
+    [200, 30, 40, 255],
+    [20, 160, 60, 255],
+    [30, 50, 220, 255],
+    [250, 240, 10, 128],
+];
+
+/// The band pattern at `w`×`h`.
+fn pattern(w: u32, h: u32) -> RgbaImage {
+    RgbaImage::from_fn(w, h, |x, _| Rgba(BANDS[(x * 4 / w) as usize]))
+}
+
+/// The pattern encoded by the `image` crate.
+fn encoded(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encodes");
+    out.into_inner()
+}
+
+/// An uncompressed true-colour TGA, written by hand: 32-bit BGRA, bottom-up rows (the TGA
+/// default), so that a decoder ignoring the origin would turn the image upside down.
+fn tga(img: &RgbaImage) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let mut out = vec![0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    out.extend(u16::try_from(w).unwrap().to_le_bytes());
+    out.extend(u16::try_from(h).unwrap().to_le_bytes());
+    out.extend([32, 8]); // 32 bits a pixel, 8 of them alpha, bottom-left origin
+    for y in (0..h).rev() {
+        for x in 0..w {
+            let Rgba([r, g, b, a]) = *img.get_pixel(x, y);
+            out.extend([b, g, r, a]);
+        }
+    }
+    out
+}
+
+/// A binary PPM (P6), written by hand, with a comment in its header.
+fn ppm(img: &RgbaImage) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let mut out = format!("P6\n# made by presize's tests\n{w} {h}\n255\n").into_bytes();
+    for p in img.pixels() {
+        out.extend(&p.0[..3]);
+    }
+    out
+}
+
+/// A 16-bit grey PGM (P5, maxval 65535) of a horizontal ramp, written by hand.
+fn pgm16(w: u32, h: u32) -> Vec<u8> {
+    let mut out = format!("P5 {w} {h} 65535\n").into_bytes();
+    for _ in 0..h {
+        for x in 0..w {
+            out.extend(u16::try_from(x * 65535 / (w - 1)).unwrap().to_be_bytes());
+        }
+    }
+    out
+}
+
+/// An icon holding the pattern at 16×16 and, as its second entry, at `w`×`h`: the larger one
+/// must be chosen.
+fn ico(w: u32, h: u32) -> Vec<u8> {
+    use image::codecs::ico::{IcoEncoder, IcoFrame};
+    let small = DynamicImage::ImageRgba8(RgbaImage::from_pixel(16, 16, Rgba([0, 0, 0, 255])));
+    let large = DynamicImage::ImageRgba8(pattern(w, h));
+    let frame = |img: &DynamicImage| {
+        IcoFrame::as_png(
+            img.as_bytes(),
+            img.width(),
+            img.height(),
+            img.color().into(),
+        )
+        .unwrap()
+    };
+    let mut out = Vec::new();
+    IcoEncoder::new(&mut out)
+        .encode_images(&[frame(&small), frame(&large)])
+        .unwrap();
+    out
+}
+
+/// The linear-light value that sRGB encodes as `v` (0..=255).
+fn linear(v: u8) -> f32 {
+    let c = f32::from(v) / 255.0;
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// The pattern's colours in linear light, scaled by `gain`, as a float image (no alpha).
+fn linear_pattern(w: u32, h: u32, gain: f32) -> Rgb32FImage {
+    Rgb32FImage::from_fn(w, h, |x, _| {
+        let [r, g, b, _] = BANDS[(x * 4 / w) as usize];
+        Rgb([linear(r) * gain, linear(g) * gain, linear(b) * gain])
+    })
+}
+
+/// A sample file of `format` holding the band pattern at `w`×`h` (opaque where the format
+/// has no alpha), and the file name it is given; `None` where this build cannot read the
+/// format. Matching every variant, so a new format cannot go untested.
+fn sample(format: Format, w: u32, h: u32) -> Option<(Vec<u8>, &'static str)> {
+    let rgba = DynamicImage::ImageRgba8(pattern(w, h));
+    let rgb = DynamicImage::ImageRgb8(rgba.to_rgb8());
+    let float = DynamicImage::ImageRgb32F(linear_pattern(w, h, 1.0));
+    Some(match format {
+        Format::Jpeg => (encoded(&rgb, ImageFormat::Jpeg), "sample.jpg"),
+        Format::Png => (encoded(&rgba, ImageFormat::Png), "sample.png"),
+        Format::Webp => (encoded(&rgba, ImageFormat::WebP), "sample.webp"),
+        Format::Gif => (encoded(&rgb, ImageFormat::Gif), "sample.gif"),
+        Format::Tiff => (encoded(&rgba, ImageFormat::Tiff), "sample.tiff"),
+        Format::Bmp => (encoded(&rgba, ImageFormat::Bmp), "sample.bmp"),
+        Format::Avif | Format::Heic => return None,
+        Format::Ico => (ico(w, h), "sample.ico"),
+        Format::Tga => (tga(&pattern(w, h)), "sample.tga"),
+        Format::Pnm => (ppm(&pattern(w, h)), "sample.ppm"),
+        Format::Qoi => (encoded(&rgba, ImageFormat::Qoi), "sample.qoi"),
+        Format::Hdr => (encoded(&float, ImageFormat::Hdr), "sample.hdr"),
+        Format::Exr => {
+            let with_alpha = DynamicImage::ImageRgba32F(rgba.to_rgba32f());
+            // to_rgba32f keeps the sRGB-encoded values; make the colours linear.
+            let mut img = with_alpha.into_rgba32f();
+            for p in img.pixels_mut() {
+                for c in &mut p.0[..3] {
+                    *c = linear((*c * 255.0).round() as u8);
+                }
+            }
+            (
+                encoded(&DynamicImage::ImageRgba32F(img), ImageFormat::OpenExr),
+                "sample.exr",
+            )
+        }
+    })
+}
+
+/// Resizes `file` (named `name`) with `args`, expecting success; returns the output folder.
+fn resize(dir: &TempDir, name: &str, file: &[u8], args: &[&str]) -> PathBuf {
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join(name), file).unwrap();
+    let out = dir.path().join("out");
+    presize()
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(args)
+        .assert()
+        .success();
+    out
+}
+
+/// The only file in `dir`.
+fn only_file(dir: &Path) -> PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.into_iter().next().unwrap()
+}
+
+/// Asserts that every band of `img` (away from the edges between bands) holds `colour(band)`
+/// within `tolerance` per channel.
+fn assert_bands(img: &RgbaImage, tolerance: u8, colour: impl Fn([u8; 4]) -> [u8; 4], what: &str) {
+    let (w, h) = img.dimensions();
+    for (band, &want) in BANDS.iter().enumerate() {
+        let want = colour(want);
+        let x = (2 * band as u32 + 1) * w / 8;
+        for y in [0, h / 2, h - 1] {
+            let got = img.get_pixel(x, y).0;
+            let close = got
+                .iter()
+                .zip(want)
+                .all(|(&g, w)| g.abs_diff(w) <= tolerance);
+            assert!(
+                close,
+                "{what}: band {band} at ({x}, {y}) is {got:?}, want {want:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_readable_format_is_resized_with_its_pixels_intact() {
+    for format in Format::ALL {
+        let Some((file, name)) = sample(format, 64, 32) else {
+            continue;
+        };
+        let dir = TempDir::new().unwrap();
+        let out = resize(&dir, name, &file, &["-w", "32", "-f", "png"]);
+        let img = image::open(only_file(&out)).unwrap().to_rgba8();
+        assert_eq!(img.dimensions(), (32, 16), "{format}");
+        // Samples without alpha are opaque. JPEG is lossy; RGBE shares one exponent among a
+        // pixel's channels, so a channel far below the brightest loses its low bits (the
+        // yellow's blue, sRGB 10, comes back as 0).
+        let alpha = !matches!(
+            format,
+            Format::Jpeg | Format::Gif | Format::Pnm | Format::Hdr
+        );
+        let tolerance = match format {
+            Format::Jpeg | Format::Hdr => 12,
+            _ => 1,
+        };
+        assert_bands(
+            &img,
+            tolerance,
+            |[r, g, b, a]| [r, g, b, if alpha { a } else { 255 }],
+            format.name(),
+        );
+    }
+}
+
+#[test]
+fn a_tga_stored_bottom_up_comes_out_upright() {
+    let img = RgbaImage::from_fn(8, 8, |_, y| {
+        if y < 4 {
+            Rgba([255, 0, 0, 255])
+        } else {
+            Rgba([0, 0, 255, 255])
+        }
+    });
+    let dir = TempDir::new().unwrap();
+    let out = resize(&dir, "flag.tga", &tga(&img), &["-w", "4", "-f", "png"]);
+    let got = image::open(only_file(&out)).unwrap().to_rgba8();
+    assert_eq!(got.get_pixel(2, 0).0, [255, 0, 0, 255], "top is red");
+    assert_eq!(got.get_pixel(2, 3).0, [0, 0, 255, 255], "bottom is blue");
+}
+
+#[test]
+fn a_16_bit_pgm_keeps_its_16_bits_in_a_png() {
+    let dir = TempDir::new().unwrap();
+    let out = resize(
+        &dir,
+        "ramp.pgm",
+        &pgm16(256, 4),
+        &["-w", "128", "-f", "png"],
+    );
+    let DynamicImage::ImageLuma16(img) = image::open(only_file(&out)).unwrap() else {
+        panic!("not a 16-bit grey PNG");
+    };
+    assert_eq!(img.dimensions(), (128, 2));
+    let row: Vec<u16> = (0..128).map(|x| img.get_pixel(x, 1).0[0]).collect();
+    assert!(row.windows(2).all(|p| p[0] <= p[1]), "a ramp: {row:?}");
+    // Steps of 257 / 2 on average: many values no 8-bit image can hold.
+    assert!(
+        row.iter().filter(|v| *v % 257 != 0).count() > 100,
+        "{row:?}"
+    );
+}
+
+#[test]
+fn highlights_over_one_are_compressed_not_clipped() {
+    // Four times the pattern: every band but the blue one goes over 1.0. Reinhard's extended
+    // operator with the brightest sample as white: x (1 + x / w²) / (1 + x).
+    let gain = 4.0;
+    let img = DynamicImage::ImageRgb32F(linear_pattern(64, 32, gain));
+    let white = linear(250) * gain;
+    let expect = |v: u8| {
+        let x = linear(v) * gain;
+        let y = x * (1.0 + x / (white * white)) / (1.0 + x);
+        let s = if y <= 0.003_130_8 {
+            12.92 * y
+        } else {
+            1.055 * y.powf(1.0 / 2.4) - 0.055
+        };
+        (s * 255.0).round() as u8
+    };
+    for (format, name) in [
+        (ImageFormat::OpenExr, "hot.exr"),
+        (ImageFormat::Hdr, "hot.hdr"),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let out = resize(
+            &dir,
+            name,
+            &encoded(&img, format),
+            &["-w", "32", "-f", "png"],
+        );
+        let got = image::open(only_file(&out)).unwrap().to_rgba8();
+        // RGBE keeps too few bits of the yellow's blue (see above) for an exact comparison.
+        if format == ImageFormat::OpenExr {
+            assert_bands(
+                &got,
+                1,
+                |[r, g, b, _]| [expect(r), expect(g), expect(b), 255],
+                name,
+            );
+        }
+        let yellow = got.get_pixel(28, 8).0;
+        assert_eq!(yellow[0], 255, "{name}: the brightest sample is white");
+        assert!(
+            yellow[1] < 255,
+            "{name}: 240 is not clipped to 255: {yellow:?}"
+        );
+    }
+}
+
+#[test]
+fn same_format_for_a_read_only_input_is_png_or_jpeg() {
+    for (format, want) in [
+        (Format::Ico, "png"),
+        (Format::Tga, "png"),
+        (Format::Qoi, "png"),
+        (Format::Exr, "png"),
+        (Format::Hdr, "jpg"),
+    ] {
+        assert_eq!(format.same_output().extension(), want);
+        let (file, name) = sample(format, 16, 16).unwrap();
+        let dir = TempDir::new().unwrap();
+        let out = resize(&dir, name, &file, &["-w", "8"]);
+        let written = only_file(&out);
+        assert_eq!(written.extension().unwrap(), want, "{format}");
+        let img = image::open(&written).unwrap();
+        assert_eq!((img.width(), img.height()), (8, 8), "{format}");
+    }
+}
+
+#[test]
+fn a_tga_is_known_by_its_name_and_header_only() {
+    let file = tga(&pattern(8, 8));
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("picture.bin"), &file).unwrap();
+    std::fs::write(input.join("noise.tga"), b"this is not a targa file at all").unwrap();
+    let out = dir.path().join("out");
+    presize()
+        .arg(&input)
+        .args(["-o"])
+        .arg(&out)
+        .args(["-w", "4"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("noise.tga"))
+        .stderr(predicates::str::contains("picture.bin").not());
+    assert!(!out.join("picture.png").exists());
+}
+
+#[test]
+fn a_damaged_file_of_each_new_format_fails_alone_with_a_clear_error() {
+    for format in [
+        Format::Ico,
+        Format::Tga,
+        Format::Pnm,
+        Format::Qoi,
+        Format::Hdr,
+        Format::Exr,
+    ] {
+        let (file, name) = sample(format, 64, 32).unwrap();
+        let dir = TempDir::new().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap();
+        std::fs::write(input.join(name), &file[..file.len() / 3]).unwrap();
+        std::fs::write(input.join("good.qoi"), sample(Format::Qoi, 8, 8).unwrap().0).unwrap();
+        let out = dir.path().join("out");
+        presize()
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["-w", "4"])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(format!("{name}: ")))
+            .stderr(predicates::str::contains("panic").not());
+        assert!(
+            out.join("good.png").exists(),
+            "{format}: the good file is written"
+        );
+    }
+}
