@@ -8,7 +8,9 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, DpiArg, FilterArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
+use crate::cli::{
+    Cli, DpiArg, FailOnArg, FilterArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg,
+};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
@@ -95,6 +97,24 @@ pub struct Settings {
     /// Resize every frame of animated GIF/WebP/APNG inputs (GIF/WebP outputs). Default: false
     /// (the first frame).
     pub animated: bool,
+    /// Which damage fails an input (`--fail-on`). Default: [`FailOn::Warning`], any.
+    pub fail_on: FailOn,
+}
+
+/// Which damage in an input fails it (`--fail-on`), from the most lenient: the levels of
+/// libvips's `fail_on` and sharp's `failOn`. Each level fails on what the ones before it do.
+/// An input decoded despite damage is written, and reported with a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum FailOn {
+    /// Never fail on damage: keep what decoded.
+    None,
+    /// Fail on truncated data only.
+    Truncated,
+    /// Fail on truncation and decode errors.
+    Error,
+    /// Fail on anything suspicious, warnings included: how presize always treated damage.
+    #[default]
+    Warning,
 }
 
 /// Lossy quality (1-100) per output format.
@@ -248,6 +268,12 @@ impl Settings {
             },
             linear: args.linear,
             animated: args.animated,
+            fail_on: match args.fail_on {
+                FailOnArg::None => FailOn::None,
+                FailOnArg::Truncated => FailOn::Truncated,
+                FailOnArg::Error => FailOn::Error,
+                FailOnArg::Warning => FailOn::Warning,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -617,6 +643,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         dpi: DpiPolicy::Keep,
         linear: false,
         animated: false,
+        fail_on: FailOn::Warning,
     }
 }
 

@@ -511,7 +511,13 @@ impl Reporter {
             }),
             Ok(Outcome::Skipped(why)) => Some(format!("{}: {}", r.src.display(), why.describe())),
         };
-        if let Some(line) = line {
+        // A file decoded through damage (--fail-on) is named even with -q: its output may be
+        // partly grey.
+        let warning = r.warning.as_ref().map(|w| {
+            let text = format!("{}: warning: {w}", r.src.display());
+            paint(&text, YELLOW, self.color)
+        });
+        for line in warning.into_iter().chain(line) {
             self.bar.suspend(|| {
                 let _ = writeln!(io::stderr().lock(), "{line}");
             });
@@ -599,6 +605,7 @@ mod tests {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         }
     }
 
@@ -627,6 +634,7 @@ mod tests {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         });
         s.record(JobResult {
             src: "notes.txt".into(),
@@ -637,6 +645,7 @@ mod tests {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         });
         assert_eq!(
             (s.inputs, s.written, s.failed, s.skipped, s.ignored),

@@ -328,7 +328,16 @@ impl Walker<'_, '_, '_> {
         let format = match classify(&src) {
             Ok(Found::Image(f)) => f,
             Ok(Found::Other) if named => {
-                return self.fail(src, JobError::Unrecognised("not an image: content matches no supported format (JPEG, PNG, WebP, GIF, TIFF, BMP)".into()));
+                let readable: Vec<&str> = Format::ALL
+                    .into_iter()
+                    .filter(|f| f.is_readable())
+                    .map(Format::display_name)
+                    .collect();
+                let message = format!(
+                    "not an image: content matches no supported format ({})",
+                    readable.join(", ")
+                );
+                return self.fail(src, JobError::Unrecognised(message));
             }
             Ok(Found::Other) => {
                 return self.feeder.report(JobResult {
@@ -340,6 +349,7 @@ impl Walker<'_, '_, '_> {
                     stages: Default::default(),
                     rel: None,
                     manifest: None,
+                    warning: None,
                 });
             }
             Err(e) => return self.fail(src, e),

@@ -394,3 +394,190 @@ fn a_damaged_file_of_each_new_format_fails_alone_with_a_clear_error() {
         );
     }
 }
+
+/// Runs presize on the single file `name` holding `file`, with `args`; returns the output
+/// folder and the assertion on the run.
+fn run_one(
+    dir: &TempDir,
+    name: &str,
+    file: &[u8],
+    args: &[&str],
+) -> (PathBuf, assert_cmd::assert::Assert) {
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join(name), file).unwrap();
+    let out = dir.path().join("out");
+    let assert = presize()
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(args)
+        .assert();
+    (out, assert)
+}
+
+/// A 64×64 image, the band pattern above and black-and-white noise below (which holds most of
+/// the compressed data), encoded as `format` and cut short halfway through the noise.
+fn cut(format: ImageFormat) -> Vec<u8> {
+    let img = RgbaImage::from_fn(64, 64, |x, y| {
+        if y < 32 {
+            let [r, g, b, _] = BANDS[(x / 16) as usize];
+            Rgba([r, g, b, 255])
+        } else {
+            let noise = (x * 7919 + y * 104_729).wrapping_mul(2_654_435_761) >> 31;
+            let v = if noise == 1 { 255 } else { 0 };
+            Rgba([v, v, v, 255])
+        }
+    });
+    let img = DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img).to_rgb8());
+    let bytes = encoded(&img, format);
+    bytes[..bytes.len() * 3 / 4].to_vec()
+}
+
+/// The photo in testdata with eight bytes of its entropy-coded data flipped: libjpeg decodes
+/// all of it, warning "Corrupt JPEG data: premature end of data segment".
+fn corrupt_jpeg() -> Vec<u8> {
+    let mut bytes = std::fs::read(testdata("photos/fallen_leaf_tiny_400x250.jpg")).unwrap();
+    for b in &mut bytes[5000..5008] {
+        if *b != 0xFF && *b != 0 {
+            *b ^= 0x5A;
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_truncated_file_fails_by_default_and_is_rescued_with_fail_on_none() {
+    // Issue #13 item 9: a half-copied card. The top of each image is intact; what is missing
+    // comes out grey (libjpeg fills missing blocks) or black (PNG, GIF: rows never decoded).
+    for (format, name, missing) in [
+        (ImageFormat::Jpeg, "cut.jpg", [128, 128, 128]),
+        (ImageFormat::Png, "cut.png", [0, 0, 0]),
+        (ImageFormat::Gif, "cut.gif", [0, 0, 0]),
+    ] {
+        let file = cut(format);
+        for level in [None, Some("warning"), Some("error"), Some("truncated")] {
+            let dir = TempDir::new().unwrap();
+            let mut args = vec!["-w", "32", "-f", "png"];
+            args.extend(level.iter().flat_map(|l| ["--fail-on", l]));
+            let (out, assert) = run_one(&dir, name, &file, &args);
+            assert
+                .code(1)
+                .stderr(predicate::str::contains(format!("{name}: cannot decode")))
+                .stderr(predicate::str::contains(
+                    "--fail-on none keeps what decoded",
+                ));
+            assert!(!out.join("cut.png").exists(), "{name} {level:?}");
+        }
+        let dir = TempDir::new().unwrap();
+        let (out, assert) = run_one(
+            &dir,
+            name,
+            &file,
+            &["-w", "32", "-f", "png", "--fail-on", "none"],
+        );
+        assert.code(0).stderr(predicate::str::contains(format!(
+            "{name}: warning: truncated"
+        )));
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            files,
+            ["cut.png"],
+            "{name}: one output, no temporary file left"
+        );
+        let img = image::open(out.join("cut.png")).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (32, 32), "{name}");
+        let tolerance = if format == ImageFormat::Jpeg { 12 } else { 1 };
+        for (band, &[r, g, b, _]) in BANDS.iter().enumerate() {
+            let got = img.get_pixel(band as u32 * 8 + 4, 4).0;
+            let close = got
+                .iter()
+                .zip([r, g, b])
+                .all(|(&g, w)| g.abs_diff(w) <= tolerance);
+            assert!(close, "{name}: band {band} is {got:?}");
+        }
+        let bottom = img.get_pixel(16, 31).0;
+        let close = bottom.iter().zip(missing).all(|(&g, w)| g.abs_diff(w) <= 2);
+        assert!(
+            close,
+            "{name}: the missing part is {bottom:?}, not {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn a_jpeg_the_decoder_only_warns_about_fails_only_at_fail_on_warning() {
+    let file = corrupt_jpeg();
+    let dir = TempDir::new().unwrap();
+    let (out, assert) = run_one(&dir, "bumpy.jpg", &file, &["-w", "100"]);
+    assert
+        .code(1)
+        .stderr(predicate::str::contains(
+            "bumpy.jpg: cannot decode JPEG: Corrupt JPEG data",
+        ))
+        .stderr(predicate::str::contains("--fail-on error accepts it"));
+    assert!(!out.join("bumpy.jpg").exists());
+    for level in ["error", "truncated", "none"] {
+        let dir = TempDir::new().unwrap();
+        let (out, assert) = run_one(&dir, "bumpy.jpg", &file, &["-w", "100", "--fail-on", level]);
+        assert
+            .code(0)
+            .stderr(predicate::str::contains("bumpy.jpg: warning: damaged JPEG"));
+        let img = image::open(out.join("bumpy.jpg")).unwrap();
+        assert_eq!((img.width(), img.height()), (100, 63), "{level}");
+    }
+}
+
+#[test]
+fn the_fail_on_default_is_named_in_the_help() {
+    presize()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--fail-on <LEVEL>"))
+        .stdout(predicate::str::contains("[default: warning]"));
+}
+
+#[test]
+fn the_real_half_copied_files_are_rescued_with_a_warning_each() {
+    // Cut from real files: a baseline JPEG at 40 % (2560x1600), a PNG at 50 % (768x512).
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for name in ["baseline_jpeg_cut_at_40pct.jpg", "png_cut_at_50pct.png"] {
+        std::fs::copy(testdata(&format!("bad/{name}")), input.join(name)).unwrap();
+    }
+    let out = dir.path().join("out");
+    presize()
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(["-w", "256", "-f", "png", "--fail-on", "none", "-q"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "baseline_jpeg_cut_at_40pct.jpg: warning: truncated JPEG",
+        ))
+        .stderr(predicate::str::contains(
+            "png_cut_at_50pct.png: warning: truncated PNG",
+        ));
+    for (name, size, missing) in [
+        (
+            "baseline_jpeg_cut_at_40pct.png",
+            (256, 160),
+            [128, 128, 128],
+        ),
+        ("png_cut_at_50pct.png", (256, 171), [0, 0, 0]),
+    ] {
+        let img = image::open(out.join(name)).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), size, "{name}");
+        let top = img.get_pixel(size.0 / 2, 2).0;
+        assert!(top != missing, "{name}: the top is the picture");
+        let bottom = img.get_pixel(size.0 / 2, size.1 - 1).0;
+        let close = bottom.iter().zip(missing).all(|(&g, w)| g.abs_diff(w) <= 2);
+        assert!(close, "{name}: the bottom is {bottom:?}");
+    }
+}

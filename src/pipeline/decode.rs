@@ -7,9 +7,10 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use image::{ColorType, DynamicImage, ImageBuffer, ImageDecoder, ImageReader, Limits};
 use turbojpeg::{Colorspace, DecompressHeader, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
+use crate::config::FailOn;
 use crate::error::JobError;
 use crate::format::Format;
 use crate::metadata;
@@ -83,9 +84,67 @@ pub struct DecodeScratch {
     /// Colour transforms for CMYK JPEGs, cached: building one from a large CMYK profile takes
     /// tens of milliseconds.
     color: super::color::ColorScratch,
+    /// Which damage fails the current image (`--fail-on`).
+    fail_on: FailOn,
+    /// The damage the current image was decoded through, as its warning says it.
+    damage: Option<String>,
+}
+
+/// Damage a decoder can read through, by the first `--fail-on` level that refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// The data ends before the image does: the rest is grey (JPEG) or black/transparent.
+    Truncated,
+    /// Something the decoder only warns about, such as libjpeg's "Corrupt JPEG data: …": the
+    /// image is complete, possibly with a damaged patch.
+    Warning,
+}
+
+impl Damage {
+    /// The most lenient `--fail-on` level that fails on this damage.
+    fn fails_at(self) -> FailOn {
+        match self {
+            Damage::Truncated => FailOn::Truncated,
+            Damage::Warning => FailOn::Warning,
+        }
+    }
 }
 
 impl DecodeScratch {
+    /// Sets which damage fails the images decoded from now on (`--fail-on`; by default any).
+    pub fn set_fail_on(&mut self, fail_on: FailOn) {
+        self.fail_on = fail_on;
+    }
+
+    /// The warning for the damage the last image was decoded through, if any; clears it.
+    pub fn take_damage(&mut self) -> Option<String> {
+        self.damage.take()
+    }
+
+    /// Reads the current image through `damage` if `--fail-on` allows it (noting the warning),
+    /// else fails it with the decoder's `message`.
+    fn tolerate(&mut self, format: Format, damage: Damage, message: &str) -> Result<(), JobError> {
+        if self.fail_on >= damage.fails_at() {
+            let hint = match damage {
+                Damage::Truncated => "--fail-on none keeps what decoded",
+                Damage::Warning => "--fail-on error accepts it",
+            };
+            return Err(JobError::Decode {
+                format: format.display_name(),
+                message: format!("{message} ({hint})"),
+            });
+        }
+        let what = match damage {
+            Damage::Truncated => "truncated",
+            Damage::Warning => "damaged",
+        };
+        self.damage = Some(format!(
+            "{what} {}, resized from what decoded: {message}",
+            format.display_name()
+        ));
+        Ok(())
+    }
+
     /// A fresh decompressor for a new image. Reusing one across images is unsafe in a subtle way:
     /// for a stream without a frame header libjpeg-turbo reports the *previous* image's header,
     /// so a garbage file would be judged by another file's size. `tj3Init` is cheap.
@@ -104,22 +163,134 @@ impl DecodeScratch {
 }
 
 fn jpeg_err(e: &turbojpeg::Error) -> JobError {
-    if let turbojpeg::Error::IntegerOverflow(_) = e {
-        // libjpeg-turbo read no frame header and left the size unset (-1).
-        return JobError::Decode {
-            format: "JPEG",
-            message: "no image frame (SOF) found".into(),
-        };
-    }
-    let message = e.to_string();
-    let message = message
-        .strip_prefix("TurboJPEG error: ")
-        .unwrap_or(&message)
-        .to_string();
     JobError::Decode {
         format: "JPEG",
-        message,
+        message: jpeg_message(e),
     }
+}
+
+/// libjpeg-turbo's own words for `e`.
+fn jpeg_message(e: &turbojpeg::Error) -> String {
+    if let turbojpeg::Error::IntegerOverflow(_) = e {
+        // libjpeg-turbo read no frame header and left the size unset (-1).
+        return "no image frame (SOF) found".into();
+    }
+    let message = e.to_string();
+    message
+        .strip_prefix("TurboJPEG error: ")
+        .unwrap_or(&message)
+        .to_string()
+}
+
+/// libjpeg's warnings, as the start of their messages (`jerror.h`, `JWRN_*`): after one of them
+/// the decoder has carried on to the end of the image. Any other message is a fatal error.
+const JPEG_WARNINGS: [&str; 5] = [
+    "Corrupt JPEG data",
+    "Unknown Adobe color transform code",
+    "Inconsistent progression sequence",
+    "Warning: unknown JFIF revision number",
+    "Invalid SOS parameters for sequential JPEG",
+];
+
+/// The damage a failed libjpeg-turbo decode read through, or `None` if it stopped (a fatal
+/// error: no image). TurboJPEG reports a warning as a failure after decoding the whole image,
+/// with the first warning's text; the binding does not expose its warning/fatal code, so the
+/// text tells them apart. "Premature end of JPEG file" is libjpeg's warning for data that ends
+/// early (it then decodes the rest as grey).
+fn jpeg_damage(e: &turbojpeg::Error) -> Option<Damage> {
+    let turbojpeg::Error::TurboJpegError(message) = e else {
+        return None;
+    };
+    let message = message.strip_prefix("TurboJPEG error: ").unwrap_or(message);
+    if message.starts_with("Premature end of JPEG file") {
+        Some(Damage::Truncated)
+    } else if JPEG_WARNINGS.iter().any(|w| message.starts_with(w)) {
+        Some(Damage::Warning)
+    } else {
+        None
+    }
+}
+
+/// Returns true if and only if the `image` crate's error says the data ended early: an I/O
+/// error of kind `UnexpectedEof` somewhere in its chain, or the GIF decoder's own
+/// `UnexpectedEof` error, known by its text (the `gif` crate is not a direct dependency).
+fn is_truncation(e: &image::ImageError) -> bool {
+    // `ImageError`'s own `source` skips the I/O error it wraps: look at that one first.
+    if let image::ImageError::IoError(io) = e {
+        return io.kind() == std::io::ErrorKind::UnexpectedEof;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+            || (err.source().is_none() && err.to_string() == "Unexpected End of File")
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Decodes the pixels through an `image` crate decoder. Its error on a truncated file leaves
+/// the rows decoded so far in the buffer (the rest zero: black, or transparent), which
+/// `--fail-on none` keeps.
+fn read_image(
+    decoder: impl ImageDecoder,
+    format: Format,
+    scratch: &mut DecodeScratch,
+) -> Result<DynamicImage, JobError> {
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let too_large = || JobError::Unsupported("image too large for this machine".into());
+    let mut buf = vec![0u8; usize::try_from(decoder.total_bytes()).map_err(|_| too_large())?];
+    if let Err(e) = decoder.read_image(&mut buf) {
+        if !is_truncation(&e) {
+            return Err(image_err(format, e));
+        }
+        scratch.tolerate(format, Damage::Truncated, &e.to_string())?;
+        // The PNG decoder turns 16-bit samples to native order only after a complete read.
+        if format == Format::Png && color.bytes_per_pixel() == 2 * color.channel_count() {
+            for s in buf.chunks_exact_mut(2) {
+                let v = u16::from_be_bytes([s[0], s[1]]);
+                s.copy_from_slice(&v.to_ne_bytes());
+            }
+        }
+    }
+    image_from_raw(color, width, height, buf).ok_or_else(|| {
+        JobError::Unsupported(format!(
+            "{} pixels of type {color:?}",
+            format.display_name()
+        ))
+    })
+}
+
+/// A decoder's native-endian sample bytes as an image of its colour type.
+fn image_from_raw(color: ColorType, w: u32, h: u32, buf: Vec<u8>) -> Option<DynamicImage> {
+    let u16s = |b: &[u8]| -> Vec<u16> {
+        b.chunks_exact(2)
+            .map(|c| u16::from_ne_bytes([c[0], c[1]]))
+            .collect()
+    };
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    Some(match color {
+        ColorType::L8 => DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::La8 => DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::Rgb8 => DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::Rgba8 => DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::L16 => DynamicImage::ImageLuma16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::La16 => DynamicImage::ImageLumaA16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::Rgb16 => DynamicImage::ImageRgb16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::Rgba16 => DynamicImage::ImageRgba16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::Rgb32F => DynamicImage::ImageRgb32F(ImageBuffer::from_raw(w, h, f32s(&buf))?),
+        ColorType::Rgba32F => DynamicImage::ImageRgba32F(ImageBuffer::from_raw(w, h, f32s(&buf))?),
+        _ => return None,
+    })
 }
 
 /// The `image` crate's error, classified for the summary.
@@ -343,7 +514,7 @@ pub fn decode(
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
-            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
+            let img = read_image(decoder, format, scratch)?;
             Ok(finish(format, bytes, to_pixels(img)))
         }
     }
@@ -365,7 +536,7 @@ pub fn decode_probed(
             decode_cmyk_tiff(bytes, &probe.header, scratch)
         }
         Some(decoder) => {
-            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
+            let img = read_image(decoder, format, scratch)?;
             Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
@@ -543,7 +714,10 @@ fn decode_jpeg(
                 height,
                 format,
             };
-            d.decompress(bytes, image).map_err(|e| jpeg_err(&e))?;
+            if let Err(e) = d.decompress(bytes, image) {
+                let damage = jpeg_damage(&e).ok_or_else(|| jpeg_err(&e))?;
+                scratch.tolerate(Format::Jpeg, damage, &jpeg_message(&e))?;
+            }
             data
         }
     };

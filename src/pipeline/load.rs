@@ -70,6 +70,7 @@ pub(super) fn load<'c>(
         SpareCores::none()
     };
     let (decode_scratch, make_scratch) = scratch;
+    decode_scratch.set_fail_on(settings.fail_on);
     let mut decoded = decode::decode_probed(
         bytes,
         job.input_format,
