@@ -38,6 +38,8 @@ pub enum Format {
     Hdr,
     /// OpenEXR: read only (the first part), tone-mapped to 8-bit sRGB.
     Exr,
+    /// SVG (and gzipped SVGZ): read only, rendered at the output size.
+    Svg,
 }
 
 /// ISO-BMFF major brands of HEIF files holding HEVC (or generic) stills.
@@ -53,7 +55,7 @@ impl Format {
     /// Every format, in the order `--help` lists them. The one list: the CLI's `--format`
     /// values, the manifest reader, the walker's extension check and naming all derive from it,
     /// so a new variant is known everywhere by construction.
-    pub const ALL: [Format; 14] = [
+    pub const ALL: [Format; 15] = [
         Format::Jpeg,
         Format::Png,
         Format::Webp,
@@ -68,6 +70,7 @@ impl Format {
         Format::Qoi,
         Format::Hdr,
         Format::Exr,
+        Format::Svg,
     ];
 
     /// Identifies the format from the first bytes of a file; `None` if it is not one we read.
@@ -99,13 +102,16 @@ impl Format {
             [b'q', b'o', b'i', b'f', ..] => Some(Format::Qoi),
             [b'#', b'?', b'R', b'A', b'D', b'I', b'A', b'N', b'C', b'E', ..] => Some(Format::Hdr),
             [0x76, 0x2F, 0x31, 0x01, ..] => Some(Format::Exr),
+            _ if svg_root(head) == Some(true) => Some(Format::Svg),
             _ => None,
         }
     }
 
     /// Identifies a file from its first bytes and its extension (`ext`, any case, without the
     /// dot): by [`sniff`](Format::sniff) first, then, for a format without a signature (TGA),
-    /// by its extension together with a header that makes sense for that format.
+    /// by its extension together with a header that makes sense for that format. An SVG whose
+    /// root element lies beyond the bytes sniffed (a long comment first) and a gzipped SVGZ are
+    /// known by their extension too.
     ///
     /// ```
     /// use presize::Format;
@@ -117,6 +123,7 @@ impl Format {
         Format::sniff(head).or_else(|| {
             Format::from_extension(ext).filter(|f| match f {
                 Format::Tga => plausible_tga(head),
+                Format::Svg => svg_root(head).is_none() || head.starts_with(&[0x1F, 0x8B]),
                 _ => false,
             })
         })
@@ -139,6 +146,7 @@ impl Format {
             Format::Qoi => "qoi",
             Format::Hdr => "hdr",
             Format::Exr => "exr",
+            Format::Svg => "svg",
         }
     }
 
@@ -188,6 +196,7 @@ impl Format {
             Format::Qoi => &["qoi"],
             Format::Hdr => &["hdr", "rgbe", "pic"],
             Format::Exr => &["exr"],
+            Format::Svg => &["svg", "svgz"],
         }
     }
 
@@ -235,6 +244,7 @@ impl Format {
             Format::Qoi => "QOI (read only)",
             Format::Hdr => "Radiance HDR (read only, tone-mapped to sRGB)",
             Format::Exr => "OpenEXR (read only, tone-mapped to sRGB)",
+            Format::Svg => "SVG (read only, rendered at the output size)",
         }
     }
 
@@ -285,7 +295,55 @@ impl Format {
             Format::Qoi => "QOI",
             Format::Hdr => "HDR",
             Format::Exr => "OpenEXR",
+            Format::Svg => "SVG",
         }
+    }
+
+    /// Returns true if and only if the format is a drawing rather than pixels: it is rendered
+    /// at the size each output needs, so it has no pixel size to protect from enlarging (its
+    /// own size gives the aspect ratio and the base of `%` sizes).
+    pub fn is_vector(self) -> bool {
+        matches!(self, Format::Svg)
+    }
+}
+
+/// Whether the text in `head` opens an XML document whose root element is `<svg>`: `Some(true)`
+/// if it does, `Some(false)` if it is something else (or not XML), `None` if `head` ends
+/// before the root element (a long comment or declaration). Skips a UTF-8 byte-order mark,
+/// white space, the XML declaration, comments, processing instructions and a DOCTYPE.
+fn svg_root(head: &[u8]) -> Option<bool> {
+    let mut rest = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.is_empty() {
+            return None;
+        }
+        let skip_past = |end: &[u8]| {
+            rest.windows(end.len())
+                .position(|w| w == end)
+                .map(|at| at + end.len())
+        };
+        let skipped = if rest.starts_with(b"<!--") {
+            skip_past(b"-->")
+        } else if rest.starts_with(b"<?") {
+            skip_past(b"?>")
+        } else if rest.starts_with(b"<!DOCTYPE") {
+            // `<!DOCTYPE svg PUBLIC ...>`, possibly with an internal subset of entities.
+            if !rest[9..].trim_ascii_start().starts_with(b"svg") {
+                return Some(false);
+            }
+            skip_past(b"]>").or_else(|| skip_past(b">"))
+        } else if rest.starts_with(b"<") {
+            let name = &rest[1..];
+            let root = name.strip_prefix(b"svg:").unwrap_or(name);
+            if root.len() < 4 {
+                return None;
+            }
+            return Some(root.starts_with(b"svg") && !root[3].is_ascii_alphanumeric());
+        } else {
+            return Some(false);
+        };
+        rest = &rest[skipped?..];
     }
 }
 

@@ -193,7 +193,8 @@ fn read_blocks(bytes: &[u8], format: Format) -> Metadata {
         | Format::Pnm
         | Format::Qoi
         | Format::Hdr
-        | Format::Exr => Metadata::default(),
+        | Format::Exr
+        | Format::Svg => Metadata::default(),
     }
 }
 

@@ -311,6 +311,8 @@ pub struct Probe<'a> {
     /// What the header says.
     pub header: Header,
     decoder: Option<Box<dyn ImageDecoder + 'a>>,
+    /// An SVG's parsed drawing.
+    svg: Option<resvg::usvg::Tree>,
 }
 
 /// Reads the header of an image already in memory and checks it against `max_pixels`.
@@ -359,9 +361,31 @@ pub fn probe<'a>(
             Probe {
                 header,
                 decoder: None,
+                svg: None,
             }
         }
         Format::Heic | Format::Avif => heif_probe(bytes, format, max_pixels)?,
+        Format::Svg => {
+            let tree = super::svg::parse(bytes)?;
+            let (width, height) = super::svg::intrinsic_size(&tree);
+            let header = Header {
+                width,
+                height,
+                orientation: 1,
+                icc: None,
+                cmyk_icc: None,
+                exif: None,
+                xmp: None,
+                resolution: None,
+                bytes_per_pixel: 4,
+                jpeg: None,
+            };
+            Probe {
+                header,
+                decoder: None,
+                svg: Some(tree),
+            }
+        }
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
@@ -405,6 +429,7 @@ pub fn probe<'a>(
             Probe {
                 header,
                 decoder: Some(Box::new(decoder)),
+                svg: None,
             }
         }
     };
@@ -434,6 +459,7 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
     Ok(Probe {
         header,
         decoder: None,
+        svg: None,
     })
 }
 
@@ -482,6 +508,7 @@ fn image_decoder(
         Format::Qoi => image::ImageFormat::Qoi,
         Format::Hdr => image::ImageFormat::Hdr,
         Format::Exr => image::ImageFormat::OpenExr,
+        Format::Svg => return Err(JobError::Unsupported("SVG is not a raster format".into())),
         Format::Avif | Format::Heic => {
             return Err(JobError::Unsupported(format!(
                 "{} input needs presize built with `--features heif` (libheif)",
@@ -499,7 +526,8 @@ fn image_decoder(
 }
 
 /// Decodes the image. For JPEG, `min_size` is the smallest (stored-orientation) size the
-/// decoded image may have: the IDCT shrinks by the largest power of two that keeps it.
+/// decoded image may have: the IDCT shrinks by the largest power of two that keeps it. An SVG
+/// is rendered at `min_size` (rounded), or at its intrinsic size without one.
 pub fn decode(
     bytes: &[u8],
     format: Format,
@@ -511,6 +539,11 @@ pub fn decode(
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
+        Format::Svg => {
+            let tree = super::svg::parse(bytes)?;
+            let (w, h) = super::svg::render_size(&tree, min_size);
+            super::svg::render(&tree, w, h)
+        }
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
@@ -520,7 +553,8 @@ pub fn decode(
     }
 }
 
-/// Decodes the pixels of a probed image, reusing the decoder that read its header.
+/// Decodes the pixels of a probed image, reusing the decoder that read its header (`min_size`
+/// as for [`decode`]).
 ///
 /// `threads` (counting this one) split a JPEG with restart markers (see `restart`).
 pub fn decode_probed(
@@ -540,6 +574,14 @@ pub fn decode_probed(
             Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
+        None if format == Format::Svg => {
+            let tree = match probe.svg {
+                Some(tree) => tree,
+                None => super::svg::parse(bytes)?,
+            };
+            let (w, h) = super::svg::render_size(&tree, min_size);
+            super::svg::render(&tree, w, h)
+        }
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
     }
 }

@@ -155,7 +155,8 @@ pub fn encode(
         | Format::Pnm
         | Format::Qoi
         | Format::Hdr
-        | Format::Exr => Err(enc_err(
+        | Format::Exr
+        | Format::Svg => Err(enc_err(
             format,
             format_args!("presize does not write {}", format.display_name()),
         )),
