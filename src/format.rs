@@ -451,6 +451,33 @@ mod tests {
     }
 
     #[test]
+    fn an_svg_is_known_by_its_root_element() {
+        let svg = |head: &str| Format::sniff(head.as_bytes()) == Some(Format::Svg);
+        assert!(svg("<svg xmlns=\"http://www.w3.org/2000/svg\"/>"));
+        assert!(svg(
+            "\u{feff}  <?xml version=\"1.0\"?>\n<!-- logo -->\n<svg width=\"1\">"
+        ));
+        assert!(svg("<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x.dtd\" [\n<!ENTITY a \"b\">\n]>\n<svg>"));
+        assert!(svg("<svg:svg xmlns:svg=\"http://www.w3.org/2000/svg\">"));
+        assert!(!svg("<!DOCTYPE html><html><svg></svg></html>"));
+        assert!(!svg("<svgfoo>"));
+        assert!(!svg("hello <svg>"));
+        assert!(!svg("<!-- a comment that never ends"));
+        let late = format!("<!-- {} --><svg>", "x".repeat(SNIFF_LEN));
+        assert_eq!(Format::sniff(&late.as_bytes()[..SNIFF_LEN]), None);
+        assert_eq!(
+            Format::identify(&late.as_bytes()[..SNIFF_LEN], "svg"),
+            Some(Format::Svg)
+        );
+        assert_eq!(Format::identify(b"<html><body>", "svg"), None);
+        assert_eq!(
+            Format::identify(b"\x1f\x8b\x08\0", "svgz"),
+            Some(Format::Svg)
+        );
+        assert_eq!(Format::identify(b"\x1f\x8b\x08\0", "gz"), None);
+    }
+
+    #[test]
     fn same_means_a_format_presize_writes() {
         for f in Format::ALL {
             let same = f.same_output();

@@ -122,6 +122,24 @@ fn linear_pattern(w: u32, h: u32, gain: f32) -> Rgb32FImage {
     })
 }
 
+/// The band pattern drawn as an SVG of intrinsic size `w`×`h`.
+fn svg_bands(w: u32, h: u32) -> String {
+    let mut svg = format!(
+        "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"{w}\" height=\"{h}\">\n"
+    );
+    for (i, [r, g, b, a]) in BANDS.into_iter().enumerate() {
+        let x = i as u32 * w / 4;
+        svg += &format!(
+            "<rect x=\"{x}\" y=\"0\" width=\"{}\" height=\"{h}\" \
+             fill=\"rgb({r},{g},{b})\" fill-opacity=\"{}\"/>\n",
+            w / 4,
+            f32::from(a) / 255.0
+        );
+    }
+    svg + "</svg>\n"
+}
+
 /// A sample file of `format` holding the band pattern at `w`×`h` (opaque where the format
 /// has no alpha), and the file name it is given; `None` where this build cannot read the
 /// format. Matching every variant, so a new format cannot go untested.
@@ -142,6 +160,7 @@ fn sample(format: Format, w: u32, h: u32) -> Option<(Vec<u8>, &'static str)> {
         Format::Pnm => (ppm(&pattern(w, h)), "sample.ppm"),
         Format::Qoi => (encoded(&rgba, ImageFormat::Qoi), "sample.qoi"),
         Format::Hdr => (encoded(&float, ImageFormat::Hdr), "sample.hdr"),
+        Format::Svg => (svg_bands(w, h).into_bytes(), "sample.svg"),
         Format::Exr => {
             let with_alpha = DynamicImage::ImageRgba32F(rgba.to_rgba32f());
             // to_rgba32f keeps the sRGB-encoded values; make the colours linear.
@@ -580,4 +599,168 @@ fn the_real_half_copied_files_are_rescued_with_a_warning_each() {
         let close = bottom.iter().zip(missing).all(|(&g, w)| g.abs_diff(w) <= 2);
         assert!(close, "{name}: the bottom is {bottom:?}");
     }
+}
+
+/// A 16×16 drawing: a black square from 4 to 12 on white. Rendered at a multiple of 16 its
+/// edges fall between pixels, so a render at the output size is pure black and white, while a
+/// 16-pixel bitmap enlarged would blur them over several pixels.
+const SQUARE_SVG: &str = r##"<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!-- Drawn by hand for presize's tests -->
+<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">
+  <rect width="16" height="16" fill="#fff"/>
+  <rect x="4" y="4" width="8" height="8" fill="#000"/>
+</svg>
+"##;
+
+/// Grey levels strictly between black and white, in `img`'s first channel.
+fn greys(img: &image::RgbImage) -> usize {
+    img.pixels().filter(|p| p.0[0] > 3 && p.0[0] < 252).count()
+}
+
+#[test]
+fn an_svg_is_rendered_sharp_at_every_size_not_enlarged() {
+    for size in [64u32, 256] {
+        let dir = TempDir::new().unwrap();
+        let arg = size.to_string();
+        let out = resize(&dir, "square.svg", SQUARE_SVG.as_bytes(), &["-w", &arg]);
+        let img = image::open(out.join("square.png")).unwrap().to_rgb8();
+        assert_eq!(
+            img.dimensions(),
+            (size, size),
+            "no --upscale needed for a drawing"
+        );
+        assert_eq!(greys(&img), 0, "{size}: hard edges, no blur");
+        let (a, b) = (size / 4, size * 3 / 4);
+        assert_eq!(img.get_pixel(a - 1, size / 2).0, [255, 255, 255], "{size}");
+        assert_eq!(img.get_pixel(a, size / 2).0, [0, 0, 0], "{size}");
+        assert_eq!(img.get_pixel(b - 1, size / 2).0, [0, 0, 0], "{size}");
+        assert_eq!(img.get_pixel(b, size / 2).0, [255, 255, 255], "{size}");
+    }
+    // What enlarging the 16-pixel bitmap would have given: edges blurred over many pixels.
+    let dir = TempDir::new().unwrap();
+    let small = resize(&dir, "square.svg", SQUARE_SVG.as_bytes(), &["-w", "16"]);
+    let bitmap = std::fs::read(small.join("square.png")).unwrap();
+    let dir = TempDir::new().unwrap();
+    let out = resize(&dir, "square.png", &bitmap, &["-w", "256", "--upscale"]);
+    let enlarged = image::open(out.join("square.png")).unwrap().to_rgb8();
+    assert!(greys(&enlarged) > 1000, "{}", greys(&enlarged));
+}
+
+#[test]
+fn fit_modes_plan_from_the_drawing_and_render_at_the_box() {
+    // cover: the 128x128 render cropped to its middle 128x64; the square spans x 32..96 and
+    // every remaining row.
+    let dir = TempDir::new().unwrap();
+    let out = resize(
+        &dir,
+        "square.svg",
+        SQUARE_SVG.as_bytes(),
+        &["-s", "128x64", "--fit", "cover"],
+    );
+    let img = image::open(out.join("square.png")).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (128, 64));
+    assert_eq!(greys(&img), 0);
+    assert_eq!(img.get_pixel(31, 0).0, [255, 255, 255]);
+    assert_eq!(img.get_pixel(32, 0).0, [0, 0, 0]);
+    assert_eq!(img.get_pixel(95, 63).0, [0, 0, 0]);
+    // fill: stretched, the square becomes x 32..96, y 16..48.
+    let dir = TempDir::new().unwrap();
+    let out = resize(
+        &dir,
+        "square.svg",
+        SQUARE_SVG.as_bytes(),
+        &["-s", "128x64", "--fit", "fill"],
+    );
+    let img = image::open(out.join("square.png")).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (128, 64));
+    assert_eq!(greys(&img), 0);
+    assert_eq!(img.get_pixel(64, 15).0, [255, 255, 255]);
+    assert_eq!(img.get_pixel(64, 16).0, [0, 0, 0]);
+    assert_eq!(img.get_pixel(64, 47).0, [0, 0, 0]);
+    assert_eq!(img.get_pixel(64, 48).0, [255, 255, 255]);
+    // A percentage is of the drawing's own size.
+    let dir = TempDir::new().unwrap();
+    let out = resize(&dir, "square.svg", SQUARE_SVG.as_bytes(), &["-w", "400%"]);
+    let img = image::open(out.join("square.png")).unwrap().to_rgb8();
+    assert_eq!((img.dimensions(), greys(&img)), ((64, 64), 0));
+}
+
+#[test]
+fn several_sizes_of_one_svg_are_each_sharp() {
+    let dir = TempDir::new().unwrap();
+    let out = resize(
+        &dir,
+        "square.svg",
+        SQUARE_SVG.as_bytes(),
+        &["-w", "32,128,512", "-f", "png,webp"],
+    );
+    for size in [32, 128, 512] {
+        let img = image::open(out.join(format!("square-{size}w.png")))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(img.dimensions(), (size, size));
+        // The largest is rendered at its size; the others are made from it, not from 16 px.
+        assert!(greys(&img) <= 4 * size as usize, "{size}: {}", greys(&img));
+        assert_eq!(img.get_pixel(size / 2, size / 2).0, [0, 0, 0]);
+        assert!(out.join(format!("square-{size}w.webp")).exists());
+    }
+}
+
+#[test]
+fn svgs_are_known_by_content_and_html_is_not_one() {
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // No extension: known by its root element, past the XML declaration and a comment.
+    std::fs::write(input.join("drawing"), SQUARE_SVG).unwrap();
+    // Its root element 2 KB in, past what is sniffed: known by its name.
+    let late = SQUARE_SVG.replacen("<svg", &format!("<!-- {} -->\n<svg", "x".repeat(2000)), 1);
+    std::fs::write(input.join("late.svg"), late).unwrap();
+    // A web page with an inline SVG is not a drawing.
+    let page = format!("<!DOCTYPE html>\n<html><body>{SQUARE_SVG}</body></html>");
+    std::fs::write(input.join("page.html"), page).unwrap();
+    // Gzipped (SVGZ), with a stored (uncompressed) deflate block.
+    std::fs::write(
+        input.join("zipped.svgz"),
+        gzip_stored(SQUARE_SVG.as_bytes()),
+    )
+    .unwrap();
+    // Broken: one clear error.
+    std::fs::write(
+        input.join("broken.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><rect",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    presize()
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(["-w", "32"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("broken.svg: cannot decode SVG"))
+        .stderr(predicate::str::contains("page.html").not());
+    let mut written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["drawing.png", "late.png", "zipped.png"]);
+    for name in written {
+        let img = image::open(out.join(&name)).unwrap().to_rgb8();
+        assert_eq!((img.dimensions(), greys(&img)), ((32, 32), 0), "{name}");
+    }
+}
+
+/// `data` as a gzip file holding one stored deflate block.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).unwrap();
+    let mut out = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF, 1];
+    out.extend(len.to_le_bytes());
+    out.extend((!len).to_le_bytes());
+    out.extend(data);
+    out.extend(crc32fast::hash(data).to_le_bytes());
+    out.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
+    out
 }
