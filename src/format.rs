@@ -21,9 +21,10 @@ pub enum Format {
     Tiff,
     /// Windows BMP.
     Bmp,
-    /// AVIF: written with rav1e; read through libheif (the `heif` feature).
+    /// AVIF: written with rav1e; read through libheif (the default `heif` feature).
     Avif,
-    /// HEIC/HEIF (HEVC stills, iPhone photos): read only, through libheif (the `heif` feature).
+    /// HEIC/HEIF (HEVC stills, iPhone photos): read only, through libheif (the default `heif`
+    /// feature).
     Heic,
     /// Windows icon or cursor (ICO/CUR): read only, the largest, deepest image it holds.
     Ico,
@@ -218,7 +219,7 @@ impl Format {
     }
 
     /// Returns true if and only if this build can decode the format (HEIC and AVIF input need
-    /// the `heif` feature).
+    /// the `heif` feature, on by default).
     pub fn is_readable(self) -> bool {
         cfg!(feature = "heif") || !matches!(self, Format::Avif | Format::Heic)
     }

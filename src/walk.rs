@@ -58,7 +58,7 @@ pub fn classify(path: &Path) -> Result<Found, JobError> {
     if let Some(format) = Format::identify(&head[..n], &ext) {
         if !format.is_readable() {
             return Err(JobError::Unsupported(format!(
-                "{} images are not supported by this build (it needs `--features heif`, libheif)",
+                "{} images are not supported by this build (it was built with `--no-default-features`, without libheif)",
                 format.display_name()
             )));
         }

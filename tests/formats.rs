@@ -154,6 +154,8 @@ fn sample(format: Format, w: u32, h: u32) -> Option<(Vec<u8>, &'static str)> {
         Format::Gif => (encoded(&rgb, ImageFormat::Gif), "sample.gif"),
         Format::Tiff => (encoded(&rgba, ImageFormat::Tiff), "sample.tiff"),
         Format::Bmp => (encoded(&rgba, ImageFormat::Bmp), "sample.bmp"),
+        Format::Avif if format.is_readable() => (avif(&rgba), "sample.avif"),
+        // No HEVC encoder here: tests/heif.rs reads real HEIC files.
         Format::Avif | Format::Heic => return None,
         Format::Ico => (ico(w, h), "sample.ico"),
         Format::Tga => (tga(&pattern(w, h)), "sample.tga"),
@@ -176,6 +178,24 @@ fn sample(format: Format, w: u32, h: u32) -> Option<(Vec<u8>, &'static str)> {
             )
         }
     })
+}
+
+/// `img` as a near-lossless AVIF, written by presize itself (rav1e): what it reads back goes
+/// through libheif, a decoder of its own.
+fn avif(img: &DynamicImage) -> Vec<u8> {
+    let dir = TempDir::new().unwrap();
+    let png = dir.path().join("pattern.png");
+    img.save(&png).unwrap();
+    let out = dir.path().join("out");
+    let w = img.width().to_string();
+    presize()
+        .arg(&png)
+        .arg("-o")
+        .arg(&out)
+        .args(["-w", &w, "-f", "avif", "-Q", "100"])
+        .assert()
+        .success();
+    std::fs::read(out.join("pattern.avif")).unwrap()
 }
 
 /// Resizes `file` (named `name`) with `args`, expecting success; returns the output folder.
@@ -243,7 +263,7 @@ fn every_readable_format_is_resized_with_its_pixels_intact() {
             Format::Jpeg | Format::Gif | Format::Pnm | Format::Hdr
         );
         let tolerance = match format {
-            Format::Jpeg | Format::Hdr => 12,
+            Format::Jpeg | Format::Hdr | Format::Avif => 12,
             _ => 1,
         };
         assert_bands(
@@ -763,4 +783,29 @@ fn gzip_stored(data: &[u8]) -> Vec<u8> {
     out.extend(crc32fast::hash(data).to_le_bytes());
     out.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
     out
+}
+
+#[cfg(feature = "heif")]
+#[test]
+fn the_default_build_reads_a_real_avif_with_alpha() {
+    // Issue #13 item 7: libheif is a default feature.
+    assert!(Format::Avif.is_readable() && Format::Heic.is_readable());
+    let file = std::fs::read(testdata("heif/transparency_300x300_alpha.avif")).unwrap();
+    let dir = TempDir::new().unwrap();
+    let out = resize(&dir, "t.avif", &file, &["-w", "100", "-f", "png"]);
+    let got = image::open(out.join("t.png")).unwrap().to_rgba8();
+    // Its source, resized the same way.
+    let source = std::fs::read(testdata("photos/transparency_rgba8.png")).unwrap();
+    let dir = TempDir::new().unwrap();
+    let out = resize(&dir, "t.png", &source, &["-w", "100"]);
+    let want = image::open(out.join("t.png")).unwrap().to_rgba8();
+    assert_eq!(got.dimensions(), want.dimensions());
+    let alpha_error: f64 = got
+        .pixels()
+        .zip(want.pixels())
+        .map(|(a, b)| f64::from(a.0[3].abs_diff(b.0[3])))
+        .sum::<f64>()
+        / f64::from(100 * 100);
+    assert!(got.pixels().any(|p| p.0[3] == 0), "transparent parts");
+    assert!(alpha_error < 4.0, "mean alpha error {alpha_error}");
 }

@@ -466,7 +466,7 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
 #[cfg(not(feature = "heif"))]
 fn heif_probe<'a>(_bytes: &[u8], format: Format, _max_pixels: u64) -> Result<Probe<'a>, JobError> {
     Err(JobError::Unsupported(format!(
-        "{} input needs presize built with `--features heif` (libheif)",
+        "{} input needs presize built with its default `heif` feature (libheif)",
         format.display_name()
     )))
 }
@@ -511,7 +511,7 @@ fn image_decoder(
         Format::Svg => return Err(JobError::Unsupported("SVG is not a raster format".into())),
         Format::Avif | Format::Heic => {
             return Err(JobError::Unsupported(format!(
-                "{} input needs presize built with `--features heif` (libheif)",
+                "{} input needs presize built with its default `heif` feature (libheif)",
                 format.display_name()
             )))
         }
@@ -595,7 +595,7 @@ fn decode_heif(bytes: &[u8], _format: Format) -> Result<Pixels, JobError> {
 #[cfg(not(feature = "heif"))]
 fn decode_heif(_bytes: &[u8], format: Format) -> Result<Pixels, JobError> {
     Err(JobError::Unsupported(format!(
-        "{} input needs presize built with `--features heif` (libheif)",
+        "{} input needs presize built with its default `heif` feature (libheif)",
         format.display_name()
     )))
 }
