@@ -809,3 +809,39 @@ fn the_default_build_reads_a_real_avif_with_alpha() {
     assert!(got.pixels().any(|p| p.0[3] == 0), "transparent parts");
     assert!(alpha_error < 4.0, "mean alpha error {alpha_error}");
 }
+
+/// The band pattern as a PNG whose image data chunk has a wrong CRC (the data itself intact).
+fn png_with_bad_crc() -> Vec<u8> {
+    let mut png = encoded(&DynamicImage::ImageRgba8(pattern(64, 32)), ImageFormat::Png);
+    let at = png.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+    let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+    png[at + 8 + len] ^= 0xFF;
+    png
+}
+
+#[test]
+fn a_png_checksum_error_fails_from_fail_on_error_up() {
+    // libvips ignores PNG checksums below `error`: `truncated` is the level that tells apart.
+    let file = png_with_bad_crc();
+    for level in ["warning", "error"] {
+        let dir = TempDir::new().unwrap();
+        let (_, assert) = run_one(&dir, "crc.png", &file, &["-w", "32", "--fail-on", level]);
+        assert
+            .code(1)
+            .stderr(predicate::str::contains("crc.png: cannot decode PNG"))
+            .stderr(predicate::str::contains("CRC error"))
+            .stderr(predicate::str::contains(
+                "--fail-on truncated reads past it",
+            ));
+    }
+    for level in ["truncated", "none"] {
+        let dir = TempDir::new().unwrap();
+        let (out, assert) = run_one(&dir, "crc.png", &file, &["-w", "32", "--fail-on", level]);
+        assert
+            .code(0)
+            .stderr(predicate::str::contains("crc.png: warning: damaged PNG"));
+        let img = image::open(out.join("crc.png")).unwrap().to_rgba8();
+        assert_eq!(img.dimensions(), (32, 16));
+        assert_bands(&img, 1, |c| c, level);
+    }
+}

@@ -95,6 +95,8 @@ pub struct DecodeScratch {
 enum Damage {
     /// The data ends before the image does: the rest is grey (JPEG) or black/transparent.
     Truncated,
+    /// An error the decoder can read past: a PNG chunk whose checksum does not match.
+    Error,
     /// Something the decoder only warns about, such as libjpeg's "Corrupt JPEG data: …": the
     /// image is complete, possibly with a damaged patch.
     Warning,
@@ -105,6 +107,7 @@ impl Damage {
     fn fails_at(self) -> FailOn {
         match self {
             Damage::Truncated => FailOn::Truncated,
+            Damage::Error => FailOn::Error,
             Damage::Warning => FailOn::Warning,
         }
     }
@@ -127,6 +130,7 @@ impl DecodeScratch {
         if self.fail_on >= damage.fails_at() {
             let hint = match damage {
                 Damage::Truncated => "--fail-on none keeps what decoded",
+                Damage::Error => "--fail-on truncated reads past it",
                 Damage::Warning => "--fail-on error accepts it",
             };
             return Err(JobError::Decode {
@@ -136,7 +140,7 @@ impl DecodeScratch {
         }
         let what = match damage {
             Damage::Truncated => "truncated",
-            Damage::Warning => "damaged",
+            Damage::Error | Damage::Warning => "damaged",
         };
         self.damage = Some(format!(
             "{what} {}, resized from what decoded: {message}",
@@ -238,6 +242,7 @@ fn is_truncation(e: &image::ImageError) -> bool {
 /// `--fail-on none` keeps.
 fn read_image(
     decoder: impl ImageDecoder,
+    bytes: &[u8],
     format: Format,
     scratch: &mut DecodeScratch,
 ) -> Result<DynamicImage, JobError> {
@@ -246,16 +251,17 @@ fn read_image(
     let too_large = || JobError::Unsupported("image too large for this machine".into());
     let mut buf = vec![0u8; usize::try_from(decoder.total_bytes()).map_err(|_| too_large())?];
     if let Err(e) = decoder.read_image(&mut buf) {
+        if format == Format::Png && is_png_checksum_error(&e) {
+            scratch.tolerate(format, Damage::Error, &e.to_string())?;
+            return png_ignoring_checksums(bytes, color, (width, height), scratch);
+        }
         if !is_truncation(&e) {
             return Err(image_err(format, e));
         }
         scratch.tolerate(format, Damage::Truncated, &e.to_string())?;
         // The PNG decoder turns 16-bit samples to native order only after a complete read.
-        if format == Format::Png && color.bytes_per_pixel() == 2 * color.channel_count() {
-            for s in buf.chunks_exact_mut(2) {
-                let v = u16::from_be_bytes([s[0], s[1]]);
-                s.copy_from_slice(&v.to_ne_bytes());
-            }
+        if format == Format::Png {
+            png_samples_to_native(color, &mut buf);
         }
     }
     image_from_raw(color, width, height, buf).ok_or_else(|| {
@@ -264,6 +270,62 @@ fn read_image(
             format.display_name()
         ))
     })
+}
+
+/// Returns true if and only if the PNG decoder stopped at a chunk whose CRC does not match.
+fn is_png_checksum_error(e: &image::ImageError) -> bool {
+    let image::ImageError::Decoding(d) = e else {
+        return false;
+    };
+    std::error::Error::source(d)
+        .and_then(|s| s.downcast_ref::<png::DecodingError>())
+        .is_some_and(|p| matches!(p, png::DecodingError::Format(f) if f.to_string().starts_with("CRC error")))
+}
+
+/// 16-bit PNG samples (big-endian in the file) in native order, as `read_image` promises.
+fn png_samples_to_native(color: ColorType, buf: &mut [u8]) {
+    if color.bytes_per_pixel() == 2 * color.channel_count() {
+        for s in buf.chunks_exact_mut(2) {
+            let v = u16::from_be_bytes([s[0], s[1]]);
+            s.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+}
+
+/// Decodes a PNG without checking its chunk checksums (CRC-32, and zlib's Adler-32), as
+/// libvips does below `--fail-on error`. It expands as the `image` crate does (palette and low
+/// bit depths to 8 bits, `tRNS` to alpha), so the pixels have the colour type `color` it
+/// reported. A truncation found on the way is handled as in [`read_image`].
+fn png_ignoring_checksums(
+    bytes: &[u8],
+    color: ColorType,
+    (width, height): (u32, u32),
+    scratch: &mut DecodeScratch,
+) -> Result<DynamicImage, JobError> {
+    let err = |e: png::DecodingError| JobError::Decode {
+        format: "PNG",
+        message: e.to_string(),
+    };
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.ignore_checksums(true);
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(err)?;
+    let len = reader
+        .output_buffer_size()
+        .ok_or_else(|| JobError::Unsupported("image too large for this machine".into()))?;
+    let mut buf = vec![0u8; len];
+    match reader.next_frame(&mut buf) {
+        Ok(_) => {}
+        Err(png::DecodingError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            scratch.tolerate(Format::Png, Damage::Truncated, &e.to_string())?;
+        }
+        Err(e) => return Err(err(e)),
+    }
+    png_samples_to_native(color, &mut buf);
+    // The reader's buffer may be longer than the frame.
+    buf.truncate(usize::from(color.bytes_per_pixel()) * width as usize * height as usize);
+    image_from_raw(color, width, height, buf)
+        .ok_or_else(|| JobError::Unsupported(format!("PNG pixels of type {color:?}")))
 }
 
 /// A decoder's native-endian sample bytes as an image of its colour type.
@@ -547,7 +609,7 @@ pub fn decode(
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
-            let img = read_image(decoder, format, scratch)?;
+            let img = read_image(decoder, bytes, format, scratch)?;
             Ok(finish(format, bytes, to_pixels(img)))
         }
     }
@@ -570,7 +632,7 @@ pub fn decode_probed(
             decode_cmyk_tiff(bytes, &probe.header, scratch)
         }
         Some(decoder) => {
-            let img = read_image(decoder, format, scratch)?;
+            let img = read_image(decoder, bytes, format, scratch)?;
             Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
@@ -1372,6 +1434,63 @@ mod tests {
             .map(|b| u16::from_ne_bytes([b[0], b[1]]))
             .collect();
         assert_eq!(out, [32_768, 2000, 0, 0, 30_000, 65_535]);
+    }
+
+    #[test]
+    fn a_png_read_past_its_checksums_has_the_pixels_of_the_intact_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/formats");
+        // 16-bit grey, palette, interlaced 16-bit RGBA.
+        for file in ["basn0g16.png", "basn3p08.png", "basi6a16.png"] {
+            let good = std::fs::read(dir.join(file)).unwrap();
+            let mut bad = good.clone();
+            let at = bad.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+            let len = u32::from_be_bytes(bad[at..at + 4].try_into().unwrap()) as usize;
+            bad[at + 8 + len] ^= 0xFF;
+            let run = |bytes: &[u8], fail_on: FailOn| {
+                let mut scratch = DecodeScratch::default();
+                scratch.set_fail_on(fail_on);
+                let header = read_header(bytes, Format::Png, u64::MAX, &mut scratch).unwrap();
+                let px = decode(bytes, Format::Png, &header, None, u64::MAX, &mut scratch);
+                (px, scratch.take_damage())
+            };
+            let (want, none) = run(&good, FailOn::Warning);
+            let want = want.unwrap();
+            assert_eq!(none, None);
+            let (failed, _) = run(&bad, FailOn::Error);
+            assert!(
+                failed.unwrap_err().to_string().contains("CRC error"),
+                "{file}"
+            );
+            let (got, warning) = run(&bad, FailOn::Truncated);
+            let got = got.unwrap();
+            assert!(warning.unwrap().starts_with("damaged PNG"), "{file}");
+            assert_eq!(
+                (got.width, got.height, got.layout, got.depth),
+                (want.width, want.height, want.layout, want.depth),
+                "{file}"
+            );
+            assert!(got.data == want.data, "{file}: pixels differ");
+        }
+    }
+
+    #[test]
+    fn libjpeg_messages_are_sorted_into_damage_and_fatal_errors() {
+        let damage = |m: &str| jpeg_damage(&turbojpeg::Error::TurboJpegError(m.into()));
+        assert_eq!(
+            damage("Premature end of JPEG file"),
+            Some(Damage::Truncated)
+        );
+        assert_eq!(
+            damage("Corrupt JPEG data: bad Huffman code"),
+            Some(Damage::Warning)
+        );
+        assert_eq!(
+            damage("Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"),
+            Some(Damage::Warning)
+        );
+        assert_eq!(damage("Unsupported marker type 0x12"), None);
+        assert_eq!(damage("Invalid JPEG file structure: two SOI markers"), None);
+        assert_eq!(jpeg_damage(&turbojpeg::Error::Null), None);
     }
 
     #[test]
