@@ -192,10 +192,12 @@ impl Format {
             Format::Avif => &["avif"],
             Format::Heic => &["heic", "heif", "hif"],
             Format::Ico => &["ico", "cur"],
-            Format::Tga => &["tga", "icb", "vda", "vst"],
+            // Not TGA's rarer ".icb", ".vda", ".vst" or Radiance's ".pic": other files use them,
+            // and a file named like an image that is not one is reported as a failure.
+            Format::Tga => &["tga"],
             Format::Pnm => &["pnm", "ppm", "pgm", "pbm", "pam"],
             Format::Qoi => &["qoi"],
-            Format::Hdr => &["hdr", "rgbe", "pic"],
+            Format::Hdr => &["hdr", "rgbe"],
             Format::Exr => &["exr"],
             Format::Svg => &["svg", "svgz"],
         }

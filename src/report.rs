@@ -296,6 +296,9 @@ struct JsonFile<'a> {
     outputs: Vec<JsonOutput<'a>>,
     error: Option<String>,
     reason: Option<&'static str>,
+    /// Only on a file decoded through damage (`--fail-on`), so other lines keep their shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -358,6 +361,7 @@ pub fn json_line(r: &JobResult) -> Option<String> {
         outputs: outs,
         error,
         reason,
+        warning: r.warning.as_deref(),
     };
     serde_json::to_string(&line).ok()
 }

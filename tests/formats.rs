@@ -845,3 +845,25 @@ fn a_png_checksum_error_fails_from_fail_on_error_up() {
         assert_bands(&img, 1, |c| c, level);
     }
 }
+
+#[test]
+fn the_json_line_of_a_rescued_file_carries_its_warning() {
+    let dir = TempDir::new().unwrap();
+    let file = cut(ImageFormat::Png);
+    let (_, assert) = run_one(
+        &dir,
+        "cut.png",
+        &file,
+        &["-w", "16", "--fail-on", "none", "--json"],
+    );
+    let stdout = String::from_utf8(assert.code(0).get_output().stdout.clone()).unwrap();
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "written");
+    assert!(
+        line["warning"]
+            .as_str()
+            .unwrap()
+            .starts_with("truncated PNG"),
+        "{line}"
+    );
+}
