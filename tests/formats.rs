@@ -867,3 +867,23 @@ fn the_json_line_of_a_rescued_file_carries_its_warning() {
         "{line}"
     );
 }
+
+#[test]
+fn the_pixel_limit_applies_to_an_svgs_render_not_its_nominal_size() {
+    let huge = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000">
+        <rect width="100000" height="100000"/></svg>"#;
+    let dir = TempDir::new().unwrap();
+    let out = resize(&dir, "huge.svg", huge.as_bytes(), &["-w", "64"]);
+    let img = image::open(out.join("huge.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    let dir = TempDir::new().unwrap();
+    let (_, assert) = run_one(
+        &dir,
+        "huge.svg",
+        huge.as_bytes(),
+        &["-w", "50%", "--max-pixels", "1000000"],
+    );
+    assert
+        .code(1)
+        .stderr(predicate::str::contains("huge.svg: image is 50000x50000"));
+}

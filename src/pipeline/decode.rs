@@ -373,8 +373,8 @@ pub struct Probe<'a> {
     /// What the header says.
     pub header: Header,
     decoder: Option<Box<dyn ImageDecoder + 'a>>,
-    /// An SVG's parsed drawing.
-    svg: Option<resvg::usvg::Tree>,
+    /// An SVG's parsed drawing, and the pixel limit its render must keep.
+    svg: Option<(resvg::usvg::Tree, u64)>,
 }
 
 /// Reads the header of an image already in memory and checks it against `max_pixels`.
@@ -445,7 +445,7 @@ pub fn probe<'a>(
             Probe {
                 header,
                 decoder: None,
-                svg: Some(tree),
+                svg: Some((tree, max_pixels)),
             }
         }
         _ => {
@@ -495,7 +495,10 @@ pub fn probe<'a>(
             }
         }
     };
-    check_pixels(probe.header.width, probe.header.height, max_pixels)?;
+    // A drawing allocates nothing at its own size: the limit applies to its render.
+    if !format.is_vector() {
+        check_pixels(probe.header.width, probe.header.height, max_pixels)?;
+    }
     Ok(probe)
 }
 
@@ -601,11 +604,7 @@ pub fn decode(
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
-        Format::Svg => {
-            let tree = super::svg::parse(bytes)?;
-            let (w, h) = super::svg::render_size(&tree, min_size);
-            super::svg::render(&tree, w, h)
-        }
+        Format::Svg => render_svg(&super::svg::parse(bytes)?, min_size, max_pixels),
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
@@ -636,16 +635,23 @@ pub fn decode_probed(
             Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
-        None if format == Format::Svg => {
-            let tree = match probe.svg {
-                Some(tree) => tree,
-                None => super::svg::parse(bytes)?,
-            };
-            let (w, h) = super::svg::render_size(&tree, min_size);
-            super::svg::render(&tree, w, h)
-        }
+        None if format == Format::Svg => match probe.svg {
+            Some((tree, max_pixels)) => render_svg(&tree, min_size, max_pixels),
+            None => render_svg(&super::svg::parse(bytes)?, min_size, u64::MAX),
+        },
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
     }
+}
+
+/// Renders a drawing at `min_size` (or its own size), refusing renders over `max_pixels`.
+fn render_svg(
+    tree: &resvg::usvg::Tree,
+    min_size: Option<(f64, f64)>,
+    max_pixels: u64,
+) -> Result<Pixels, JobError> {
+    let (w, h) = super::svg::render_size(tree, min_size);
+    check_pixels(w, h, max_pixels)?;
+    super::svg::render(tree, w, h)
 }
 
 /// Decodes a HEIC/AVIF file (its size was checked against the limit when probed).
