@@ -300,6 +300,28 @@ pub struct ImageArgs {
     /// loop count (GIF and WebP outputs). Without it, the first frame is used.
     #[arg(long)]
     pub animated: bool,
+
+    /// Which damage fails an input, as in libvips and sharp: none (keep whatever decoded; a
+    /// truncated file is grey or black where its data ends), truncated (fail on truncated
+    /// files only), error (fail on truncation and errors; accept what the decoder only warns
+    /// about) or warning (fail on anything suspicious). Default: warning, which is how presize
+    /// has always treated damaged files. An input decoded despite damage is named on stderr
+    /// with a warning, and its outputs are written as usual.
+    #[arg(long, value_enum, default_value_t = FailOnArg::Warning, value_name = "LEVEL")]
+    pub fail_on: FailOnArg,
+}
+
+/// `--fail-on` values, from the most lenient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    /// Never fail on damage: keep what decoded.
+    None,
+    /// Fail on truncated data only.
+    Truncated,
+    /// Fail on truncation and decode errors.
+    Error,
+    /// Fail on anything suspicious, warnings included.
+    Warning,
 }
 
 /// `--icc` values.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::cli::Filter;
-use crate::cli::{Cli, DpiArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
+use crate::cli::{Cli, DpiArg, FailOnArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
 use crate::geometry::{Dim, Fit, Target};
@@ -79,6 +79,24 @@ pub struct Settings {
     /// Resize every frame of animated GIF/WebP/APNG inputs (GIF/WebP outputs). Default: false
     /// (the first frame).
     pub animated: bool,
+    /// Which damage fails an input (`--fail-on`). Default: [`FailOn::Warning`], any.
+    pub fail_on: FailOn,
+}
+
+/// Which damage in an input fails it (`--fail-on`), from the most lenient: the levels of
+/// libvips's `fail_on` and sharp's `failOn`. Each level fails on what the ones before it do.
+/// An input decoded despite damage is written, and reported with a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum FailOn {
+    /// Never fail on damage: keep what decoded.
+    None,
+    /// Fail on truncated data only.
+    Truncated,
+    /// Fail on truncation and decode errors.
+    Error,
+    /// Fail on anything suspicious, warnings included: how presize always treated damage.
+    #[default]
+    Warning,
 }
 
 /// Lossy quality (1-100) per output format.
@@ -212,6 +230,12 @@ impl Settings {
             },
             linear: args.linear,
             animated: args.animated,
+            fail_on: match args.fail_on {
+                FailOnArg::None => FailOn::None,
+                FailOnArg::Truncated => FailOn::Truncated,
+                FailOnArg::Error => FailOn::Error,
+                FailOnArg::Warning => FailOn::Warning,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -253,13 +277,7 @@ impl Settings {
 
     /// The output formats for an input of format `input`, in the order asked, without repeats.
     pub fn output_formats(&self, input: Format) -> Vec<Format> {
-        // "same" for a format presize cannot write (HEIC) means JPEG, what such photos become
-        // everywhere else.
-        let same = if input.is_writable() {
-            input
-        } else {
-            Format::Jpeg
-        };
+        let same = input.same_output();
         let mut out: Vec<Format> = Vec::new();
         for f in self.formats.iter().map(|f| f.unwrap_or(same)) {
             if !out.contains(&f) {
@@ -610,6 +628,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         dpi: DpiPolicy::Keep,
         linear: false,
         animated: false,
+        fail_on: FailOn::Warning,
     }
 }
 

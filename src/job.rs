@@ -128,6 +128,8 @@ pub struct JobResult {
     pub rel: Option<String>,
     /// With `--manifest`: the source's new manifest entry, once every output is in place.
     pub manifest: Option<SourceEntry>,
+    /// The damage the input was decoded through (`--fail-on`), for a warning on stderr.
+    pub warning: Option<String>,
 }
 
 impl JobResult {
@@ -142,6 +144,7 @@ impl JobResult {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         }
     }
 }

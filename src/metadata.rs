@@ -185,7 +185,16 @@ fn read_blocks(bytes: &[u8], format: Format) -> Metadata {
         Format::Webp => read_webp(bytes),
         Format::Bmp => read_bmp(bytes),
         Format::Tiff => read_tiff(bytes),
-        Format::Gif | Format::Avif | Format::Heic => Metadata::default(),
+        Format::Gif
+        | Format::Avif
+        | Format::Heic
+        | Format::Ico
+        | Format::Tga
+        | Format::Pnm
+        | Format::Qoi
+        | Format::Hdr
+        | Format::Exr
+        | Format::Svg => Metadata::default(),
     }
 }
 

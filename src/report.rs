@@ -299,6 +299,9 @@ struct JsonFile<'a> {
     outputs: Vec<JsonOutput<'a>>,
     error: Option<String>,
     reason: Option<&'static str>,
+    /// Only on a file decoded through damage (`--fail-on`), so other lines keep their shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -361,6 +364,7 @@ pub(crate) fn json_line(r: &JobResult) -> Option<String> {
         outputs: outs,
         error,
         reason,
+        warning: r.warning.as_deref(),
     };
     serde_json::to_string(&line).ok()
 }
@@ -514,7 +518,13 @@ impl Reporter {
             }),
             Ok(Outcome::Skipped(why)) => Some(format!("{}: {}", r.src.display(), why.describe())),
         };
-        if let Some(line) = line {
+        // A file decoded through damage (--fail-on) is named even with -q: its output may be
+        // partly grey.
+        let warning = r.warning.as_ref().map(|w| {
+            let text = format!("{}: warning: {w}", r.src.display());
+            paint(&text, YELLOW, self.color)
+        });
+        for line in warning.into_iter().chain(line) {
             self.bar.suspend(|| {
                 let _ = writeln!(io::stderr().lock(), "{line}");
             });
@@ -653,6 +663,7 @@ mod tests {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         }
     }
 
@@ -681,6 +692,7 @@ mod tests {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         });
         s.record(JobResult {
             src: "notes.txt".into(),
@@ -691,6 +703,7 @@ mod tests {
             stages: Stages::default(),
             rel: None,
             manifest: None,
+            warning: None,
         });
         assert_eq!(
             (s.inputs, s.written, s.failed, s.skipped, s.ignored),

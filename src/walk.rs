@@ -50,20 +50,20 @@ pub(crate) fn classify(path: &Path) -> Result<Found, JobError> {
             Err(e) => return Err(JobError::io("cannot read file", e)),
         }
     }
-    if let Some(format) = Format::sniff(&head[..n]) {
-        if !format.is_readable() {
-            return Err(JobError::Unsupported(format!(
-                "{} images are not supported by this build (it needs `--features heif`, libheif)",
-                format.display_name()
-            )));
-        }
-        return Ok(Found::Image(format));
-    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
+    if let Some(format) = Format::identify(&head[..n], &ext) {
+        if !format.is_readable() {
+            return Err(JobError::Unsupported(format!(
+                "{} images are not supported by this build (it was built with `--no-default-features`, without libheif)",
+                format.display_name()
+            )));
+        }
+        return Ok(Found::Image(format));
+    }
     let named = Format::from_extension(&ext);
     if FOREIGN_IMAGE_EXTENSIONS.contains(&ext.as_str()) || named.is_some_and(|f| !f.is_readable()) {
         return Err(JobError::Unsupported(format!(
@@ -328,7 +328,16 @@ impl Walker<'_, '_, '_> {
         let format = match classify(&src) {
             Ok(Found::Image(f)) => f,
             Ok(Found::Other) if named => {
-                return self.fail(src, JobError::Unrecognised("not an image: content matches no supported format (JPEG, PNG, WebP, GIF, TIFF, BMP)".into()));
+                let readable: Vec<&str> = Format::ALL
+                    .into_iter()
+                    .filter(|f| f.is_readable())
+                    .map(Format::display_name)
+                    .collect();
+                let message = format!(
+                    "not an image: content matches no supported format ({})",
+                    readable.join(", ")
+                );
+                return self.fail(src, JobError::Unrecognised(message));
             }
             Ok(Found::Other) => {
                 return self.feeder.report(JobResult {
@@ -340,6 +349,7 @@ impl Walker<'_, '_, '_> {
                     stages: Default::default(),
                     rel: None,
                     manifest: None,
+                    warning: None,
                 });
             }
             Err(e) => return self.fail(src, e),

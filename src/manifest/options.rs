@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::config::Settings;
+use crate::config::{FailOn, Settings};
 use crate::format::Format;
 use crate::geometry::Target;
 use crate::metadata::DpiPolicy;
@@ -49,6 +49,7 @@ impl<'a> OutputOptions<'a> {
             linear,
             animated,
             dpi,
+            fail_on,
         } = self.settings;
         let lower = |v: &dyn std::fmt::Debug| Value::from(format!("{v:?}").to_lowercase());
         let mut values = BTreeMap::new();
@@ -102,6 +103,9 @@ impl<'a> OutputOptions<'a> {
         if *dpi != DpiPolicy::Keep {
             values.insert("dpi".into(), Value::from(format!("{dpi:?}").to_lowercase()));
         }
+        if *fail_on != FailOn::default() {
+            values.insert("fail_on".into(), lower(fail_on));
+        }
         Options::new(values)
     }
 
@@ -126,6 +130,7 @@ impl<'a> OutputOptions<'a> {
             linear,
             animated,
             dpi,
+            fail_on,
         } = self.settings;
         let text = format!(
             "{target:?}|{format:?}|q{}|e{effort:?}|p{progressive}|l{lossless}|{filter:?}|\
@@ -138,6 +143,12 @@ impl<'a> OutputOptions<'a> {
         let text = match dpi {
             DpiPolicy::Keep => text,
             dpi => format!("{text}|dpi{dpi:?}"),
+        };
+        // A damaged input makes an output only when --fail-on lets it through.
+        let text = if *fail_on == FailOn::default() {
+            text
+        } else {
+            format!("{text}|fail{fail_on:?}")
         };
         format!("{:016x}", crate::hash::xxh64(text.as_bytes(), 0))
     }
@@ -175,6 +186,7 @@ mod tests {
             ("linear", Box::new(|s| s.linear = !s.linear), true),
             ("animated", Box::new(|s| s.animated = !s.animated), true),
             ("dpi", Box::new(|s| s.dpi = DpiPolicy::Scale), true),
+            ("fail on", Box::new(|s| s.fail_on = FailOn::None), true),
         ]
     }
 

@@ -7,9 +7,10 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use image::{ColorType, DynamicImage, ImageBuffer, ImageDecoder, ImageReader, Limits};
 use turbojpeg::{Colorspace, DecompressHeader, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
+use crate::config::FailOn;
 use crate::error::JobError;
 use crate::format::Format;
 use crate::metadata;
@@ -83,9 +84,71 @@ pub struct DecodeScratch {
     /// Colour transforms for CMYK JPEGs, cached: building one from a large CMYK profile takes
     /// tens of milliseconds.
     color: super::color::ColorScratch,
+    /// Which damage fails the current image (`--fail-on`).
+    fail_on: FailOn,
+    /// The damage the current image was decoded through, as its warning says it.
+    damage: Option<String>,
+}
+
+/// Damage a decoder can read through, by the first `--fail-on` level that refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// The data ends before the image does: the rest is grey (JPEG) or black/transparent.
+    Truncated,
+    /// An error the decoder can read past: a PNG chunk whose checksum does not match.
+    Error,
+    /// Something the decoder only warns about, such as libjpeg's "Corrupt JPEG data: …": the
+    /// image is complete, possibly with a damaged patch.
+    Warning,
+}
+
+impl Damage {
+    /// The most lenient `--fail-on` level that fails on this damage.
+    fn fails_at(self) -> FailOn {
+        match self {
+            Damage::Truncated => FailOn::Truncated,
+            Damage::Error => FailOn::Error,
+            Damage::Warning => FailOn::Warning,
+        }
+    }
 }
 
 impl DecodeScratch {
+    /// Sets which damage fails the images decoded from now on (`--fail-on`; by default any).
+    pub fn set_fail_on(&mut self, fail_on: FailOn) {
+        self.fail_on = fail_on;
+    }
+
+    /// The warning for the damage the last image was decoded through, if any; clears it.
+    pub fn take_damage(&mut self) -> Option<String> {
+        self.damage.take()
+    }
+
+    /// Reads the current image through `damage` if `--fail-on` allows it (noting the warning),
+    /// else fails it with the decoder's `message`.
+    fn tolerate(&mut self, format: Format, damage: Damage, message: &str) -> Result<(), JobError> {
+        if self.fail_on >= damage.fails_at() {
+            let hint = match damage {
+                Damage::Truncated => "--fail-on none keeps what decoded",
+                Damage::Error => "--fail-on truncated reads past it",
+                Damage::Warning => "--fail-on error accepts it",
+            };
+            return Err(JobError::Decode {
+                format: format.display_name(),
+                message: format!("{message} ({hint})"),
+            });
+        }
+        let what = match damage {
+            Damage::Truncated => "truncated",
+            Damage::Error | Damage::Warning => "damaged",
+        };
+        self.damage = Some(format!(
+            "{what} {}, resized from what decoded: {message}",
+            format.display_name()
+        ));
+        Ok(())
+    }
+
     /// A fresh decompressor for a new image. Reusing one across images is unsafe in a subtle way:
     /// for a stream without a frame header libjpeg-turbo reports the *previous* image's header,
     /// so a garbage file would be judged by another file's size. `tj3Init` is cheap.
@@ -104,22 +167,192 @@ impl DecodeScratch {
 }
 
 fn jpeg_err(e: &turbojpeg::Error) -> JobError {
-    if let turbojpeg::Error::IntegerOverflow(_) = e {
-        // libjpeg-turbo read no frame header and left the size unset (-1).
-        return JobError::Decode {
-            format: "JPEG",
-            message: "no image frame (SOF) found".into(),
-        };
-    }
-    let message = e.to_string();
-    let message = message
-        .strip_prefix("TurboJPEG error: ")
-        .unwrap_or(&message)
-        .to_string();
     JobError::Decode {
         format: "JPEG",
-        message,
+        message: jpeg_message(e),
     }
+}
+
+/// libjpeg-turbo's own words for `e`.
+fn jpeg_message(e: &turbojpeg::Error) -> String {
+    if let turbojpeg::Error::IntegerOverflow(_) = e {
+        // libjpeg-turbo read no frame header and left the size unset (-1).
+        return "no image frame (SOF) found".into();
+    }
+    let message = e.to_string();
+    message
+        .strip_prefix("TurboJPEG error: ")
+        .unwrap_or(&message)
+        .to_string()
+}
+
+/// libjpeg's warnings, as the start of their messages (`jerror.h`, `JWRN_*`): after one of them
+/// the decoder has carried on to the end of the image. Any other message is a fatal error.
+const JPEG_WARNINGS: [&str; 5] = [
+    "Corrupt JPEG data",
+    "Unknown Adobe color transform code",
+    "Inconsistent progression sequence",
+    "Warning: unknown JFIF revision number",
+    "Invalid SOS parameters for sequential JPEG",
+];
+
+/// The damage a failed libjpeg-turbo decode read through, or `None` if it stopped (a fatal
+/// error: no image). TurboJPEG reports a warning as a failure after decoding the whole image,
+/// with the first warning's text; the binding does not expose its warning/fatal code, so the
+/// text tells them apart. "Premature end of JPEG file" is libjpeg's warning for data that ends
+/// early (it then decodes the rest as grey).
+fn jpeg_damage(e: &turbojpeg::Error) -> Option<Damage> {
+    let turbojpeg::Error::TurboJpegError(message) = e else {
+        return None;
+    };
+    let message = message.strip_prefix("TurboJPEG error: ").unwrap_or(message);
+    if message.starts_with("Premature end of JPEG file") {
+        Some(Damage::Truncated)
+    } else if JPEG_WARNINGS.iter().any(|w| message.starts_with(w)) {
+        Some(Damage::Warning)
+    } else {
+        None
+    }
+}
+
+/// Returns true if and only if the `image` crate's error says the data ended early: an I/O
+/// error of kind `UnexpectedEof` somewhere in its chain, or the GIF decoder's own
+/// `UnexpectedEof` error, known by its text (the `gif` crate is not a direct dependency).
+fn is_truncation(e: &image::ImageError) -> bool {
+    // `ImageError`'s own `source` skips the I/O error it wraps: look at that one first.
+    if let image::ImageError::IoError(io) = e {
+        return io.kind() == std::io::ErrorKind::UnexpectedEof;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+            || (err.source().is_none() && err.to_string() == "Unexpected End of File")
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Decodes the pixels through an `image` crate decoder. Its error on a truncated file leaves
+/// the rows decoded so far in the buffer (the rest zero: black, or transparent), which
+/// `--fail-on none` keeps.
+fn read_image(
+    decoder: impl ImageDecoder,
+    bytes: &[u8],
+    format: Format,
+    scratch: &mut DecodeScratch,
+) -> Result<DynamicImage, JobError> {
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let too_large = || JobError::Unsupported("image too large for this machine".into());
+    let mut buf = vec![0u8; usize::try_from(decoder.total_bytes()).map_err(|_| too_large())?];
+    if let Err(e) = decoder.read_image(&mut buf) {
+        if format == Format::Png && is_png_checksum_error(&e) {
+            scratch.tolerate(format, Damage::Error, &e.to_string())?;
+            return png_ignoring_checksums(bytes, color, (width, height), scratch);
+        }
+        if !is_truncation(&e) {
+            return Err(image_err(format, e));
+        }
+        scratch.tolerate(format, Damage::Truncated, &e.to_string())?;
+        // The PNG decoder turns 16-bit samples to native order only after a complete read.
+        if format == Format::Png {
+            png_samples_to_native(color, &mut buf);
+        }
+    }
+    image_from_raw(color, width, height, buf).ok_or_else(|| {
+        JobError::Unsupported(format!(
+            "{} pixels of type {color:?}",
+            format.display_name()
+        ))
+    })
+}
+
+/// Returns true if and only if the PNG decoder stopped at a chunk whose CRC does not match.
+fn is_png_checksum_error(e: &image::ImageError) -> bool {
+    let image::ImageError::Decoding(d) = e else {
+        return false;
+    };
+    std::error::Error::source(d)
+        .and_then(|s| s.downcast_ref::<png::DecodingError>())
+        .is_some_and(|p| matches!(p, png::DecodingError::Format(f) if f.to_string().starts_with("CRC error")))
+}
+
+/// 16-bit PNG samples (big-endian in the file) in native order, as `read_image` promises.
+fn png_samples_to_native(color: ColorType, buf: &mut [u8]) {
+    if color.bytes_per_pixel() == 2 * color.channel_count() {
+        for s in buf.chunks_exact_mut(2) {
+            let v = u16::from_be_bytes([s[0], s[1]]);
+            s.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+}
+
+/// Decodes a PNG without checking its chunk checksums (CRC-32, and zlib's Adler-32), as
+/// libvips does below `--fail-on error`. It expands as the `image` crate does (palette and low
+/// bit depths to 8 bits, `tRNS` to alpha), so the pixels have the colour type `color` it
+/// reported. A truncation found on the way is handled as in [`read_image`].
+fn png_ignoring_checksums(
+    bytes: &[u8],
+    color: ColorType,
+    (width, height): (u32, u32),
+    scratch: &mut DecodeScratch,
+) -> Result<DynamicImage, JobError> {
+    let err = |e: png::DecodingError| JobError::Decode {
+        format: "PNG",
+        message: e.to_string(),
+    };
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.ignore_checksums(true);
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(err)?;
+    let len = reader
+        .output_buffer_size()
+        .ok_or_else(|| JobError::Unsupported("image too large for this machine".into()))?;
+    let mut buf = vec![0u8; len];
+    match reader.next_frame(&mut buf) {
+        Ok(_) => {}
+        Err(png::DecodingError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            scratch.tolerate(Format::Png, Damage::Truncated, &e.to_string())?;
+        }
+        Err(e) => return Err(err(e)),
+    }
+    png_samples_to_native(color, &mut buf);
+    // The reader's buffer may be longer than the frame.
+    buf.truncate(usize::from(color.bytes_per_pixel()) * width as usize * height as usize);
+    image_from_raw(color, width, height, buf)
+        .ok_or_else(|| JobError::Unsupported(format!("PNG pixels of type {color:?}")))
+}
+
+/// A decoder's native-endian sample bytes as an image of its colour type.
+fn image_from_raw(color: ColorType, w: u32, h: u32, buf: Vec<u8>) -> Option<DynamicImage> {
+    let u16s = |b: &[u8]| -> Vec<u16> {
+        b.chunks_exact(2)
+            .map(|c| u16::from_ne_bytes([c[0], c[1]]))
+            .collect()
+    };
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    Some(match color {
+        ColorType::L8 => DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::La8 => DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::Rgb8 => DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::Rgba8 => DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, buf)?),
+        ColorType::L16 => DynamicImage::ImageLuma16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::La16 => DynamicImage::ImageLumaA16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::Rgb16 => DynamicImage::ImageRgb16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::Rgba16 => DynamicImage::ImageRgba16(ImageBuffer::from_raw(w, h, u16s(&buf))?),
+        ColorType::Rgb32F => DynamicImage::ImageRgb32F(ImageBuffer::from_raw(w, h, f32s(&buf))?),
+        ColorType::Rgba32F => DynamicImage::ImageRgba32F(ImageBuffer::from_raw(w, h, f32s(&buf))?),
+        _ => return None,
+    })
 }
 
 /// The `image` crate's error, classified for the summary.
@@ -140,6 +373,8 @@ pub struct Probe<'a> {
     /// What the header says.
     pub header: Header,
     decoder: Option<Box<dyn ImageDecoder + 'a>>,
+    /// An SVG's parsed drawing, and the pixel limit its render must keep.
+    svg: Option<(resvg::usvg::Tree, u64)>,
 }
 
 /// Reads the header of an image already in memory and checks it against `max_pixels`.
@@ -188,9 +423,31 @@ pub fn probe<'a>(
             Probe {
                 header,
                 decoder: None,
+                svg: None,
             }
         }
         Format::Heic | Format::Avif => heif_probe(bytes, format, max_pixels)?,
+        Format::Svg => {
+            let tree = super::svg::parse(bytes)?;
+            let (width, height) = super::svg::intrinsic_size(&tree);
+            let header = Header {
+                width,
+                height,
+                orientation: 1,
+                icc: None,
+                cmyk_icc: None,
+                exif: None,
+                xmp: None,
+                resolution: None,
+                bytes_per_pixel: 4,
+                jpeg: None,
+            };
+            Probe {
+                header,
+                decoder: None,
+                svg: Some((tree, max_pixels)),
+            }
+        }
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
@@ -234,10 +491,14 @@ pub fn probe<'a>(
             Probe {
                 header,
                 decoder: Some(Box::new(decoder)),
+                svg: None,
             }
         }
     };
-    check_pixels(probe.header.width, probe.header.height, max_pixels)?;
+    // A drawing allocates nothing at its own size: the limit applies to its render.
+    if !format.is_vector() {
+        check_pixels(probe.header.width, probe.header.height, max_pixels)?;
+    }
     Ok(probe)
 }
 
@@ -263,13 +524,14 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
     Ok(Probe {
         header,
         decoder: None,
+        svg: None,
     })
 }
 
 #[cfg(not(feature = "heif"))]
 fn heif_probe<'a>(_bytes: &[u8], format: Format, _max_pixels: u64) -> Result<Probe<'a>, JobError> {
     Err(JobError::Unsupported(format!(
-        "{} input needs presize built with `--features heif` (libheif)",
+        "{} input needs presize built with its default `heif` feature (libheif)",
         format.display_name()
     )))
 }
@@ -305,9 +567,16 @@ fn image_decoder(
         Format::Gif => image::ImageFormat::Gif,
         Format::Tiff => image::ImageFormat::Tiff,
         Format::Bmp => image::ImageFormat::Bmp,
+        Format::Ico => image::ImageFormat::Ico,
+        Format::Tga => image::ImageFormat::Tga,
+        Format::Pnm => image::ImageFormat::Pnm,
+        Format::Qoi => image::ImageFormat::Qoi,
+        Format::Hdr => image::ImageFormat::Hdr,
+        Format::Exr => image::ImageFormat::OpenExr,
+        Format::Svg => return Err(JobError::Unsupported("SVG is not a raster format".into())),
         Format::Avif | Format::Heic => {
             return Err(JobError::Unsupported(format!(
-                "{} input needs presize built with `--features heif` (libheif)",
+                "{} input needs presize built with its default `heif` feature (libheif)",
                 format.display_name()
             )))
         }
@@ -322,7 +591,8 @@ fn image_decoder(
 }
 
 /// Decodes the image. For JPEG, `min_size` is the smallest (stored-orientation) size the
-/// decoded image may have: the IDCT shrinks by the largest power of two that keeps it.
+/// decoded image may have: the IDCT shrinks by the largest power of two that keeps it. An SVG
+/// is rendered at `min_size` (rounded), or at its intrinsic size without one.
 pub fn decode(
     bytes: &[u8],
     format: Format,
@@ -334,16 +604,18 @@ pub fn decode(
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
+        Format::Svg => render_svg(&super::svg::parse(bytes)?, min_size, max_pixels),
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
-            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
+            let img = read_image(decoder, bytes, format, scratch)?;
             Ok(finish(format, bytes, to_pixels(img)))
         }
     }
 }
 
-/// Decodes the pixels of a probed image, reusing the decoder that read its header.
+/// Decodes the pixels of a probed image, reusing the decoder that read its header (`min_size`
+/// as for [`decode`]).
 ///
 /// `threads` (counting this one) split a JPEG with restart markers (see `restart`).
 pub fn decode_probed(
@@ -359,12 +631,27 @@ pub fn decode_probed(
             decode_cmyk_tiff(bytes, &probe.header, scratch)
         }
         Some(decoder) => {
-            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(format, e))?;
+            let img = read_image(decoder, bytes, format, scratch)?;
             Ok(finish(format, bytes, to_pixels(img)))
         }
         None if matches!(format, Format::Heic | Format::Avif) => decode_heif(bytes, format),
+        None if format == Format::Svg => match probe.svg {
+            Some((tree, max_pixels)) => render_svg(&tree, min_size, max_pixels),
+            None => render_svg(&super::svg::parse(bytes)?, min_size, u64::MAX),
+        },
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
     }
+}
+
+/// Renders a drawing at `min_size` (or its own size), refusing renders over `max_pixels`.
+fn render_svg(
+    tree: &resvg::usvg::Tree,
+    min_size: Option<(f64, f64)>,
+    max_pixels: u64,
+) -> Result<Pixels, JobError> {
+    let (w, h) = super::svg::render_size(tree, min_size);
+    check_pixels(w, h, max_pixels)?;
+    super::svg::render(tree, w, h)
 }
 
 /// Decodes a HEIC/AVIF file (its size was checked against the limit when probed).
@@ -376,7 +663,7 @@ fn decode_heif(bytes: &[u8], _format: Format) -> Result<Pixels, JobError> {
 #[cfg(not(feature = "heif"))]
 fn decode_heif(_bytes: &[u8], format: Format) -> Result<Pixels, JobError> {
     Err(JobError::Unsupported(format!(
-        "{} input needs presize built with `--features heif` (libheif)",
+        "{} input needs presize built with its default `heif` feature (libheif)",
         format.display_name()
     )))
 }
@@ -537,7 +824,10 @@ fn decode_jpeg(
                 height,
                 format,
             };
-            d.decompress(bytes, image).map_err(|e| jpeg_err(&e))?;
+            if let Err(e) = d.decompress(bytes, image) {
+                let damage = jpeg_damage(&e).ok_or_else(|| jpeg_err(&e))?;
+                scratch.tolerate(Format::Jpeg, damage, &jpeg_message(&e))?;
+            }
             data
         }
     };
@@ -805,6 +1095,9 @@ fn wide(width: u32, height: u32, samples: Vec<u16>, layout: Layout) -> Pixels {
 
 fn to_pixels(img: DynamicImage) -> Pixels {
     let (width, height) = (img.width(), img.height());
+    if let DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) = img {
+        return tone_map(img);
+    }
     let (data, layout) = match img {
         DynamicImage::ImageLuma8(b) => (b.into_raw(), Layout::L),
         DynamicImage::ImageLumaA8(b) => (b.into_raw(), Layout::La),
@@ -825,6 +1118,57 @@ fn to_pixels(img: DynamicImage) -> Pixels {
         layout,
         depth: Depth::Eight,
     }
+}
+
+/// A floating-point image (Radiance HDR, OpenEXR: linear light, Rec. 709 primaries, 1.0 being
+/// diffuse white) as 8-bit sRGB. Highlights above 1.0 are compressed with Reinhard's extended
+/// operator, `x (1 + x / w²) / (1 + x)` per channel, whose white point `w` is the brightest
+/// sample: the brightest sample becomes white, nothing is clipped, and an image that stays
+/// within 0..1 (`w` = 1) is only encoded, unchanged. Negative and non-finite samples count as 0.
+/// Alpha is linear coverage: clamped, not tone-mapped.
+fn tone_map(img: DynamicImage) -> Pixels {
+    let (width, height) = (img.width(), img.height());
+    let has_alpha = img.color().has_alpha();
+    let samples = img.into_rgba32f().into_raw();
+    let clean = |v: f32| if v.is_finite() { v.max(0.0) } else { 0.0 };
+    let white = samples
+        .chunks_exact(4)
+        .flat_map(|p| p[..3].iter().map(|&v| clean(v)))
+        .fold(1.0f32, f32::max);
+    let w2 = white * white;
+    let encode = |v: f32| {
+        let x = clean(v);
+        let mapped = (x * (1.0 + x / w2) / (1.0 + x)).min(1.0);
+        let srgb = if mapped <= 0.003_130_8 {
+            12.92 * mapped
+        } else {
+            1.055 * mapped.powf(1.0 / 2.4) - 0.055
+        };
+        to_u8(srgb)
+    };
+    let channels = if has_alpha { 4 } else { 3 };
+    let mut data = Vec::with_capacity(samples.len() / 4 * channels);
+    for p in samples.chunks_exact(4) {
+        data.extend(p[..3].iter().map(|&v| encode(v)));
+        if has_alpha {
+            data.push(to_u8(clean(p[3]).min(1.0)));
+        }
+    }
+    Pixels {
+        data,
+        width,
+        height,
+        layout: if has_alpha { Layout::Rgba } else { Layout::Rgb },
+        depth: Depth::Eight,
+    }
+}
+
+/// A sample in 0..=1 as the nearest 8-bit value.
+fn to_u8(v: f32) -> u8 {
+    // In range by the clamp; the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let byte = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    byte
 }
 
 /// Bytes libjpeg-turbo holds for a progressive JPEG's coefficients: every scan refines the
@@ -1096,6 +1440,63 @@ mod tests {
             .map(|b| u16::from_ne_bytes([b[0], b[1]]))
             .collect();
         assert_eq!(out, [32_768, 2000, 0, 0, 30_000, 65_535]);
+    }
+
+    #[test]
+    fn a_png_read_past_its_checksums_has_the_pixels_of_the_intact_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/formats");
+        // 16-bit grey, palette, interlaced 16-bit RGBA.
+        for file in ["basn0g16.png", "basn3p08.png", "basi6a16.png"] {
+            let good = std::fs::read(dir.join(file)).unwrap();
+            let mut bad = good.clone();
+            let at = bad.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+            let len = u32::from_be_bytes(bad[at..at + 4].try_into().unwrap()) as usize;
+            bad[at + 8 + len] ^= 0xFF;
+            let run = |bytes: &[u8], fail_on: FailOn| {
+                let mut scratch = DecodeScratch::default();
+                scratch.set_fail_on(fail_on);
+                let header = read_header(bytes, Format::Png, u64::MAX, &mut scratch).unwrap();
+                let px = decode(bytes, Format::Png, &header, None, u64::MAX, &mut scratch);
+                (px, scratch.take_damage())
+            };
+            let (want, none) = run(&good, FailOn::Warning);
+            let want = want.unwrap();
+            assert_eq!(none, None);
+            let (failed, _) = run(&bad, FailOn::Error);
+            assert!(
+                failed.unwrap_err().to_string().contains("CRC error"),
+                "{file}"
+            );
+            let (got, warning) = run(&bad, FailOn::Truncated);
+            let got = got.unwrap();
+            assert!(warning.unwrap().starts_with("damaged PNG"), "{file}");
+            assert_eq!(
+                (got.width, got.height, got.layout, got.depth),
+                (want.width, want.height, want.layout, want.depth),
+                "{file}"
+            );
+            assert!(got.data == want.data, "{file}: pixels differ");
+        }
+    }
+
+    #[test]
+    fn libjpeg_messages_are_sorted_into_damage_and_fatal_errors() {
+        let damage = |m: &str| jpeg_damage(&turbojpeg::Error::TurboJpegError(m.into()));
+        assert_eq!(
+            damage("Premature end of JPEG file"),
+            Some(Damage::Truncated)
+        );
+        assert_eq!(
+            damage("Corrupt JPEG data: bad Huffman code"),
+            Some(Damage::Warning)
+        );
+        assert_eq!(
+            damage("Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"),
+            Some(Damage::Warning)
+        );
+        assert_eq!(damage("Unsupported marker type 0x12"), None);
+        assert_eq!(damage("Invalid JPEG file structure: two SOI markers"), None);
+        assert_eq!(jpeg_damage(&turbojpeg::Error::Null), None);
     }
 
     #[test]

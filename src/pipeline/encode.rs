@@ -69,7 +69,17 @@ pub fn encode(
         Format::Gif => encode_gif(px),
         Format::Tiff => encode_tiff(px, &meta),
         Format::Bmp => encode_bmp(px, &meta),
-        Format::Heic => Err(enc_err(format, "presize does not write HEIC")),
+        Format::Heic
+        | Format::Ico
+        | Format::Tga
+        | Format::Pnm
+        | Format::Qoi
+        | Format::Hdr
+        | Format::Exr
+        | Format::Svg => Err(enc_err(
+            format,
+            format_args!("presize does not write {}", format.display_name()),
+        )),
         Format::Avif => {
             // ravif cannot embed a profile: the make stage converts non-sRGB sources to sRGB
             // before AVIF encoding (see `make::encode_output`).

@@ -5,7 +5,7 @@
 //! memory the decoded image needs is reserved here (and held by [`Loaded`] until the job ends).
 
 use crate::budget::Reservation;
-use crate::config::{IccPolicy, Settings};
+use crate::config::IccPolicy;
 use crate::error::JobError;
 use crate::format::Format;
 use crate::job::ImageJob;
@@ -47,7 +47,13 @@ pub(super) fn load<'c>(
 ) -> Result<Loaded<'c>, JobError> {
     let settings = &ctx.settings;
     let (stored_w, stored_h) = (probe.header.width, probe.header.height);
-    let min_size = min_decoded_size(settings, &probe.header, sizes);
+    // A drawing is rendered at exactly the size its largest output needs (`Format::is_vector`).
+    let margin = if job.input_format.is_vector() {
+        Some(1.0)
+    } else {
+        settings.shrink.margin()
+    };
+    let min_size = min_decoded_size(margin, &probe.header, sizes);
     // Waiting for memory is not the image's fault: its time limit is paused meanwhile and
     // starts afresh after.
     handle.pause_clock();
@@ -70,6 +76,7 @@ pub(super) fn load<'c>(
         SpareCores::none()
     };
     let (decode_scratch, make_scratch) = scratch;
+    decode_scratch.set_fail_on(settings.fail_on);
     let mut decoded = decode::decode_probed(
         bytes,
         job.input_format,
@@ -107,11 +114,11 @@ pub(super) fn load<'c>(
 /// pending output must stay `k` times as large as its resampled size, so that Lanczos (not the
 /// IDCT's block averaging) does the final part of the reduction. `None`: full size.
 fn min_decoded_size(
-    settings: &Settings,
+    margin: Option<f64>,
     header: &Header,
     sizes: &[SizePlan],
 ) -> Option<(f64, f64)> {
-    let k = settings.shrink.margin()?;
+    let k = margin?;
     let (stored_w, stored_h) = (f64::from(header.width), f64::from(header.height));
     sizes
         .iter()
@@ -148,8 +155,12 @@ fn memory_estimate(
     } else {
         1
     };
-    let decoded =
-        u64::from(header.width).div_ceil(shrink) * u64::from(header.height).div_ceil(shrink);
+    let decoded = match min_size {
+        // A drawing is rendered at the size asked for, which may be larger than its own.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some((w, h)) if job.input_format.is_vector() => (w.round() as u64) * (h.round() as u64),
+        _ => u64::from(header.width).div_ceil(shrink) * u64::from(header.height).div_ceil(shrink),
+    };
     let largest = plan::largest(sizes);
     let output = u64::from(largest.0) * u64::from(largest.1);
     let sizes = sizes.len().min(2) as u64;

@@ -17,6 +17,7 @@ pub mod pixels;
 mod plan;
 pub mod resize;
 pub(crate) mod restart;
+mod svg;
 
 use std::fs;
 use std::io::Read;
@@ -43,6 +44,7 @@ pub fn process(
     let mut stages = Stages::default();
     let mut input_size = None;
     let done = run_stages(job, ctx, scratch, handle, &mut stages, &mut input_size);
+    let damage = scratch.decode.take_damage();
     // Keep the read buffer from pinning a huge allocation after one big file.
     if scratch.input.capacity() > 64 << 20 {
         scratch.input = Vec::new();
@@ -58,6 +60,7 @@ pub fn process(
         bytes_in: job.bytes,
         pixels_in: input_size.map_or(0, |(w, h)| u64::from(w) * u64::from(h)),
         input_size,
+        warning: damage.filter(|_| outcome.is_ok()),
         outcome,
         stages,
         manifest,

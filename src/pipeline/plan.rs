@@ -88,7 +88,22 @@ pub(super) fn plan_source(
         bytes,
     } = facts;
     let settings = &ctx.settings;
-    let (targets, dropped) = sizes(shown_size, &settings.targets);
+    // A drawing is rendered at each output's size: enlarging it invents no pixels.
+    let vector: Vec<Target>;
+    let wanted = if job.input_format.is_vector() {
+        vector = settings
+            .targets
+            .iter()
+            .map(|t| Target {
+                upscale: true,
+                ..*t
+            })
+            .collect();
+        &vector
+    } else {
+        &settings.targets
+    };
+    let (targets, dropped) = sizes(shown_size, wanted);
     if ctx.mode.in_place && already_fits(settings, &targets, shown_size, orientation) {
         return Ok(Planned::AlreadyFits);
     }
