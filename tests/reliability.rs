@@ -479,6 +479,13 @@ fn a_full_disk_fails_the_affected_files_and_leaves_no_partial_file() {
         .output()
         .expect("unshare (util-linux)");
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.starts_with("unshare:"),
+        "this test mounts a tmpfs in a user namespace, which this machine refuses to an \
+         unprivileged user ({}); run it as root, or allow them (Ubuntu 24.04: sysctl \
+         kernel.apparmor_restrict_unprivileged_userns=0)",
+        stderr.trim()
+    );
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let lines = json_lines(&output.stdout);
     let s = summary(&lines);
