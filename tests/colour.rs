@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::meta::read_metadata;
-use common::{decode, presize, psnr, testdata, TestTree};
+use common::{decode, premultiplied_psnr, presize, psnr, testdata, TestTree};
 use image::{DynamicImage, GenericImageView, GrayImage, Luma};
 
 fn p(path: &Path) -> &str {
@@ -180,21 +180,11 @@ fn a_real_transparent_png_resizes_like_a_premultiplied_reference() {
         .args(["-o", p(&out), "-w", "150"])
         .assert()
         .success();
-    let ours = decode(&out.join("transparency_rgba8.png")).to_rgba8();
+    let ours = decode(&out.join("transparency_rgba8.png"));
     // `convert transparency_rgba8.png -filter Lanczos -resize 150x150` (regen.sh).
-    let theirs = decode(&testdata("reference/transparency_150w_lanczos.png")).to_rgba8();
+    let theirs = decode(&testdata("reference/transparency_150w_lanczos.png"));
     assert_eq!(ours.dimensions(), theirs.dimensions());
-    let (mut se, mut n) = (0.0, 0.0);
-    for (a, b) in ours.pixels().zip(theirs.pixels()) {
-        for c in 0..3 {
-            let pa = f64::from(a[c]) * f64::from(a[3]) / 255.0;
-            let pb = f64::from(b[c]) * f64::from(b[3]) / 255.0;
-            se += (pa - pb).powi(2);
-        }
-        se += (f64::from(a[3]) - f64::from(b[3])).powi(2);
-        n += 4.0;
-    }
-    let db = 10.0 * (255.0f64 * 255.0 / (se / n).max(1e-9)).log10();
+    let db = premultiplied_psnr(&ours, &theirs);
     assert!(
         db >= 44.0,
         "premultiplied PSNR against ImageMagick: {db:.1} dB"

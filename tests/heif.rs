@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::meta::read_metadata;
-use common::{decode, dims, presize, psnr, testdata, TestTree};
+use common::{decode, dims, premultiplied_psnr, presize, testdata, TestTree};
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
@@ -45,7 +45,10 @@ fn heic_and_avif_photos_become_upright_jpegs_with_their_profile_and_exif() {
     let rotated = read_metadata(&out.join("rotated.jpg"));
     assert!(rotated.exif.is_some(), "the EXIF block is kept");
     assert!(
-        matches!(rotated.tag(exif::Tag::Orientation).as_deref(), None | Some("1")),
+        matches!(
+            rotated.tag(exif::Tag::Orientation).as_deref(),
+            None | Some("1")
+        ),
         "{:?}",
         rotated.tag(exif::Tag::Orientation)
     );
@@ -85,26 +88,6 @@ fn avif_outputs_decode_through_libheif_to_the_source_pixels() {
         let db = premultiplied_psnr(&got, &want);
         assert!(db > 35.0, "{name}: {db:.1} dB after an AVIF round trip");
     }
-}
-
-/// PSNR over colour weighted by alpha, and alpha itself: the colour under a fully transparent
-/// pixel is meaningless (the AVIF encoder may repaint it). Opaque images: plain RGB PSNR.
-fn premultiplied_psnr(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
-    if !a.color().has_alpha() {
-        return psnr(a, b);
-    }
-    let (a, b) = (a.to_rgba8(), b.to_rgba8());
-    let (mut se, mut n) = (0.0, 0.0);
-    for (p, q) in a.pixels().zip(b.pixels()) {
-        for c in 0..3 {
-            let x = f64::from(p[c]) * f64::from(p[3]) / 255.0;
-            let y = f64::from(q[c]) * f64::from(q[3]) / 255.0;
-            se += (x - y).powi(2);
-        }
-        se += (f64::from(p[3]) - f64::from(q[3])).powi(2);
-        n += 4.0;
-    }
-    10.0 * (255.0f64 * 255.0 / (se / n).max(1e-9)).log10()
 }
 
 #[test]

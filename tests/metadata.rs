@@ -43,8 +43,16 @@ fn by_default_camera_date_gps_xmp_and_icc_survive_with_orientation_reset() {
             "{format}"
         );
         assert_eq!(m.tag(Tag::Orientation).as_deref(), Some("1"), "{format}");
-        assert_eq!(m.tag(Tag::PixelXDimension).as_deref(), Some("150"), "{format}");
-        assert_eq!(m.tag(Tag::PixelYDimension).as_deref(), Some("200"), "{format}");
+        assert_eq!(
+            m.tag(Tag::PixelXDimension).as_deref(),
+            Some("150"),
+            "{format}"
+        );
+        assert_eq!(
+            m.tag(Tag::PixelYDimension).as_deref(),
+            Some("200"),
+            "{format}"
+        );
         assert!(
             !m.has_thumbnail_ifd(),
             "{format}: the old thumbnail is dropped"

@@ -70,9 +70,16 @@ fn a_jpeg_with_restart_markers_decoded_in_bands_is_byte_identical() {
     // row: 4:2:0 MCUs are 16 px wide, so 125 MCUs a row. 4:2:0 matters: its chroma upsampling
     // crosses band edges (4:4:4 has no seams to mend).
     let jpeg = jpeg_with_restarts(&noise(2000, 1400), 125);
-    assert_eq!(restart_interval(&jpeg), 125, "the test JPEG has a restart interval");
+    assert_eq!(
+        restart_interval(&jpeg),
+        125,
+        "the test JPEG has a restart interval"
+    );
     assert!(
-        jpeg.windows(2).filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1])).count() >= 80,
+        jpeg.windows(2)
+            .filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1]))
+            .count()
+            >= 80,
         "a marker between each of the 88 MCU rows"
     );
     // The band decoder takes it, so the comparison below is one of bands against one thread.

@@ -599,7 +599,12 @@ fn set_jpeg_orientation(jpeg: &mut [u8], orientation: u16) {
                     u16::from_be_bytes(v)
                 }
             };
-            let ifd_bytes = [jpeg[tiff + 4], jpeg[tiff + 5], jpeg[tiff + 6], jpeg[tiff + 7]];
+            let ifd_bytes = [
+                jpeg[tiff + 4],
+                jpeg[tiff + 5],
+                jpeg[tiff + 6],
+                jpeg[tiff + 7],
+            ];
             let ifd0 = tiff
                 + if little {
                     u32::from_le_bytes(ifd_bytes)

@@ -330,7 +330,9 @@ mod tests {
         let says_imagemagick = |name: &&str| {
             Command::new(name).arg("-version").output().is_ok_and(|o| {
                 let text = String::from_utf8_lossy(&o.stdout);
-                text.lines().next().is_some_and(|l| l.contains("ImageMagick"))
+                text.lines()
+                    .next()
+                    .is_some_and(|l| l.contains("ImageMagick"))
             })
         };
         let convert = ["magick", "convert-im6.q16", "convert"]
@@ -357,8 +359,8 @@ mod tests {
             );
             // ImageMagick 6 reads only the colour item of an AVIF and reports every pixel
             // opaque, so its alpha is compared only if it read one; libheif checks it always.
-            let read_alpha = layout == Layout::Rgba
-                && out.stdout.iter().skip(3).step_by(4).any(|&a| a != 255);
+            let read_alpha =
+                layout == Layout::Rgba && out.stdout.iter().skip(3).step_by(4).any(|&a| a != 255);
             check_decoded(&px, &out.stdout, layout, read_alpha);
         }
     }

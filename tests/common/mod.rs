@@ -221,6 +221,28 @@ pub(crate) fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
     }
 }
 
+/// PSNR in dB over colour weighted by alpha, and alpha itself, of two same-sized images: the
+/// colour under a fully transparent pixel is meaningless, so it does not count.
+pub(crate) fn premultiplied_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    let (a, b) = (a.to_rgba8(), b.to_rgba8());
+    assert_eq!(
+        a.dimensions(),
+        b.dimensions(),
+        "images must be the same size"
+    );
+    let (mut se, mut n) = (0.0, 0.0);
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        for c in 0..3 {
+            let x = f64::from(p[c]) * f64::from(p[3]) / 255.0;
+            let y = f64::from(q[c]) * f64::from(q[3]) / 255.0;
+            se += (x - y).powi(2);
+        }
+        se += (f64::from(p[3]) - f64::from(q[3])).powi(2);
+        n += 4.0;
+    }
+    10.0 * (255.0f64 * 255.0 / (se / n).max(1e-9)).log10()
+}
+
 /// Mean absolute difference per RGB channel (0-255) of two same-sized images.
 pub(crate) fn mean_abs_diff(a: &DynamicImage, b: &DynamicImage) -> f64 {
     mean_channel(&a.to_rgb8(), &b.to_rgb8(), f64::abs)
@@ -242,7 +264,10 @@ fn boxes(mut bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
     let mut out = Vec::new();
     while bytes.len() >= 8 {
         let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-        assert!(size >= 8 && size <= bytes.len(), "box size {size} out of range");
+        assert!(
+            size >= 8 && size <= bytes.len(),
+            "box size {size} out of range"
+        );
         out.push((bytes[4..8].try_into().unwrap(), &bytes[8..size]));
         bytes = &bytes[size..];
     }
@@ -280,7 +305,10 @@ pub(crate) fn avif_container(avif: &[u8]) -> AvifContainer {
         })
         .collect();
     assert!(!sizes.is_empty(), "no ispe box");
-    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "ispe sizes differ: {sizes:?}");
+    assert!(
+        sizes.windows(2).all(|w| w[0] == w[1]),
+        "ispe sizes differ: {sizes:?}"
+    );
     const ALPHA_URN: &[u8] = b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha";
     let alpha = ipco
         .iter()
