@@ -5,9 +5,9 @@
 # and commit the files with the new ImageMagick version written in testdata/README.md.
 #
 # Committed files were made with: ImageMagick 6.9.11-60 Q16 x86_64 (2021-01-25), Debian 12
-# package imagemagick-6.q16 8:6.9.11.60+dfsg-1.6+deb12u15, lcms2 2.14; Ghostscript's sRGB profile from
-# Debian 12 libgs-common 10.0.0~dfsg-11+deb12u9. Another version may differ by a code value here and there; the
-# tests compare with a PSNR bound, not byte for byte.
+# package imagemagick-6.q16 8:6.9.11.60+dfsg-1.6+deb12u15, lcms2 2.14; Ghostscript's sRGB
+# profile from Debian 12 libgs-common 10.0.0~dfsg-11+deb12u9. Another version may differ by a
+# code value here and there; the tests compare with a PSNR bound, not byte for byte.
 #
 # Needs: apt-get install imagemagick libimage-exiftool-perl (and cargo, to build presize once).
 # Usage: testdata/reference/regen.sh   (from anywhere)
