@@ -57,7 +57,7 @@ pub mod internals {
     /// The pipeline's stages, for the stage benchmarks.
     pub mod pipeline {
         pub use crate::pipeline::{
-            color, decode, encode, pixels, process, resize, Context, Mode, Scratch,
+            color, decode, encode, pixels, process, resize, restart, Context, Mode, Scratch,
         };
     }
 }

@@ -1,15 +1,18 @@
 //! The `--report` page checked the way a user meets it: opened from disk in a real browser.
 //!
 //! Every test runs the real binary on a copy of `testdata/photos` plus one odd file name and one
-//! broken file. The links are checked by resolving them against the page's folder; where Debian's
-//! `chromium` is installed, a headless browser then renders the page and reports broken images
-//! and console messages. Without chromium the browser tests skip, except when `CI` is set: there
-//! a missing browser fails them, so CI cannot silently stop testing the page.
+//! broken file. The links are checked by resolving them against the page's folder. The browser
+//! tests belong to the cross-check tier (`cargo test --features cross-check`, see
+//! `tests/cross_check.rs`): a headless Debian `chromium` renders the page and reports broken
+//! images and console messages; with the tier on, a missing chromium fails them.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use common::testdata;
 use tempfile::TempDir;
 
 /// Written outputs of [`run_report`]: the six photos and the copy with an awkward name.
@@ -17,12 +20,6 @@ const OUTPUTS: usize = 7;
 /// A name that needs percent-encoding in a URL and escaping in HTML, yet is valid everywhere.
 const ODD_NAME: &str = "leaf #1 & 100% é's.jpg";
 const BROKEN: &str = "png_cut_at_50pct.png";
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
 
 /// A finished run: `<tmp>/in` → `<tmp>/out`, page at `<tmp>/report.html`.
 struct Run {
@@ -160,22 +157,9 @@ fn failures_are_listed_with_their_error() {
 
 // ---- the browser ------------------------------------------------------------------------------
 
-/// The chromium binary, or `None` (test skipped) when it is not installed and `CI` is unset.
-fn chromium() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("chromium"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but chromium is not installed: the report's browser test must not be \
-             skipped in CI (.ci/run installs Debian's chromium)"
-        );
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
-    }
-    found
+/// Debian's chromium; panics (the tier never skips) when it is not installed.
+fn chromium() -> PathBuf {
+    common::tools::find("chromium")
 }
 
 /// What one headless chromium run printed.
@@ -189,6 +173,12 @@ struct Browser {
 /// `args` (`--screenshot=…` or `--dump-dom`).
 fn chromium_open(chromium: &Path, page: &Path, args: &[&str]) -> Browser {
     let profile = tempfile::tempdir().unwrap();
+    eprintln!(
+        "cross-check: running {} --headless {} {}",
+        chromium.display(),
+        args.join(" "),
+        file_url(page)
+    );
     let output = Command::new(chromium)
         .args([
             "--headless",
@@ -322,8 +312,12 @@ fn is_not_blank(png: &Path) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "cross-check"),
+    ignore = "cross-check tier: cargo test --features cross-check"
+)]
 fn report_renders_in_chromium_with_every_image_loaded_and_a_silent_console() {
-    let Some(chromium) = chromium() else { return };
+    let chromium = chromium();
     let run = run_report();
 
     let shot = run.tmp.path().join("shot.png");
@@ -352,8 +346,12 @@ fn report_renders_in_chromium_with_every_image_loaded_and_a_silent_console() {
 /// The checks above prove nothing unless they can fail: a missing output must show up as a
 /// broken image, and a page that logs must be caught.
 #[test]
+#[cfg_attr(
+    not(feature = "cross-check"),
+    ignore = "cross-check tier: cargo test --features cross-check"
+)]
 fn browser_checks_catch_a_broken_image_and_a_console_message() {
-    let Some(chromium) = chromium() else { return };
+    let chromium = chromium();
     let run = run_report();
 
     std::fs::remove_file(run.tmp.path().join("out/rocket_640x427_adobergb_icc.jpg")).unwrap();
@@ -431,8 +429,12 @@ fn pixels_of(png: &Path, rgb: [u8; 3]) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "cross-check"),
+    ignore = "cross-check tier: cargo test --features cross-check"
+)]
 fn bench_report_renders_in_chromium_with_a_silent_console() {
-    let Some(chromium) = chromium() else { return };
+    let chromium = chromium();
     let tmp = run_bench_report();
 
     let shot = tmp.path().join("shot.png");

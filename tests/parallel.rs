@@ -1,72 +1,12 @@
 //! One image, many cores: outputs made on spare cores (several outputs at once, a split resize,
-//! a JPEG decoded in restart-marker bands) must be the very bytes a single worker writes.
+//! a JPEG decoded in restart-marker bands) must be the very bytes a single worker writes. The
+//! restart-marker JPEG is made in-process by the jpeg-encoder crate; `tests/cross_check.rs`
+//! repeats the test on one made by ImageMagick and jpegtran.
 
 mod common;
 
-use std::fs;
-use std::path::Path;
-
-use common::{presize, TestTree};
+use common::{noise, same_output_at, TestTree};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
-
-/// Every file below `dir`, relative, sorted, with its bytes.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.push((rel, fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Runs presize over `input` at `-j 1` and at `-j <jobs>` with `args`, and asserts both wrote
-/// the same files with the same bytes. Returns how many files were written.
-fn same_output_at(jobs: &str, input: &Path, args: &[&str]) -> usize {
-    let out = tempfile::tempdir().unwrap();
-    let (one, many) = (out.path().join("one"), out.path().join("many"));
-    for (dir, j) in [(&one, "1"), (&many, jobs)] {
-        presize()
-            .arg(input)
-            .arg("-o")
-            .arg(dir)
-            .args(["-j", j, "-q"])
-            .args(args)
-            .assert()
-            .success();
-    }
-    let (a, b) = (files(&one), files(&many));
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&a), names(&b), "the same outputs");
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "{name} differs between -j 1 and -j {jobs}");
-    }
-    a.len()
-}
-
-/// A noisy RGB image: every pixel differs, so a shifted band or a seam would show.
-fn noise(w: u32, h: u32) -> RgbImage {
-    let mut s = 0x2545_F491_4F6C_DD1D_u64;
-    RgbImage::from_fn(w, h, |x, y| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let n = s.to_le_bytes();
-        image::Rgb([
-            n[0] / 2 + (x % 256) as u8 / 2,
-            n[1] / 2 + (y % 256) as u8 / 2,
-            n[2],
-        ])
-    })
-}
 
 #[test]
 fn several_sizes_and_formats_of_one_image_made_at_once_are_byte_identical() {
@@ -98,41 +38,58 @@ fn a_large_resize_split_across_cores_is_byte_identical() {
     }
 }
 
+/// Encodes `img` as a 4:2:0 baseline JPEG at quality 90 with a restart marker every `interval`
+/// MCUs, with the jpeg-encoder crate (an encoder independent of libjpeg-turbo, which decodes).
+fn jpeg_with_restarts(img: &RgbImage, interval: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.set_restart_interval(interval);
+    let (w, h) = img.dimensions();
+    encoder
+        .encode(
+            img.as_raw(),
+            u16::try_from(w).unwrap(),
+            u16::try_from(h).unwrap(),
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("JPEG encoding of an in-memory image");
+    out
+}
+
+/// The restart interval (in MCUs) of a JPEG's DRI segment, 0 if it has none.
+fn restart_interval(jpeg: &[u8]) -> u16 {
+    jpeg.windows(6)
+        .find(|w| w[..4] == [0xFF, 0xDD, 0, 4])
+        .map_or(0, |w| u16::from_be_bytes([w[4], w[5]]))
+}
+
 #[test]
 fn a_jpeg_with_restart_markers_decoded_in_bands_is_byte_identical() {
     // 2.8 megapixels (above the size at which a JPEG is split), one restart marker per MCU
-    // row, added losslessly by jpegtran (installed by .ci/run).
-    // ImageMagick writes 4:2:0, whose chroma upsampling crosses band edges (the `image`
-    // crate's encoder writes 4:4:4, which has no seams to mend).
-    let dir = tempfile::tempdir().unwrap();
-    let png = dir.path().join("noise.png");
-    DynamicImage::ImageRgb8(noise(2000, 1400))
-        .save(&png)
-        .unwrap();
-    let plain = dir.path().join("plain.jpg");
-    let made = std::process::Command::new("convert")
-        .arg(&png)
-        .args(["-quality", "90", "-sampling-factor", "2x2"])
-        .arg(&plain)
-        .status()
-        .expect("ImageMagick (installed by .ci/run)");
-    assert!(made.success());
-    let jpeg = dir.path().join("in").join("restart.jpg");
-    fs::create_dir_all(jpeg.parent().unwrap()).unwrap();
-    let out = std::process::Command::new("jpegtran")
-        .args(["-copy", "all", "-restart", "1"])
-        .arg(&plain)
-        .output()
-        .expect("jpegtran (libjpeg-turbo-progs, installed by .ci/run)");
-    assert!(out.status.success());
-    assert!(
-        out.stdout.windows(2).any(|w| w == [0xFF, 0xDD]),
+    // row: 4:2:0 MCUs are 16 px wide, so 125 MCUs a row. 4:2:0 matters: its chroma upsampling
+    // crosses band edges (4:4:4 has no seams to mend).
+    let jpeg = jpeg_with_restarts(&noise(2000, 1400), 125);
+    assert_eq!(
+        restart_interval(&jpeg),
+        125,
         "the test JPEG has a restart interval"
     );
-    fs::write(&jpeg, &out.stdout).unwrap();
+    assert!(
+        jpeg.windows(2)
+            .filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1]))
+            .count()
+            >= 80,
+        "a marker between each of the 88 MCU rows"
+    );
+    // The band decoder takes it, so the comparison below is one of bands against one thread.
+    let intervals =
+        presize::internals::pipeline::restart::Intervals::parse(&jpeg).expect("band-decodable");
+    assert_eq!(intervals.bands(2).len(), 2, "two bands of 44 MCU rows");
+    let tree = TestTree::new().file("in/restart.jpg", &jpeg);
     // 300 px: decoded at 1/2 or 1/4; 1100 px: at full size, with a split resize too.
     for width in ["300", "1100"] {
-        let written = same_output_at("2", jpeg.parent().unwrap(), &["-w", width]);
+        let written = same_output_at("2", &tree.path("in"), &["-w", width]);
         assert_eq!(written, 1);
     }
 }

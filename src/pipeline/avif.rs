@@ -243,90 +243,130 @@ mod tests {
             .any(|(k, body)| k == b"auxC" && body[4..].starts_with(ALPHA_URN))
     }
 
-    /// Decodes through ImageMagick (libheif) when this machine's build can read AVIF.
-    fn decode_with_imagemagick(avif: &[u8], layout: Layout) -> Option<Vec<u8>> {
-        use std::process::Command;
-        let formats = Command::new("convert").args(["-list", "format"]).output();
-        let formats = String::from_utf8_lossy(&formats.ok()?.stdout).into_owned();
-        if !formats.lines().any(|l| l.trim_start().starts_with("AVIF")) {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("x.avif");
-        std::fs::write(&src, avif).unwrap();
-        let kind = if layout.has_alpha() { "rgba" } else { "rgb" };
-        let out = Command::new("convert")
-            .arg(&src)
-            .args(["-depth", "8"])
-            .arg(format!("{kind}:-"))
-            .output()
-            .ok()?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(out.stdout)
+    /// The three test images as AVIF at the default settings, with their sources.
+    fn encoded_gradients() -> [(Pixels, Vec<u8>); 3] {
+        [Layout::Rgb, Layout::Rgba, Layout::L].map(|layout| {
+            let px = gradient(64, 48, layout);
+            let avif = encode_avif(&px, DEFAULTS.0, DEFAULTS.1, None).unwrap();
+            (px, avif)
+        })
     }
 
-    #[test]
-    fn rgb_gradient_is_an_avif_of_the_right_size() {
-        let px = gradient(64, 48, Layout::Rgb);
-        let avif = encode_avif(&px, DEFAULTS.0, DEFAULTS.1, None).unwrap();
-        assert!(!check_container(&avif, 64, 48), "opaque: no alpha item");
-        if let Some(back) = decode_with_imagemagick(&avif, Layout::Rgb) {
-            let db = psnr(&back, &px.data);
-            assert!(db > 35.0, "PSNR {db:.1} dB");
-        } else {
-            eprintln!("no AVIF decoder here: checked the container only");
-        }
-    }
-
-    #[test]
-    fn rgba_gradient_keeps_its_alpha() {
-        let px = gradient(64, 48, Layout::Rgba);
-        let avif = encode_avif(&px, DEFAULTS.0, DEFAULTS.1, None).unwrap();
-        assert!(check_container(&avif, 64, 48), "no alpha item");
-        if let Some(back) = decode_with_imagemagick(&avif, Layout::Rgba) {
-            let alpha = |d: &[u8]| d.iter().skip(3).step_by(4).copied().collect::<Vec<_>>();
-            // ImageMagick 6 reads only the colour item of an AVIF and reports every pixel
-            // opaque; the container check above is then all we know about the alpha item.
-            if alpha(&back).iter().any(|&a| a != 255) {
-                let db = psnr(&alpha(&back), &alpha(&px.data));
-                assert!(db > 35.0, "alpha PSNR {db:.1} dB");
-            } else {
-                eprintln!("this AVIF decoder drops alpha: checked the alpha item's presence only");
+    /// Checks `back`, an independent decoder's RGB or RGBA reading (`back_layout`) of the AVIF
+    /// made from `source`: colour above 35 dB, grey without a tint, and the alpha too if
+    /// `check_alpha`.
+    fn check_decoded(source: &Pixels, back: &[u8], back_layout: Layout, check_alpha: bool) {
+        let channels = back_layout.channels();
+        assert_eq!(back.len(), 64 * 48 * channels, "{:?}", source.layout);
+        let rgb: Vec<u8> = back
+            .chunks_exact(channels)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        match source.layout {
+            Layout::Rgb => {
+                let db = psnr(&rgb, &source.data);
+                assert!(db > 35.0, "RGB: PSNR {db:.1} dB");
             }
-            // Colour only where it shows: ravif may repaint fully transparent pixels.
-            let visible = |d: &[u8]| {
-                d.chunks_exact(4)
-                    .zip(px.data.chunks_exact(4))
-                    .filter(|(_, orig)| orig[3] == 255)
-                    .flat_map(|(p, _)| p[..3].to_vec())
-                    .collect::<Vec<_>>()
-            };
-            let db = psnr(&visible(&back), &visible(&px.data));
-            assert!(db > 35.0, "opaque colour PSNR {db:.1} dB");
+            Layout::Rgba => {
+                // Colour only where it shows: ravif may repaint fully transparent pixels.
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                for (p, orig) in rgb.chunks_exact(3).zip(source.data.chunks_exact(4)) {
+                    if orig[3] == 255 {
+                        ours.extend_from_slice(p);
+                        theirs.extend_from_slice(&orig[..3]);
+                    }
+                }
+                let db = psnr(&ours, &theirs);
+                assert!(db > 35.0, "RGBA: opaque colour PSNR {db:.1} dB");
+                if check_alpha {
+                    assert_eq!(back_layout, Layout::Rgba, "no alpha plane decoded");
+                    let got: Vec<u8> = back.iter().skip(3).step_by(4).copied().collect();
+                    let want: Vec<u8> = source.data.iter().skip(3).step_by(4).copied().collect();
+                    let db = psnr(&got, &want);
+                    assert!(db > 35.0, "alpha PSNR {db:.1} dB");
+                }
+            }
+            Layout::L => {
+                let luma: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
+                let db = psnr(&luma, &source.data);
+                assert!(db > 35.0, "grey: PSNR {db:.1} dB");
+                let tint = rgb
+                    .chunks_exact(3)
+                    .map(|p| p[0].abs_diff(p[1]).max(p[2].abs_diff(p[1])))
+                    .max();
+                assert!(tint <= Some(2), "grey came back tinted by {tint:?}");
+            }
+            Layout::La => unreachable!("not among the test images"),
         }
     }
 
     #[test]
-    fn grey_and_grey_alpha_encode() {
-        let grey = gradient(64, 48, Layout::L);
-        let avif = encode_avif(&grey, DEFAULTS.0, DEFAULTS.1, None).unwrap();
-        assert!(!check_container(&avif, 64, 48));
-        if let Some(back) = decode_with_imagemagick(&avif, Layout::Rgb) {
-            let luma: Vec<u8> = back.chunks_exact(3).map(|p| p[1]).collect();
-            let db = psnr(&luma, &grey.data);
-            assert!(db > 35.0, "PSNR {db:.1} dB");
-            let tint = back
-                .chunks_exact(3)
-                .map(|p| p[0].abs_diff(p[1]).max(p[2].abs_diff(p[1])))
-                .max();
-            assert!(tint <= Some(2), "grey came back tinted by {tint:?}");
+    fn gradients_are_avifs_of_the_right_size_with_alpha_only_when_they_have_it() {
+        for (px, avif) in encoded_gradients() {
+            let has_alpha = px.layout.has_alpha();
+            assert_eq!(check_container(&avif, 64, 48), has_alpha, "{:?}", px.layout);
         }
         let avif = encode_avif(&gradient(64, 48, Layout::La), 50, 10, None).unwrap();
         assert!(check_container(&avif, 64, 48));
+    }
+
+    /// libheif (Debian's, with libdav1d or libaom) decodes what rav1e wrote: an AV1 decoder that
+    /// shares no code with the encoder, in-process.
+    #[cfg(feature = "heif")]
+    #[test]
+    fn libheif_decodes_the_gradients_back_with_their_alpha() {
+        for (px, avif) in encoded_gradients() {
+            let back = crate::pipeline::heif::decode_heif(&avif, u64::MAX).expect("libheif");
+            assert_eq!((back.pixels.width, back.pixels.height), (64, 48));
+            check_decoded(&px, &back.pixels.data, back.pixels.layout, true);
+        }
+    }
+
+    /// The cross-check tier (`cargo test --features cross-check`, see `tests/cross_check.rs`):
+    /// a live ImageMagick, found by its version rather than by the name `convert`, reads them.
+    #[test]
+    #[cfg_attr(
+        not(feature = "cross-check"),
+        ignore = "cross-check tier: cargo test --features cross-check"
+    )]
+    fn cross_check_imagemagick_decodes_the_gradients() {
+        use std::process::Command;
+        let says_imagemagick = |name: &&str| {
+            Command::new(name).arg("-version").output().is_ok_and(|o| {
+                let text = String::from_utf8_lossy(&o.stdout);
+                text.lines()
+                    .next()
+                    .is_some_and(|l| l.contains("ImageMagick"))
+            })
+        };
+        let convert = ["magick", "convert-im6.q16", "convert"]
+            .into_iter()
+            .find(says_imagemagick)
+            .expect("cross-check tier: ImageMagick is not installed (apt-get install imagemagick)");
+        let dir = tempfile::tempdir().unwrap();
+        for (px, avif) in encoded_gradients() {
+            let src = dir.path().join("x.avif");
+            std::fs::write(&src, &avif).unwrap();
+            let (kind, layout) = if px.layout.has_alpha() {
+                ("rgba", Layout::Rgba)
+            } else {
+                ("rgb", Layout::Rgb)
+            };
+            let mut cmd = Command::new(convert);
+            cmd.arg(&src).args(["-depth", "8"]).arg(format!("{kind}:-"));
+            eprintln!("cross-check: running {cmd:?}");
+            let out = cmd.output().expect("ImageMagick runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // ImageMagick 6 reads only the colour item of an AVIF and reports every pixel
+            // opaque, so its alpha is compared only if it read one; libheif checks it always.
+            let read_alpha =
+                layout == Layout::Rgba && out.stdout.iter().skip(3).step_by(4).any(|&a| a != 255);
+            check_decoded(&px, &out.stdout, layout, read_alpha);
+        }
     }
 
     /// ravif's quality → quantiser index curve (its `quality_to_quantizer`), restated.

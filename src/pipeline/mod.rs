@@ -16,7 +16,7 @@ mod make;
 pub mod pixels;
 mod plan;
 pub mod resize;
-pub(crate) mod restart;
+pub mod restart;
 mod svg;
 
 use std::fs;

@@ -16,7 +16,7 @@
 
 /// A sequential, single-scan JPEG cut at its restart markers.
 #[derive(Debug)]
-pub(crate) struct Intervals<'a> {
+pub struct Intervals<'a> {
     bytes: &'a [u8],
     /// Offset of the frame height (two bytes, big-endian) in `bytes`.
     height_at: usize,
@@ -40,7 +40,7 @@ pub(crate) struct Intervals<'a> {
 
 /// One band: decode MCU rows `decode.0..decode.1`, keep `keep.0..keep.1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Band {
+pub struct Band {
     /// MCU rows given to the decoder (the kept rows plus overlap).
     pub decode: (u32, u32),
     /// MCU rows this band contributes to the image.
@@ -54,7 +54,7 @@ fn be16(b: &[u8], at: usize) -> Option<u32> {
 impl<'a> Intervals<'a> {
     /// Finds the restart intervals of `bytes`, or `None` when the file is not a sequential
     /// Huffman-coded JPEG with one interleaved scan and a consistent set of restart markers.
-    pub(crate) fn parse(bytes: &'a [u8]) -> Option<Intervals<'a>> {
+    pub fn parse(bytes: &'a [u8]) -> Option<Intervals<'a>> {
         if bytes.get(..2)? != [0xFF, 0xD8] {
             return None;
         }
@@ -154,7 +154,7 @@ impl<'a> Intervals<'a> {
 
     /// Up to `count` bands of about equal height, each starting on a restart boundary, with
     /// one boundary step of overlap on each side. Fewer when the markers are too sparse.
-    pub(crate) fn bands(&self, count: u32) -> Vec<Band> {
+    pub fn bands(&self, count: u32) -> Vec<Band> {
         // Band edges can only fall on multiples of `row_step` (or the bottom).
         let steps = self.mcu_rows.div_ceil(self.row_step);
         let count = count.min(steps / 2).max(1);

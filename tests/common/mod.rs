@@ -7,6 +7,9 @@
 // Each integration-test crate compiles this module on its own and may not use every helper.
 #![allow(dead_code)]
 
+pub(crate) mod meta;
+pub(crate) mod tools;
+
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -218,9 +221,103 @@ pub(crate) fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
     }
 }
 
+/// PSNR in dB over colour weighted by alpha, and alpha itself, of two same-sized images: the
+/// colour under a fully transparent pixel is meaningless, so it does not count.
+pub(crate) fn premultiplied_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    let (a, b) = (a.to_rgba8(), b.to_rgba8());
+    assert_eq!(
+        a.dimensions(),
+        b.dimensions(),
+        "images must be the same size"
+    );
+    let (mut se, mut n) = (0.0, 0.0);
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        for c in 0..3 {
+            let x = f64::from(p[c]) * f64::from(p[3]) / 255.0;
+            let y = f64::from(q[c]) * f64::from(q[3]) / 255.0;
+            se += (x - y).powi(2);
+        }
+        se += (f64::from(p[3]) - f64::from(q[3])).powi(2);
+        n += 4.0;
+    }
+    10.0 * (255.0f64 * 255.0 / (se / n).max(1e-9)).log10()
+}
+
 /// Mean absolute difference per RGB channel (0-255) of two same-sized images.
 pub(crate) fn mean_abs_diff(a: &DynamicImage, b: &DynamicImage) -> f64 {
     mean_channel(&a.to_rgb8(), &b.to_rgb8(), f64::abs)
+}
+
+/// What the container of an AVIF file declares.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AvifContainer {
+    /// The size every `ispe` (image spatial extents) property gives.
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    /// True if and only if an alpha auxiliary image is declared (`auxC` naming the alpha URN).
+    pub(crate) alpha: bool,
+}
+
+/// The ISO-BMFF boxes in `bytes`: each one's four-character type and payload. Panics on a box
+/// whose size runs past the end.
+fn boxes(mut bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut out = Vec::new();
+    while bytes.len() >= 8 {
+        let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        assert!(
+            size >= 8 && size <= bytes.len(),
+            "box size {size} out of range"
+        );
+        out.push((bytes[4..8].try_into().unwrap(), &bytes[8..size]));
+        bytes = &bytes[size..];
+    }
+    assert!(bytes.is_empty(), "{} trailing bytes", bytes.len());
+    out
+}
+
+fn find_box<'a>(list: &[([u8; 4], &'a [u8])], kind: &[u8; 4]) -> &'a [u8] {
+    list.iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, body)| *body)
+        .unwrap_or_else(|| panic!("no {} box", String::from_utf8_lossy(kind)))
+}
+
+/// Reads an AVIF file's container without decoding it: `ftyp` first with major brand `avif`, a
+/// non-empty `mdat`, an AV1 codec configuration (`av1C`), and `ispe` properties that all agree.
+/// Panics on anything else.
+pub(crate) fn avif_container(avif: &[u8]) -> AvifContainer {
+    let top = boxes(avif);
+    assert_eq!(&top[0].0, b"ftyp", "the file must open with ftyp");
+    assert_eq!(&top[0].1[..4], b"avif", "major brand");
+    assert!(!find_box(&top, b"mdat").is_empty(), "empty mdat");
+    // `meta` is a full box: 4 bytes of version and flags before its children.
+    let meta = boxes(&find_box(&top, b"meta")[4..]);
+    let ipco = boxes(find_box(&boxes(find_box(&meta, b"iprp")), b"ipco"));
+    let av1c = find_box(&ipco, b"av1C");
+    assert_eq!(av1c[0], 0x81, "av1C marker and version 1");
+    let sizes: Vec<(u32, u32)> = ipco
+        .iter()
+        .filter(|(k, _)| k == b"ispe")
+        .map(|(_, body)| {
+            let w = u32::from_be_bytes(body[4..8].try_into().unwrap());
+            let h = u32::from_be_bytes(body[8..12].try_into().unwrap());
+            (w, h)
+        })
+        .collect();
+    assert!(!sizes.is_empty(), "no ispe box");
+    assert!(
+        sizes.windows(2).all(|w| w[0] == w[1]),
+        "ispe sizes differ: {sizes:?}"
+    );
+    const ALPHA_URN: &[u8] = b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha";
+    let alpha = ipco
+        .iter()
+        .any(|(k, body)| k == b"auxC" && body[4..].starts_with(ALPHA_URN));
+    AvifContainer {
+        width: sizes[0].0,
+        height: sizes[0].1,
+        alpha,
+    }
 }
 
 /// Parses every stdout line as JSON; panics (showing the line) if one is not.
@@ -311,4 +408,48 @@ pub(crate) fn save_result(name: &str, img: &DynamicImage) {
         img.save(dir.join(format!("{name}.png")))
             .expect("save result");
     }
+}
+
+/// Runs presize over `input` at `-j 1` and at `-j <jobs>` with `args`, and asserts both wrote
+/// the same files with the same bytes. Returns how many files were written.
+pub(crate) fn same_output_at(jobs: &str, input: &Path, args: &[&str]) -> usize {
+    let out = tempfile::tempdir().unwrap();
+    let (one, many) = (out.path().join("one"), out.path().join("many"));
+    for (dir, j) in [(&one, "1"), (&many, jobs)] {
+        presize()
+            .arg(input)
+            .arg("-o")
+            .arg(dir)
+            .args(["-j", j, "-q"])
+            .args(args)
+            .assert()
+            .success();
+    }
+    let (a, b) = (snapshot(&one), snapshot(&many));
+    let names = |v: &[(PathBuf, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b), "the same outputs");
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "{} differs between -j 1 and -j {jobs}",
+            name.display()
+        );
+    }
+    a.len()
+}
+
+/// A noisy RGB image: every pixel differs, so a shifted band or a seam would show.
+pub(crate) fn noise(w: u32, h: u32) -> RgbImage {
+    let mut s = 0x2545_F491_4F6C_DD1D_u64;
+    RgbImage::from_fn(w, h, |x, y| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let n = s.to_le_bytes();
+        Rgb([
+            n[0] / 2 + (x % 256) as u8 / 2,
+            n[1] / 2 + (y % 256) as u8 / 2,
+            n[2],
+        ])
+    })
 }
