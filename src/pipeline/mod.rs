@@ -16,6 +16,7 @@ pub mod pixels;
 mod plan;
 pub mod resize;
 pub mod restart;
+mod tiff;
 
 /// Helpers shared by the pipeline's unit tests.
 #[cfg(test)]

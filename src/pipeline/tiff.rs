@@ -1,0 +1,609 @@
+//! TIFF variants the `image` crate does not read (issue #13 item 6): 2- and 4-bit grey, signed
+//! 8- and 16-bit samples, YCbCr (JPEG-compressed, or stored without chroma subsampling), CIE
+//! L*a*b* and CCITT Group 3 one-dimensional fax. `decode` asks [`inspect`] about every TIFF;
+//! the `image` crate keeps every TIFF this module does not claim.
+//!
+//! The `tiff` crate (the one the `image` crate uses) still reads the tags, decompresses and
+//! undoes predictors; this module turns its samples into [`Pixels`] the way libvips renders
+//! them. Group 3 strips are decoded with the `fax` crate, which the `tiff` crate already builds
+//! for Group 4. A variant neither reads is refused with one line saying what it is.
+
+use std::io::Cursor;
+
+use ::tiff::decoder::ifd::Value;
+use ::tiff::decoder::{Decoder, DecodingResult, Limits};
+use ::tiff::tags::Tag;
+use ::tiff::TiffError;
+
+use crate::error::JobError;
+use crate::pipeline::pixels::{Depth, Layout, Pixels};
+
+/// A TIFF that this module decodes, and what its pixels become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Own {
+    /// Which kind of TIFF it is.
+    pub(crate) variant: Variant,
+    /// Stored width.
+    pub(crate) width: u32,
+    /// Stored height.
+    pub(crate) height: u32,
+    /// Channels of the decoded pixels.
+    pub(crate) layout: Layout,
+    /// Sample depth of the decoded pixels.
+    pub(crate) depth: Depth,
+}
+
+/// The TIFF variants decoded here rather than by the `image` crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// Grey of 2 or 4 bits a sample (the value), packed: stretched to 8 bits.
+    PackedGrey(u16),
+    /// Signed 8- or 16-bit integers (grey or RGB, with or without alpha): a sample keeps its
+    /// value and negative values are black, as libvips casts them.
+    Signed,
+    /// 8-bit YCbCr, converted to RGB: JPEG-compressed (any chroma subsampling), or stored
+    /// without subsampling (then through the file's YCbCrCoefficients and
+    /// ReferenceBlackWhite).
+    YCbCr {
+        /// Returns true if and only if the strips are JPEG streams (compression 7).
+        jpeg: bool,
+    },
+    /// CIE L*a*b* of 8 or 16 bits, converted to sRGB with a D65 white, as libvips does.
+    Lab,
+    /// CCITT Group 3 one-dimensional (modified Huffman) bilevel fax, in strips.
+    Fax3,
+}
+
+/// The first IFD's tags that decide the variant, with TIFF's defaults for absent ones.
+struct Tags {
+    width: u32,
+    height: u32,
+    photometric: Option<u16>,
+    compression: u16,
+    bits: u16,
+    signed: bool,
+    samples: u16,
+    planar: bool,
+    tiled: bool,
+    subsampling: (u16, u16),
+    t4_options: u32,
+}
+
+impl Tags {
+    fn read(d: &mut Decoder<Cursor<&[u8]>>) -> Result<Tags, TiffError> {
+        let (width, height) = d.dimensions()?;
+        let bits = d
+            .find_tag_unsigned_vec::<u16>(Tag::BitsPerSample)?
+            .unwrap_or_else(|| vec![1]);
+        let formats = d
+            .find_tag_unsigned_vec::<u16>(Tag::SampleFormat)?
+            .unwrap_or_default();
+        let subsampling = d
+            .find_tag_unsigned_vec::<u16>(Tag::ChromaSubsampling)?
+            .unwrap_or_default();
+        Ok(Tags {
+            width,
+            height,
+            photometric: d.find_tag_unsigned(Tag::PhotometricInterpretation)?,
+            compression: d.find_tag_unsigned(Tag::Compression)?.unwrap_or(1),
+            bits: bits.first().copied().unwrap_or(1),
+            signed: formats.first() == Some(&2),
+            samples: d.find_tag_unsigned(Tag::SamplesPerPixel)?.unwrap_or(1),
+            planar: d.find_tag_unsigned(Tag::PlanarConfiguration)?.unwrap_or(1) == 2,
+            tiled: d.find_tag(Tag::TileWidth)?.is_some(),
+            subsampling: (
+                subsampling.first().copied().unwrap_or(2),
+                subsampling.get(1).copied().unwrap_or(2),
+            ),
+            t4_options: d.find_tag_unsigned(Tag::Unknown(T4_OPTIONS))?.unwrap_or(0),
+        })
+    }
+
+    /// The layout of `samples` samples of grey (photometric 0 or 1) or RGB (2), extra samples
+    /// taken as alpha.
+    fn layout(&self) -> Option<Layout> {
+        match (self.photometric?, self.samples) {
+            (0 | 1, 1) => Some(Layout::L),
+            (0 | 1, 2) => Some(Layout::La),
+            (2 | 8, 3) => Some(Layout::Rgb),
+            (2 | 8, 4) => Some(Layout::Rgba),
+            _ => None,
+        }
+    }
+}
+
+/// T4Options: bit 0 says the Group 3 data is two-dimensional.
+const T4_OPTIONS: u16 = 292;
+/// YCbCrCoefficients: the luma weights of red, green and blue.
+const YCBCR_COEFFICIENTS: u16 = 529;
+/// ReferenceBlackWhite: the code values of black and white for each of Y, Cb, Cr.
+const REFERENCE_BLACK_WHITE: u16 = 532;
+const PHOTOMETRIC: u16 = 262;
+
+fn unsupported(what: impl std::fmt::Display) -> Result<Option<Own>, JobError> {
+    Err(JobError::Unsupported(format!("TIFF with {what}")))
+}
+
+/// Reads the first IFD of a TIFF: `Ok(None)` when the `image` crate reads it (or cannot even
+/// parse it, so reports it in its own words), `Ok(Some(..))` for a variant decoded here, and
+/// an error naming what is unsupported for a variant nothing here reads.
+pub(crate) fn inspect(bytes: &[u8]) -> Result<Option<Own>, JobError> {
+    let Ok(mut d) = Decoder::new(Cursor::new(bytes)) else {
+        return Ok(None);
+    };
+    let Ok(t) = Tags::read(&mut d) else {
+        return Ok(None);
+    };
+    let own = |variant, layout, depth| {
+        Ok(Some(Own {
+            variant,
+            width: t.width,
+            height: t.height,
+            layout,
+            depth,
+        }))
+    };
+    let chunky = !t.planar || t.samples == 1;
+    match (t.compression, t.photometric) {
+        (6, _) => return unsupported("old-style JPEG compression (compression 6)"),
+        (2, _) => return unsupported("CCITT modified Huffman RLE compression (compression 2)"),
+        (3, _) if t.t4_options & 1 == 1 => {
+            return unsupported("two-dimensional CCITT Group 3 fax compression (T4Options 2-D)")
+        }
+        (3, _) if t.tiled || t.bits != 1 || t.samples != 1 || t.width > u32::from(u16::MAX) => {
+            return unsupported(
+                "CCITT Group 3 fax compression other than one sample of 1 bit in strips \
+                 at most 65535 pixels wide",
+            )
+        }
+        (3, _) => return own(Variant::Fax3, Layout::L, Depth::Eight),
+        (_, Some(8)) => {
+            return match (t.layout(), t.bits, chunky) {
+                (Some(layout), 8, true) => own(Variant::Lab, layout, Depth::Eight),
+                (Some(layout), 16, true) => own(Variant::Lab, layout, Depth::Sixteen),
+                _ => unsupported(format_args!(
+                    "CIE L*a*b* samples of {} bits, {} a pixel{}",
+                    t.bits,
+                    t.samples,
+                    if chunky { "" } else { ", planar" }
+                )),
+            };
+        }
+        (7, Some(6)) if t.bits == 8 => {
+            return own(Variant::YCbCr { jpeg: true }, Layout::Rgb, Depth::Eight)
+        }
+        (_, Some(6)) => {
+            return match (t.bits, t.subsampling, chunky) {
+                (8, (1, 1), true) => own(Variant::YCbCr { jpeg: false }, Layout::Rgb, Depth::Eight),
+                (8, (h, v), true) => unsupported(format_args!(
+                    "YCbCr chroma subsampled {h}x{v} outside JPEG compression"
+                )),
+                (bits, _, _) => unsupported(format_args!("YCbCr samples of {bits} bits")),
+            };
+        }
+        _ => {}
+    }
+    if t.signed {
+        return match (t.layout(), t.bits, chunky) {
+            (Some(layout), 8, true) => own(Variant::Signed, layout, Depth::Eight),
+            (Some(layout), 16, true) => own(Variant::Signed, layout, Depth::Sixteen),
+            _ => unsupported(format_args!(
+                "signed integer samples of {} bits, {} a pixel",
+                t.bits, t.samples
+            )),
+        };
+    }
+    match (t.photometric, t.bits, t.samples) {
+        (Some(0 | 1), bits @ (2 | 4), 1) => own(Variant::PackedGrey(bits), Layout::L, Depth::Eight),
+        (Some(0 | 1), bits @ (2 | 4), samples) => unsupported(format_args!(
+            "{bits}-bit grey with {} extra samples",
+            samples - 1
+        )),
+        _ => Ok(None),
+    }
+}
+
+fn tiff_err(e: TiffError) -> JobError {
+    match e {
+        TiffError::UnsupportedError(u) => JobError::Unsupported(format!("TIFF: {u}")),
+        TiffError::LimitsExceeded => JobError::Unsupported("TIFF: decoder limit exceeded".into()),
+        other => JobError::Decode {
+            format: "TIFF",
+            message: other.to_string(),
+        },
+    }
+}
+
+fn corrupt(message: impl Into<String>) -> JobError {
+    JobError::Decode {
+        format: "TIFF",
+        message: message.into(),
+    }
+}
+
+/// A decoder for `bytes` whose buffers may hold the whole image (its size was checked against
+/// the pixel limit when probed).
+fn decoder<'a>(bytes: &'a [u8], own: &Own) -> Result<Decoder<Cursor<&'a [u8]>>, JobError> {
+    let samples = u64::from(own.width) * u64::from(own.height) * 4;
+    let bytes_needed = usize::try_from(samples.saturating_mul(2))
+        .map_err(|_| JobError::Unsupported("image too large for this machine".into()))?;
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = bytes_needed.max(limits.decoding_buffer_size);
+    limits.ifd_value_size = limits.ifd_value_size.max(64 << 20);
+    Ok(Decoder::new(Cursor::new(bytes))
+        .map_err(tiff_err)?
+        .with_limits(limits))
+}
+
+/// Decodes a TIFF that [`inspect`] claimed.
+pub(crate) fn decode(bytes: &[u8], own: &Own) -> Result<Pixels, JobError> {
+    let data = match own.variant {
+        Variant::Fax3 => fax3(bytes, own)?,
+        Variant::Lab => {
+            // The `tiff` crate refuses CIE L*a*b* outright, though decompressing and
+            // un-predicting its samples is what it does for RGB: read a copy labelled RGB.
+            let relabelled = with_photometric_rgb(bytes)
+                .ok_or_else(|| corrupt("cannot find the PhotometricInterpretation entry"))?;
+            let samples = decoder(&relabelled, own)?.read_image().map_err(tiff_err)?;
+            lab_to_srgb(samples, own.layout.channels())?
+        }
+        variant => {
+            let mut d = decoder(bytes, own)?;
+            let samples = d.read_image().map_err(tiff_err)?;
+            match (variant, samples) {
+                (Variant::PackedGrey(bits), DecodingResult::U8(v)) => {
+                    unpack_grey(&v, own.width, bits)
+                }
+                (Variant::Signed, DecodingResult::I8(v)) => {
+                    v.iter().map(|&s| s.max(0).cast_unsigned()).collect()
+                }
+                (Variant::Signed, DecodingResult::I16(v)) => v
+                    .iter()
+                    .flat_map(|&s| s.max(0).cast_unsigned().to_ne_bytes())
+                    .collect(),
+                (Variant::YCbCr { jpeg }, DecodingResult::U8(v)) => {
+                    // libjpeg (and so libtiff and libvips) converts a JPEG's YCbCr with the
+                    // JFIF constants, whatever the TIFF tags say.
+                    let (k, reference) = if jpeg {
+                        (REC_601, DEFAULT_REFERENCE)
+                    } else {
+                        ycbcr_tags(&mut d)
+                    };
+                    ycbcr_to_rgb(&v, k, reference)
+                }
+                _ => return Err(corrupt("the decoder returned samples of another type")),
+            }
+        }
+    };
+    let expected = own.width as usize * own.height as usize * own.layout.channels();
+    if data.len() != expected * own.depth.bytes() {
+        return Err(corrupt("the image data does not match its size"));
+    }
+    Ok(Pixels {
+        data,
+        width: own.width,
+        height: own.height,
+        layout: own.layout,
+        depth: own.depth,
+    })
+}
+
+/// Rows of `bits`-bit grey samples (each row starting on a byte), stretched to 8 bits.
+fn unpack_grey(packed: &[u8], width: u32, bits: u16) -> Vec<u8> {
+    let width = width as usize;
+    let bits = usize::from(bits);
+    let max = (1u16 << bits) - 1;
+    let row_bytes = (width * bits).div_ceil(8);
+    let mut out = Vec::with_capacity(packed.len() / row_bytes.max(1) * width);
+    for row in packed.chunks_exact(row_bytes) {
+        out.extend((0..width).map(|x| {
+            let at = x * bits;
+            let sample = u16::from(row[at / 8] >> (8 - bits - at % 8)) & max;
+            u8::try_from(sample * 255 / max).expect("≤ 255")
+        }));
+    }
+    out
+}
+
+/// The luma weights of red, green and blue in Rec. 601, TIFF's default (and JPEG's).
+const REC_601: [f64; 3] = [0.299, 0.587, 0.114];
+/// TIFF's default ReferenceBlackWhite for YCbCr: full-range luma, chroma centred on 128.
+const DEFAULT_REFERENCE: [f64; 6] = [0.0, 255.0, 128.0, 255.0, 128.0, 255.0];
+
+/// The YCbCrCoefficients and ReferenceBlackWhite of the current IFD, each replaced by TIFF's
+/// default when absent or unusable (zero denominators, as in some broken writers' files).
+fn ycbcr_tags(d: &mut Decoder<Cursor<&[u8]>>) -> ([f64; 3], [f64; 6]) {
+    let k = numbers(d, YCBCR_COEFFICIENTS)
+        .and_then(|v| <[f64; 3]>::try_from(v).ok())
+        .filter(|k| k.iter().all(|&c| c.is_finite() && c > 0.0 && c < 1.0))
+        .unwrap_or(REC_601);
+    let reference = numbers(d, REFERENCE_BLACK_WHITE)
+        .and_then(|v| <[f64; 6]>::try_from(v).ok())
+        .filter(|r| r.iter().all(|v| v.is_finite()) && r[1] != r[0] && r[3] != r[2] && r[5] != r[4])
+        .unwrap_or(DEFAULT_REFERENCE);
+    (k, reference)
+}
+
+/// A tag's values as numbers (integers or rationals).
+fn numbers(d: &mut Decoder<Cursor<&[u8]>>, tag: u16) -> Option<Vec<f64>> {
+    fn number(v: Value) -> Option<f64> {
+        match v {
+            Value::Rational(n, d) => (d != 0).then(|| f64::from(n) / f64::from(d)),
+            Value::SRational(n, d) => (d != 0).then(|| f64::from(n) / f64::from(d)),
+            Value::Short(n) => Some(f64::from(n)),
+            Value::Unsigned(n) => Some(f64::from(n)),
+            Value::Float(n) => Some(f64::from(n)),
+            Value::Double(n) => Some(n),
+            _ => None,
+        }
+    }
+    match d.find_tag(Tag::Unknown(tag)).ok()?? {
+        Value::List(values) => values.into_iter().map(number).collect(),
+        one => number(one).map(|n| vec![n]),
+    }
+}
+
+/// YCbCr → RGB as TIFF 6.0 section 21 defines it: each component first scaled by its
+/// reference black and white, then the inverse of the luma weights `k`.
+fn ycbcr_to_rgb(ycc: &[u8], k: [f64; 3], reference: [f64; 6]) -> Vec<u8> {
+    let [kr, kg, kb] = k;
+    let scale = |v: u8, i: usize, range: f64| {
+        (f64::from(v) - reference[i]) * range / (reference[i + 1] - reference[i])
+    };
+    let mut out = Vec::with_capacity(ycc.len());
+    for p in ycc.chunks_exact(3) {
+        let y = scale(p[0], 0, 255.0);
+        let cb = scale(p[1], 2, 127.0);
+        let cr = scale(p[2], 4, 127.0);
+        let r = y + cr * (2.0 - 2.0 * kr);
+        let b = y + cb * (2.0 - 2.0 * kb);
+        let g = (y - kb * b - kr * r) / kg;
+        out.extend([r, g, b].map(to_u8));
+    }
+    out
+}
+
+fn to_u8(v: f64) -> u8 {
+    // Clamped first, so the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let byte = v.round().clamp(0.0, 255.0) as u8;
+    byte
+}
+
+/// A copy of a TIFF file whose first IFD says RGB (2) where it said something else, for a
+/// decoder that refuses the original interpretation. `None` if the entry is not found.
+fn with_photometric_rgb(bytes: &[u8]) -> Option<Vec<u8>> {
+    let big_endian = match bytes.get(0..2)? {
+        b"II" => false,
+        b"MM" => true,
+        _ => return None,
+    };
+    let int = |at: usize, len: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(len)?)?;
+        let fold = |acc: u64, &byte: &u8| acc << 8 | u64::from(byte);
+        Some(if big_endian {
+            b.iter().fold(0, fold)
+        } else {
+            b.iter().rev().fold(0, fold)
+        })
+    };
+    // A BigTIFF (version 43) has 8-byte counts and offsets, so 20-byte entries.
+    let (ifd, count_len, entry_len, value_at) = match int(2, 2)? {
+        42 => (int(4, 4)?, 2, 12, 8),
+        43 => (int(8, 8)?, 8, 20, 12),
+        _ => return None,
+    };
+    let ifd = usize::try_from(ifd).ok()?;
+    let count = usize::try_from(int(ifd, count_len)?).ok()?;
+    for i in 0..count {
+        let entry = ifd
+            .checked_add(count_len)?
+            .checked_add(i.checked_mul(entry_len)?)?;
+        // SHORT (type 3), one value, stored in the entry itself.
+        if int(entry, 2)? == u64::from(PHOTOMETRIC) && int(entry.checked_add(2)?, 2)? == 3 {
+            let rgb: u16 = 2;
+            let value = if big_endian {
+                rgb.to_be_bytes()
+            } else {
+                rgb.to_le_bytes()
+            };
+            let at = entry.checked_add(value_at)?;
+            let mut copy = bytes.to_vec();
+            copy.get_mut(at..at.checked_add(2)?)?
+                .copy_from_slice(&value);
+            return Some(copy);
+        }
+    }
+    None
+}
+
+/// CIE L*a*b* samples (L unsigned, a and b signed; alpha after them if any) → sRGB, 8 or 16
+/// bits as the source. L* spans 0..100 over the unsigned range; a* and b* are the signed
+/// values (16-bit ones in 1/256). The white is D65, as in libvips' `Lab2XYZ`.
+fn lab_to_srgb(samples: DecodingResult, channels: usize) -> Result<Vec<u8>, JobError> {
+    // A file may say its samples are signed (a* and b* are): the same bits either way.
+    let samples = match samples {
+        DecodingResult::I8(v) => DecodingResult::U8(v.into_iter().map(i8::cast_unsigned).collect()),
+        DecodingResult::I16(v) => {
+            DecodingResult::U16(v.into_iter().map(i16::cast_unsigned).collect())
+        }
+        other => other,
+    };
+    let mut out = Vec::new();
+    match samples {
+        DecodingResult::U8(v) => {
+            for p in v.chunks_exact(channels) {
+                let [r, g, b] = lab_pixel(
+                    f64::from(p[0]) * 100.0 / 255.0,
+                    f64::from(p[1].cast_signed()),
+                    f64::from(p[2].cast_signed()),
+                );
+                out.extend([r, g, b].map(|c| to_u8(c * 255.0)));
+                out.extend_from_slice(&p[3..]);
+            }
+        }
+        DecodingResult::U16(v) => {
+            for p in v.chunks_exact(channels) {
+                let [r, g, b] = lab_pixel(
+                    f64::from(p[0]) * 100.0 / 65_535.0,
+                    f64::from(p[1].cast_signed()) / 256.0,
+                    f64::from(p[2].cast_signed()) / 256.0,
+                );
+                for c in [r, g, b] {
+                    // Clamped first, so the cast cannot truncate.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let word = (c * 65_535.0).round().clamp(0.0, 65_535.0) as u16;
+                    out.extend(word.to_ne_bytes());
+                }
+                out.extend(p[3..].iter().flat_map(|a| a.to_ne_bytes()));
+            }
+        }
+        _ => return Err(corrupt("CIE L*a*b* samples of an unexpected type")),
+    }
+    Ok(out)
+}
+
+/// One L*a*b* colour (D65 white) as gamma-encoded sRGB in 0..=1.
+fn lab_pixel(l: f64, a: f64, b: f64) -> [f64; 3] {
+    const D65: [f64; 3] = [0.950_47, 1.0, 1.088_83];
+    let f_inv = |t: f64| {
+        if t > 6.0 / 29.0 {
+            t * t * t
+        } else {
+            3.0 * (6.0f64 / 29.0).powi(2) * (t - 4.0 / 29.0)
+        }
+    };
+    let fy = (l + 16.0) / 116.0;
+    let x = D65[0] * f_inv(fy + a / 500.0);
+    let y = D65[1] * f_inv(fy);
+    let z = D65[2] * f_inv(fy - b / 200.0);
+    let linear = [
+        3.240_454_2 * x - 1.537_138_5 * y - 0.498_531_4 * z,
+        -0.969_266 * x + 1.876_010_8 * y + 0.041_556 * z,
+        0.055_643_4 * x - 0.204_025_9 * y + 1.057_225_2 * z,
+    ];
+    linear.map(|c| {
+        let c = c.clamp(0.0, 1.0);
+        if c <= 0.003_130_8 {
+            12.92 * c
+        } else {
+            1.055 * c.powf(1.0 / 2.4) - 0.055
+        }
+    })
+}
+
+/// Decodes the strips of a Group 3 one-dimensional fax image into 8-bit grey. Rows a strip
+/// lacks (data cut short, as from a truncated transmission) stay white; a strip that yields
+/// no row at all fails the image.
+fn fax3(bytes: &[u8], own: &Own) -> Result<Vec<u8>, JobError> {
+    let mut d = decoder(bytes, own)?;
+    let offsets = d.get_tag_u64_vec(Tag::StripOffsets).map_err(tiff_err)?;
+    let counts = d.get_tag_u64_vec(Tag::StripByteCounts).map_err(tiff_err)?;
+    let rows_per_strip = d
+        .find_tag_unsigned::<u32>(Tag::RowsPerStrip)
+        .map_err(tiff_err)?
+        .unwrap_or(own.height)
+        .max(1);
+    // FillOrder 2: the first pixel is in the least significant bit of each byte.
+    let reversed = d
+        .find_tag_unsigned::<u16>(Tag::FillOrder)
+        .map_err(tiff_err)?
+        == Some(2);
+    // Runs coded "white" are 0 bits and "black" 1 bits; WhiteIsZero (0) shows 0 as white.
+    let white_is_zero = d
+        .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
+        .map_err(tiff_err)?
+        != Some(1);
+    let (white, black) = if white_is_zero { (255, 0) } else { (0, 255) };
+    let width = own.width as usize;
+    let width16 = u16::try_from(own.width).expect("checked by inspect");
+    let mut out = vec![white; width * own.height as usize];
+    let mut rows = out.chunks_exact_mut(width);
+    for (strip, (&offset, &count)) in offsets.iter().zip(&counts).enumerate() {
+        let data = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(count).ok())
+            .and_then(|(at, len)| bytes.get(at..at.checked_add(len)?))
+            .ok_or_else(|| corrupt(format!("strip {strip} lies outside the file")))?;
+        let mut strip_rows = rows.by_ref().take(rows_per_strip as usize).peekable();
+        if strip_rows.peek().is_none() {
+            break;
+        }
+        let mut decoded = 0usize;
+        let input = data
+            .iter()
+            .map(|&b| if reversed { b.reverse_bits() } else { b });
+        // `None` means the data ended without the end-of-page code: keep the rows it held.
+        let _ = fax::decoder::decode_g3(input, |transitions| {
+            if let Some(row) = strip_rows.next() {
+                for (px, colour) in row.iter_mut().zip(fax::decoder::pels(transitions, width16)) {
+                    *px = if colour == fax::Color::Black {
+                        black
+                    } else {
+                        white
+                    };
+                }
+                decoded += 1;
+            }
+        });
+        if decoded == 0 {
+            return Err(corrupt(format!(
+                "strip {strip} holds no readable CCITT Group 3 row"
+            )));
+        }
+        strip_rows.for_each(drop);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_grey_is_stretched_to_eight_bits() {
+        // 2 bits: 0, 1, 2, 3 then padding; 4 bits: 0, 5, 15.
+        assert_eq!(unpack_grey(&[0b0001_1011], 4, 2), [0, 85, 170, 255]);
+        assert_eq!(
+            unpack_grey(&[0b0001_1011, 0b1100_0000], 5, 2),
+            [0, 85, 170, 255, 255]
+        );
+        assert_eq!(unpack_grey(&[0x05, 0xF0], 3, 4), [0, 85, 255]);
+    }
+
+    #[test]
+    fn ycbcr_with_default_tags_is_jfif() {
+        let rgb = ycbcr_to_rgb(
+            &[255, 128, 128, 0, 128, 128, 76, 85, 255],
+            REC_601,
+            DEFAULT_REFERENCE,
+        );
+        assert_eq!(&rgb[..6], &[255, 255, 255, 0, 0, 0]);
+        // JFIF red (Y 76, Cb 85, Cr 255) comes back within a level of (255, 0, 0).
+        assert!(rgb[6] >= 254 && rgb[7] <= 1 && rgb[8] <= 1, "{rgb:?}");
+    }
+
+    #[test]
+    fn lab_white_grey_and_red_become_srgb() {
+        let to_bytes = |p: [f64; 3]| p.map(|c| to_u8(c * 255.0));
+        assert_eq!(to_bytes(lab_pixel(100.0, 0.0, 0.0)), [255, 255, 255]);
+        assert_eq!(to_bytes(lab_pixel(0.0, 0.0, 0.0)), [0, 0, 0]);
+        // L* 50 is sRGB 119 for a neutral grey under the same white.
+        assert_eq!(to_bytes(lab_pixel(50.0, 0.0, 0.0)), [119, 119, 119]);
+        // sRGB red is L* 53.24, a* 80.09, b* 67.20 under D65.
+        let red = to_bytes(lab_pixel(53.24, 80.09, 67.20));
+        assert!(red[0] >= 254 && red[1] <= 2 && red[2] <= 2, "{red:?}");
+    }
+
+    #[test]
+    fn relabelling_survives_every_truncation() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/formats/hpredict_packbits.tiff");
+        let bytes = std::fs::read(path).unwrap();
+        assert!(with_photometric_rgb(&bytes).is_some());
+        for len in 0..256.min(bytes.len()) {
+            let _ = with_photometric_rgb(&bytes[..len]);
+            let _ = inspect(&bytes[..len]);
+        }
+    }
+}
