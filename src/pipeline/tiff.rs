@@ -530,22 +530,34 @@ fn fax3(bytes: &[u8], own: &Own) -> Result<Vec<u8>, JobError> {
             break;
         }
         let mut decoded = 0usize;
-        let input = data
-            .iter()
-            .map(|&b| if reversed { b.reverse_bits() } else { b });
-        // `None` means the data ended without the end-of-page code: keep the rows it held.
-        let _ = fax::decoder::decode_g3(input, |transitions| {
-            if let Some(row) = strip_rows.next() {
-                for (px, colour) in row.iter_mut().zip(fax::decoder::pels(transitions, width16)) {
-                    *px = if colour == fax::Color::Black {
-                        black
-                    } else {
-                        white
-                    };
-                }
-                decoded += 1;
-            }
+        let input = data.iter().map(|&b| {
+            Ok::<u8, std::convert::Infallible>(if reversed { b.reverse_bits() } else { b })
         });
+        if let Ok(mut g3) = fax::decoder::Group3Decoder::new(input) {
+            loop {
+                let status = g3.advance();
+                // Data that ends without the end-of-page code fails after its last row has
+                // been read whole (its runs reach the right edge): keep that row too.
+                let whole = status.is_ok() || g3.transitions().last() == Some(&width16);
+                if whole {
+                    let Some(row) = strip_rows.next() else { break };
+                    for (px, colour) in row
+                        .iter_mut()
+                        .zip(fax::decoder::pels(g3.transitions(), width16))
+                    {
+                        *px = if colour == fax::Color::Black {
+                            black
+                        } else {
+                            white
+                        };
+                    }
+                    decoded += 1;
+                }
+                if !matches!(status, Ok(fax::decoder::DecodeStatus::Incomplete)) {
+                    break;
+                }
+            }
+        }
         if decoded == 0 {
             return Err(corrupt(format!(
                 "strip {strip} holds no readable CCITT Group 3 row"
