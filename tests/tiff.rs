@@ -457,3 +457,35 @@ fn two_dimensional_group_3_fax_is_refused_by_name() {
         "{line}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Floating point
+
+#[test]
+fn floating_point_rgb_is_linear_light() {
+    // Linear 0.214 is sRGB's middle (0.5); out-of-range values clamp, as libvips shows them.
+    let linear: [f32; 6] = [0.0, 0.214_041_14, 1.0, 2.0, -1.0, 0.003_130_8];
+    let want: [u16; 6] = [0, 32_768, 65_535, 65_535, 0, 2_651];
+    for big_endian in [false, true] {
+        let data: Vec<u8> = linear
+            .iter()
+            .flat_map(|v| {
+                if big_endian {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                }
+            })
+            .collect();
+        let file = tiff_file(false, big_endian, 2, 1, basic(&[32, 32, 32], 2, 3), &data);
+        let DynamicImage::ImageRgb16(rgb) = resized_bytes("float.tif", &file) else {
+            panic!("not 16-bit RGB");
+        };
+        for (got, want) in rgb.into_raw().into_iter().zip(want) {
+            assert!(
+                got.abs_diff(want) <= 2,
+                "big-endian {big_endian}: {got} for {want}"
+            );
+        }
+    }
+}

@@ -1,7 +1,8 @@
-//! TIFF variants the `image` crate does not read (issue #13 item 6): 2- and 4-bit grey, signed
-//! 8- and 16-bit samples, YCbCr (JPEG-compressed, or stored without chroma subsampling), CIE
-//! L*a*b* and CCITT Group 3 one-dimensional fax. `decode` asks [`inspect`] about every TIFF;
-//! the `image` crate keeps every TIFF this module does not claim.
+//! TIFF variants the `image` crate does not read, or reads otherwise than libvips (issue #13
+//! item 6): 2- and 4-bit grey, signed 8- and 16-bit samples, YCbCr (JPEG-compressed, or stored
+//! without chroma subsampling), CIE L*a*b*, CCITT Group 3 one-dimensional fax, and RGB in
+//! floating point (linear light). `decode` asks [`inspect`] about every TIFF; the `image` crate
+//! keeps every TIFF this module does not claim.
 //!
 //! The `tiff` crate (the one the `image` crate uses) still reads the tags, decompresses and
 //! undoes predictors; this module turns its samples into [`Pixels`] the way libvips renders
@@ -52,6 +53,10 @@ pub(crate) enum Variant {
     Lab,
     /// CCITT Group 3 one-dimensional (modified Huffman) bilevel fax, in strips.
     Fax3,
+    /// RGB (with or without alpha) in 16-, 32- or 64-bit floating point: linear light, as
+    /// libvips (scRGB) and Photoshop's 32-bit mode take it, encoded with the sRGB curve. (The
+    /// `image` crate would clamp the values as if already gamma-encoded: far too dark.)
+    Float,
 }
 
 /// The first IFD's tags that decide the variant, with TIFF's defaults for absent ones.
@@ -62,6 +67,7 @@ struct Tags {
     compression: u16,
     bits: u16,
     signed: bool,
+    float: bool,
     samples: u16,
     planar: bool,
     tiled: bool,
@@ -88,6 +94,7 @@ impl Tags {
             compression: d.find_tag_unsigned(Tag::Compression)?.unwrap_or(1),
             bits: bits.first().copied().unwrap_or(1),
             signed: formats.first() == Some(&2),
+            float: formats.first() == Some(&3),
             samples: d.find_tag_unsigned(Tag::SamplesPerPixel)?.unwrap_or(1),
             planar: d.find_tag_unsigned(Tag::PlanarConfiguration)?.unwrap_or(1) == 2,
             tiled: d.find_tag(Tag::TileWidth)?.is_some(),
@@ -193,6 +200,15 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Option<Own>, JobError> {
             )),
         };
     }
+    if t.float && t.photometric == Some(2) {
+        return match (t.layout(), t.bits, chunky) {
+            (Some(layout), 16 | 32 | 64, true) => own(Variant::Float, layout, Depth::Sixteen),
+            _ => unsupported(format_args!(
+                "floating-point RGB samples of {} bits, {} a pixel",
+                t.bits, t.samples
+            )),
+        };
+    }
     match (t.photometric, t.bits, t.samples) {
         (Some(0 | 1), bits @ (2 | 4), 1) => own(Variant::PackedGrey(bits), Layout::L, Depth::Eight),
         (Some(0 | 1), bits @ (2 | 4), samples) => unsupported(format_args!(
@@ -261,6 +277,15 @@ pub(crate) fn decode(bytes: &[u8], own: &Own) -> Result<Pixels, JobError> {
                     .iter()
                     .flat_map(|&s| s.max(0).cast_unsigned().to_ne_bytes())
                     .collect(),
+                (Variant::Float, DecodingResult::F16(v)) => {
+                    linear_to_srgb16(v.iter().map(|h| h.to_f64()), own.layout.channels())
+                }
+                (Variant::Float, DecodingResult::F32(v)) => {
+                    linear_to_srgb16(v.iter().map(|&f| f64::from(f)), own.layout.channels())
+                }
+                (Variant::Float, DecodingResult::F64(v)) => {
+                    linear_to_srgb16(v.iter().copied(), own.layout.channels())
+                }
                 (Variant::YCbCr { jpeg }, DecodingResult::U8(v)) => {
                     // libjpeg (and so libtiff and libvips) converts a JPEG's YCbCr with the
                     // JFIF constants, whatever the TIFF tags say.
@@ -450,10 +475,7 @@ fn lab_to_srgb(samples: DecodingResult, channels: usize) -> Result<Vec<u8>, JobE
                     f64::from(p[2].cast_signed()) / 256.0,
                 );
                 for c in [r, g, b] {
-                    // Clamped first, so the cast cannot truncate.
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let word = (c * 65_535.0).round().clamp(0.0, 65_535.0) as u16;
-                    out.extend(word.to_ne_bytes());
+                    out.extend(to_u16(c * 65_535.0).to_ne_bytes());
                 }
                 out.extend(p[3..].iter().flat_map(|a| a.to_ne_bytes()));
             }
@@ -482,14 +504,40 @@ fn lab_pixel(l: f64, a: f64, b: f64) -> [f64; 3] {
         -0.969_266 * x + 1.876_010_8 * y + 0.041_556 * z,
         0.055_643_4 * x - 0.204_025_9 * y + 1.057_225_2 * z,
     ];
-    linear.map(|c| {
-        let c = c.clamp(0.0, 1.0);
-        if c <= 0.003_130_8 {
-            12.92 * c
-        } else {
-            1.055 * c.powf(1.0 / 2.4) - 0.055
-        }
-    })
+    linear.map(srgb_curve)
+}
+
+/// A linear-light value, clamped to 0..=1, gamma-encoded with the sRGB curve.
+fn srgb_curve(linear: f64) -> f64 {
+    let c = linear.clamp(0.0, 1.0);
+    if c <= 0.003_130_8 {
+        12.92 * c
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+/// Linear-light RGB samples (`channels` a pixel, any fourth one alpha, kept linear) as 16-bit
+/// sRGB, native-endian.
+fn linear_to_srgb16(samples: impl Iterator<Item = f64>, channels: usize) -> Vec<u8> {
+    samples
+        .enumerate()
+        .flat_map(|(i, v)| {
+            let v = if i % channels < 3 {
+                srgb_curve(v)
+            } else {
+                v.clamp(0.0, 1.0)
+            };
+            to_u16(v * 65_535.0).to_ne_bytes()
+        })
+        .collect()
+}
+
+fn to_u16(v: f64) -> u16 {
+    // Clamped first (NaN becomes 0), so the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let word = v.round().clamp(0.0, 65_535.0) as u16;
+    word
 }
 
 /// Decodes the strips of a Group 3 one-dimensional fax image into 8-bit grey. Rows a strip
