@@ -489,3 +489,38 @@ fn floating_point_rgb_is_linear_light() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Palette
+
+#[test]
+fn palette_colour_takes_its_colour_map() {
+    // Red, green, blue, white, then black for the rest; 4-bit and 8-bit indices.
+    let colours: [[u32; 3]; 4] = [
+        [65_535, 0, 0],
+        [0, 65_535, 0],
+        [0, 0, 65_535],
+        [65_535, 65_535, 65_535],
+    ];
+    for (bits, data) in [
+        (4u32, vec![0x01, 0x23, 0x32, 0x10]),
+        (8, vec![0, 1, 2, 3, 3, 2, 1, 0]),
+    ] {
+        let n = 1usize << bits;
+        let mut map = vec![0; 3 * n];
+        for (i, c) in colours.iter().enumerate() {
+            for (channel, &v) in c.iter().enumerate() {
+                map[channel * n + i] = v;
+            }
+        }
+        let mut tags = basic(&[bits], 3, 1);
+        tags.push(Tag(320, 3, map));
+        let file = tiff_file(false, false, 4, 2, tags, &data);
+        let out = resized_bytes("palette.tif", &file).to_rgb8().into_raw();
+        let want: Vec<u8> = [0, 1, 2, 3, 3, 2, 1, 0]
+            .iter()
+            .flat_map(|&i: &usize| colours[i].map(|v| u8::try_from(v / 257).unwrap()))
+            .collect();
+        assert_eq!(out, want, "{bits} bits");
+    }
+}

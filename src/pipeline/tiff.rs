@@ -1,7 +1,7 @@
 //! TIFF variants the `image` crate does not read, or reads otherwise than libvips (issue #13
 //! item 6): 2- and 4-bit grey, signed 8- and 16-bit samples, YCbCr (JPEG-compressed, or stored
-//! without chroma subsampling), CIE L*a*b*, CCITT Group 3 one-dimensional fax, and RGB in
-//! floating point (linear light). `decode` asks [`inspect`] about every TIFF; the `image` crate
+//! without chroma subsampling), CIE L*a*b*, CCITT Group 3 one-dimensional fax, palette colour
+//! (1 to 8 bits), and RGB in floating point (linear light). `decode` asks [`inspect`] about every TIFF; the `image` crate
 //! keeps every TIFF this module does not claim.
 //!
 //! The `tiff` crate (the one the `image` crate uses) still reads the tags, decompresses and
@@ -53,6 +53,8 @@ pub(crate) enum Variant {
     Lab,
     /// CCITT Group 3 one-dimensional (modified Huffman) bilevel fax, in strips.
     Fax3,
+    /// Palette colour (RGBPalette) of 1, 2, 4 or 8 bits an index, through its ColorMap.
+    Palette(u16),
     /// RGB (with or without alpha) in 16-, 32- or 64-bit floating point: linear light, as
     /// libvips (scRGB) and Photoshop's 32-bit mode take it, encoded with the sRGB curve. (The
     /// `image` crate would clamp the values as if already gamma-encoded: far too dark.)
@@ -126,6 +128,8 @@ const YCBCR_COEFFICIENTS: u16 = 529;
 /// ReferenceBlackWhite: the code values of black and white for each of Y, Cb, Cr.
 const REFERENCE_BLACK_WHITE: u16 = 532;
 const PHOTOMETRIC: u16 = 262;
+const PHOTOMETRIC_BLACK_IS_ZERO: u16 = 1;
+const PHOTOMETRIC_RGB: u16 = 2;
 
 fn unsupported(what: impl std::fmt::Display) -> Result<Option<Own>, JobError> {
     Err(JobError::Unsupported(format!("TIFF with {what}")))
@@ -200,6 +204,14 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Option<Own>, JobError> {
             )),
         };
     }
+    if t.photometric == Some(3) {
+        return match (t.bits, t.samples) {
+            (bits @ (1 | 2 | 4 | 8), 1) => own(Variant::Palette(bits), Layout::Rgb, Depth::Eight),
+            (bits, samples) => unsupported(format_args!(
+                "palette colour of {bits} bits, {samples} samples a pixel"
+            )),
+        };
+    }
     if t.float && t.photometric == Some(2) {
         return match (t.layout(), t.bits, chunky) {
             (Some(layout), 16 | 32 | 64, true) => own(Variant::Float, layout, Depth::Sixteen),
@@ -255,20 +267,35 @@ fn decoder<'a>(bytes: &'a [u8], own: &Own) -> Result<Decoder<Cursor<&'a [u8]>>, 
 pub(crate) fn decode(bytes: &[u8], own: &Own) -> Result<Pixels, JobError> {
     let data = match own.variant {
         Variant::Fax3 => fax3(bytes, own)?,
+        // The `tiff` crate refuses CIE L*a*b* and palettes outright, though decompressing and
+        // un-predicting their samples is what it does for RGB and grey: read a copy labelled
+        // so, and interpret the samples here.
         Variant::Lab => {
-            // The `tiff` crate refuses CIE L*a*b* outright, though decompressing and
-            // un-predicting its samples is what it does for RGB: read a copy labelled RGB.
-            let relabelled = with_photometric_rgb(bytes)
+            let relabelled = with_photometric(bytes, PHOTOMETRIC_RGB)
                 .ok_or_else(|| corrupt("cannot find the PhotometricInterpretation entry"))?;
             let samples = decoder(&relabelled, own)?.read_image().map_err(tiff_err)?;
             lab_to_srgb(samples, own.layout.channels())?
+        }
+        Variant::Palette(bits) => {
+            let relabelled = with_photometric(bytes, PHOTOMETRIC_BLACK_IS_ZERO)
+                .ok_or_else(|| corrupt("cannot find the PhotometricInterpretation entry"))?;
+            let mut d = decoder(&relabelled, own)?;
+            let map = d.get_tag_u16_vec(Tag::ColorMap).map_err(tiff_err)?;
+            let DecodingResult::U8(packed) = d.read_image().map_err(tiff_err)? else {
+                return Err(corrupt("palette indices of an unexpected type"));
+            };
+            palette_to_rgb(&unpack(&packed, own.width, bits), &map, bits)?
         }
         variant => {
             let mut d = decoder(bytes, own)?;
             let samples = d.read_image().map_err(tiff_err)?;
             match (variant, samples) {
                 (Variant::PackedGrey(bits), DecodingResult::U8(v)) => {
-                    unpack_grey(&v, own.width, bits)
+                    let max = (1u16 << bits) - 1;
+                    unpack(&v, own.width, bits)
+                        .into_iter()
+                        .map(|s| u8::try_from(u16::from(s) * 255 / max).expect("≤ 255"))
+                        .collect()
                 }
                 (Variant::Signed, DecodingResult::I8(v)) => {
                     v.iter().map(|&s| s.max(0).cast_unsigned()).collect()
@@ -313,21 +340,41 @@ pub(crate) fn decode(bytes: &[u8], own: &Own) -> Result<Pixels, JobError> {
     })
 }
 
-/// Rows of `bits`-bit grey samples (each row starting on a byte), stretched to 8 bits.
-fn unpack_grey(packed: &[u8], width: u32, bits: u16) -> Vec<u8> {
+/// Rows of `bits`-bit samples (1, 2, 4 or 8; each row starting on a byte), one byte each.
+fn unpack(packed: &[u8], width: u32, bits: u16) -> Vec<u8> {
     let width = width as usize;
     let bits = usize::from(bits);
-    let max = (1u16 << bits) - 1;
+    let mask = u8::try_from((1u16 << bits) - 1).expect("at most 8 bits");
     let row_bytes = (width * bits).div_ceil(8);
     let mut out = Vec::with_capacity(packed.len() / row_bytes.max(1) * width);
     for row in packed.chunks_exact(row_bytes) {
         out.extend((0..width).map(|x| {
             let at = x * bits;
-            let sample = u16::from(row[at / 8] >> (8 - bits - at % 8)) & max;
-            u8::try_from(sample * 255 / max).expect("≤ 255")
+            (row[at / 8] >> (8 - bits - at % 8)) & mask
         }));
     }
     out
+}
+
+/// Palette indices → RGB through a TIFF ColorMap (all red values, then green, then blue,
+/// 16 bits each, `2^bits` of each).
+fn palette_to_rgb(indices: &[u8], map: &[u16], bits: u16) -> Result<Vec<u8>, JobError> {
+    let n = 1usize << bits;
+    if map.len() < 3 * n {
+        return Err(corrupt(format!(
+            "ColorMap holds {} values, a {bits}-bit palette needs {}",
+            map.len(),
+            3 * n
+        )));
+    }
+    let level = |v: u16| u8::try_from((u32::from(v) * 255 + 32_767) / 65_535).expect("≤ 255");
+    Ok(indices
+        .iter()
+        .flat_map(|&i| {
+            let i = usize::from(i);
+            [map[i], map[n + i], map[2 * n + i]].map(level)
+        })
+        .collect())
 }
 
 /// The luma weights of red, green and blue in Rec. 601, TIFF's default (and JPEG's).
@@ -395,9 +442,10 @@ fn to_u8(v: f64) -> u8 {
     byte
 }
 
-/// A copy of a TIFF file whose first IFD says RGB (2) where it said something else, for a
-/// decoder that refuses the original interpretation. `None` if the entry is not found.
-fn with_photometric_rgb(bytes: &[u8]) -> Option<Vec<u8>> {
+/// A copy of a TIFF file whose first IFD says PhotometricInterpretation `photometric` where
+/// it said something else, for a decoder that refuses the original interpretation. `None` if
+/// the entry is not found.
+fn with_photometric(bytes: &[u8], photometric: u16) -> Option<Vec<u8>> {
     let big_endian = match bytes.get(0..2)? {
         b"II" => false,
         b"MM" => true,
@@ -426,11 +474,10 @@ fn with_photometric_rgb(bytes: &[u8]) -> Option<Vec<u8>> {
             .checked_add(i.checked_mul(entry_len)?)?;
         // SHORT (type 3), one value, stored in the entry itself.
         if int(entry, 2)? == u64::from(PHOTOMETRIC) && int(entry.checked_add(2)?, 2)? == 3 {
-            let rgb: u16 = 2;
             let value = if big_endian {
-                rgb.to_be_bytes()
+                photometric.to_be_bytes()
             } else {
-                rgb.to_le_bytes()
+                photometric.to_le_bytes()
             };
             let at = entry.checked_add(value_at)?;
             let mut copy = bytes.to_vec();
@@ -621,14 +668,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packed_grey_is_stretched_to_eight_bits() {
-        // 2 bits: 0, 1, 2, 3 then padding; 4 bits: 0, 5, 15.
-        assert_eq!(unpack_grey(&[0b0001_1011], 4, 2), [0, 85, 170, 255]);
+    fn packed_samples_are_unpacked_row_by_row() {
+        // 2 bits: 0, 1, 2, 3; 4 bits: 0, 5, 15 and a padded row; 1 bit.
+        assert_eq!(unpack(&[0b0001_1011], 4, 2), [0, 1, 2, 3]);
+        assert_eq!(unpack(&[0b0001_1011, 0b1100_0000], 5, 2), [0, 1, 2, 3, 3]);
         assert_eq!(
-            unpack_grey(&[0b0001_1011, 0b1100_0000], 5, 2),
-            [0, 85, 170, 255, 255]
+            unpack(&[0x05, 0xF0, 0xA0, 0x00], 3, 4),
+            [0, 5, 15, 10, 0, 0]
         );
-        assert_eq!(unpack_grey(&[0x05, 0xF0], 3, 4), [0, 85, 255]);
+        assert_eq!(unpack(&[0b1010_0000], 3, 1), [1, 0, 1]);
+    }
+
+    #[test]
+    fn palette_indices_take_their_colour_map_entry() {
+        // Two entries: red, then 50 % grey.
+        let map = [65_535, 32_768, 0, 32_768, 0, 32_768];
+        assert_eq!(
+            palette_to_rgb(&[1, 0], &map, 1).unwrap(),
+            [128, 128, 128, 255, 0, 0]
+        );
+        assert!(palette_to_rgb(&[0], &map[..5], 1).is_err());
     }
 
     #[test]
@@ -660,9 +719,9 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("testdata/formats/hpredict_packbits.tiff");
         let bytes = std::fs::read(path).unwrap();
-        assert!(with_photometric_rgb(&bytes).is_some());
+        assert!(with_photometric(&bytes, PHOTOMETRIC_RGB).is_some());
         for len in 0..256.min(bytes.len()) {
-            let _ = with_photometric_rgb(&bytes[..len]);
+            let _ = with_photometric(&bytes[..len], PHOTOMETRIC_RGB);
             let _ = inspect(&bytes[..len]);
         }
     }
