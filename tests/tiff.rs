@@ -524,3 +524,18 @@ fn palette_colour_takes_its_colour_map() {
         assert_eq!(out, want, "{bits} bits");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Anything else
+
+#[test]
+fn a_tiff_nothing_reads_is_refused_with_what_it_holds() {
+    let file = tiff_file(false, false, 2, 1, basic(&[12, 12, 12], 2, 1), &[0; 9]);
+    let line = refused("twelve_bit.tif", &file);
+    assert!(
+        line.contains(
+            "unsupported: TIFF with unsigned RGB samples of 12 bits, 3 a pixel, no compression"
+        ),
+        "{line}"
+    );
+}

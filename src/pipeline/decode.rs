@@ -361,7 +361,13 @@ fn image_decoder(
     // more than the pixel limit allows.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
     reader.limits(limits);
-    reader.into_decoder().map_err(|e| image_err(format, e))
+    reader
+        .into_decoder()
+        .map_err(|e| match (format, image_err(format, e)) {
+            // The `image` crate's words for these ("color type `Unknown(24)`") say little.
+            (Format::Tiff, JobError::Unsupported(_)) => super::tiff::refusal(bytes),
+            (_, e) => e,
+        })
 }
 
 /// Decodes the image. For JPEG, `min_size` is the smallest (stored-orientation) size the

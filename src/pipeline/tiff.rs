@@ -231,6 +231,56 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Option<Own>, JobError> {
     }
 }
 
+/// What a TIFF holds, in words, for refusing one that neither this module nor the `image`
+/// crate reads: "TIFF with unsigned RGB samples of 12 bits, 3 a pixel, LZW compression".
+pub(crate) fn refusal(bytes: &[u8]) -> JobError {
+    let Some(t) = Decoder::new(Cursor::new(bytes))
+        .ok()
+        .and_then(|mut d| Tags::read(&mut d).ok())
+    else {
+        return JobError::Unsupported("TIFF whose first image's tags cannot be read".into());
+    };
+    let kind = match t.photometric {
+        Some(0 | 1) => "grey".to_string(),
+        Some(2) => "RGB".into(),
+        Some(3) => "palette".into(),
+        Some(4) => "transparency mask".into(),
+        Some(5) => "separated (CMYK or other inks)".into(),
+        Some(6) => "YCbCr".into(),
+        Some(8) => "CIE L*a*b*".into(),
+        Some(9) => "ICC L*a*b*".into(),
+        Some(10) => "ITU L*a*b*".into(),
+        Some(32_844 | 32_845) => "LogLuv".into(),
+        Some(p) => format!("photometric {p}"),
+        None => "no photometric interpretation".into(),
+    };
+    let format = if t.signed {
+        "signed"
+    } else if t.float {
+        "floating-point"
+    } else {
+        "unsigned"
+    };
+    let compression = match t.compression {
+        1 => "no compression".to_string(),
+        5 => "LZW compression".into(),
+        7 => "JPEG compression".into(),
+        8 | 32_946 => "Deflate compression".into(),
+        32_773 => "PackBits compression".into(),
+        34_712 => "JPEG 2000 compression".into(),
+        34_925 => "LZMA compression".into(),
+        50_000 => "Zstandard compression".into(),
+        50_001 => "WebP compression".into(),
+        c => format!("compression {c}"),
+    };
+    JobError::Unsupported(format!(
+        "TIFF with {format} {kind} samples of {} bit{}, {} a pixel, {compression}",
+        t.bits,
+        if t.bits == 1 { "" } else { "s" },
+        t.samples
+    ))
+}
+
 fn tiff_err(e: TiffError) -> JobError {
     match e {
         TiffError::UnsupportedError(u) => JobError::Unsupported(format!("TIFF: {u}")),
