@@ -108,7 +108,7 @@ fn gradient(w: u32, h: u32) -> Vec<u8> {
 
 /// The 64x32 bilevel pattern the committed fax files hold: stripes of 8x4 cells and a line.
 fn bilevel_is_black(x: u32, y: u32) -> bool {
-    ((x / 8) + (y / 4)) % 2 == 0 || x == y * 2
+    ((x / 8) + (y / 4)).is_multiple_of(2) || x == y * 2
 }
 
 /// One IFD entry to write: tag, TIFF type (3 SHORT, 4 LONG, 5 RATIONAL) and its values (a
