@@ -191,7 +191,8 @@ pub fn probe<'a>(
             }
         }
         Format::Heic | Format::Avif => heif_probe(bytes, format, max_pixels)?,
-        // TIFF variants the `image` crate does not read (issue #13 item 6).
+        // TIFF variants the `image` crate does not read, or reads otherwise than libvips
+        // (issue #13 item 6).
         Format::Tiff if super::tiff::inspect(bytes)?.is_some() => own_tiff_probe(bytes)?,
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
