@@ -639,20 +639,44 @@ fn tiff_order(tiff: &[u8]) -> Option<Order> {
 
 /// The IFD0 entry for `tag` of a TIFF structure, if it is there and its value lies inside.
 fn ifd0_field(tiff: &[u8], tag: u16) -> Option<Field<'_>> {
-    let order = tiff_order(tiff)?;
-    let at = usize::try_from(order.u32_at(tiff, 4)?).ok()?;
-    for i in 0..usize::from(order.u16_at(tiff, at)?) {
-        let e = at + 2 + 12 * i;
+    // A BigTIFF file (version 43) has 8-byte counts and offsets: 20-byte entries holding up to
+    // 8 bytes of value in place.
+    let (order, big) = match tiff.get(0..4)? {
+        b"II+\0" => (Order(false), true),
+        b"MM\0+" => (Order(true), true),
+        _ => (tiff_order(tiff)?, false),
+    };
+    let offset = |at: usize| -> Option<usize> {
+        if !big {
+            return usize::try_from(order.u32_at(tiff, at)?).ok();
+        }
+        let (a, b) = (
+            order.u32_at(tiff, at)?,
+            order.u32_at(tiff, at.checked_add(4)?)?,
+        );
+        let (high, low) = if order.0 { (a, b) } else { (b, a) };
+        usize::try_from(u64::from(high) << 32 | u64::from(low)).ok()
+    };
+    let (inline, entry_len) = if big { (8, 20) } else { (4, 12) };
+    let at = offset(if big { 8 } else { 4 })?;
+    let (entries, first) = if big {
+        (offset(at)?, at.checked_add(8)?)
+    } else {
+        (usize::from(order.u16_at(tiff, at)?), at.checked_add(2)?)
+    };
+    for i in 0..entries {
+        let e = first.checked_add(entry_len * i)?;
         if order.u16_at(tiff, e)? != tag {
             continue;
         }
         let kind = order.u16_at(tiff, e + 2)?;
-        let count = order.u32_at(tiff, e + 4)?;
+        let count = u32::try_from(offset(e + 4)?).ok()?;
         let size = type_size(kind)?.checked_mul(usize::try_from(count).ok()?)?;
-        let start = if size <= 4 {
-            e + 8
+        let value_at = e + entry_len - inline;
+        let start = if size <= inline {
+            value_at
         } else {
-            usize::try_from(order.u32_at(tiff, e + 8)?).ok()?
+            offset(value_at)?
         };
         let value = tiff.get(start..start.checked_add(size)?)?;
         return Some(Field {

@@ -448,6 +448,9 @@ pub fn probe<'a>(
                 svg: Some((tree, max_pixels)),
             }
         }
+        // TIFF variants the `image` crate does not read, or reads otherwise than libvips
+        // (issue #13 item 6).
+        Format::Tiff if super::tiff::inspect(bytes)?.is_some() => own_tiff_probe(bytes)?,
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
@@ -500,6 +503,48 @@ pub fn probe<'a>(
         check_pixels(probe.header.width, probe.header.height, max_pixels)?;
     }
     Ok(probe)
+}
+
+/// The header of a TIFF that `super::tiff` decodes: its size and layout from that module, the
+/// rest as for any TIFF. A CIE L*a*b* file's profile describes Lab, not the sRGB it becomes.
+fn own_tiff_probe<'a>(bytes: &[u8]) -> Result<Probe<'a>, JobError> {
+    let own = super::tiff::inspect(bytes)?.expect("inspected by the caller");
+    let meta = metadata::read(bytes, Format::Tiff);
+    let orientation = metadata::orientation(bytes).unwrap_or(1);
+    let icc = meta
+        .icc
+        .filter(|_| own.variant != super::tiff::Variant::Lab);
+    let header = Header {
+        width: own.width,
+        height: own.height,
+        orientation,
+        icc,
+        cmyk_icc: None,
+        exif: None,
+        xmp: None,
+        resolution: displayed_resolution(meta.resolution, orientation),
+        bytes_per_pixel: u8::try_from(own.layout.channels() * own.depth.bytes())
+            .expect("at most 8"),
+        jpeg: None,
+    };
+    Ok(Probe {
+        header,
+        decoder: None,
+        svg: None,
+    })
+}
+
+/// Decodes a TIFF that `super::tiff` claims, then finishes it as any TIFF (associated alpha).
+fn decode_own_tiff(bytes: &[u8]) -> Result<Pixels, JobError> {
+    let own = super::tiff::inspect(bytes)?.ok_or_else(|| JobError::Decode {
+        format: "TIFF",
+        message: "the file changed while it was read".into(),
+    })?;
+    Ok(finish(
+        Format::Tiff,
+        bytes,
+        super::tiff::decode(bytes, &own)?,
+    ))
 }
 
 /// The header of a HEIC/AVIF file, through libheif.
@@ -587,7 +632,13 @@ fn image_decoder(
     // more than the pixel limit allows.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
     reader.limits(limits);
-    reader.into_decoder().map_err(|e| image_err(format, e))
+    reader
+        .into_decoder()
+        .map_err(|e| match (format, image_err(format, e)) {
+            // The `image` crate's words for these ("color type `Unknown(24)`") say little.
+            (Format::Tiff, JobError::Unsupported(_)) => super::tiff::refusal(bytes),
+            (_, e) => e,
+        })
 }
 
 /// Decodes the image. For JPEG, `min_size` is the smallest (stored-orientation) size the
@@ -606,6 +657,7 @@ pub fn decode(
         Format::Heic | Format::Avif => decode_heif(bytes, format),
         Format::Svg => render_svg(&super::svg::parse(bytes)?, min_size, max_pixels),
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
+        Format::Tiff if super::tiff::inspect(bytes)?.is_some() => decode_own_tiff(bytes),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = read_image(decoder, bytes, format, scratch)?;
@@ -639,6 +691,7 @@ pub fn decode_probed(
             Some((tree, max_pixels)) => render_svg(&tree, min_size, max_pixels),
             None => render_svg(&super::svg::parse(bytes)?, min_size, u64::MAX),
         },
+        None if format == Format::Tiff => decode_own_tiff(bytes),
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
     }
 }

@@ -18,6 +18,7 @@ mod plan;
 pub mod resize;
 pub mod restart;
 mod svg;
+mod tiff;
 
 use std::fs;
 use std::io::Read;
