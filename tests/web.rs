@@ -522,10 +522,10 @@ fn avif_outputs_are_real_avif_files_of_the_planned_size() {
         let avif = fs::read(out.join(name)).unwrap();
         // The container read in-process; a decoder reads the pixels in tests/heif.rs (libheif,
         // `--features heif`) and tests/cross_check.rs (ImageMagick, vips).
-        let container = common::avif_container(&avif);
+        let container = common::avif_container::avif_container(&avif);
         assert_eq!(
             container,
-            common::AvifContainer {
+            common::avif_container::AvifContainer {
                 width,
                 height,
                 alpha

@@ -197,50 +197,20 @@ mod tests {
         }
     }
 
-    /// One ISO-BMFF box: its four-character type and its payload.
-    fn boxes(mut bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
-        let mut out = Vec::new();
-        while bytes.len() >= 8 {
-            let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-            assert!(
-                size >= 8 && size <= bytes.len(),
-                "box size {size} out of range"
-            );
-            out.push((bytes[4..8].try_into().unwrap(), &bytes[8..size]));
-            bytes = &bytes[size..];
-        }
-        assert!(bytes.is_empty(), "{} trailing bytes", bytes.len());
-        out
+    /// The integration tests' AVIF container reader, shared rather than copied.
+    mod avif_container {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/common/avif_container.rs"
+        ));
     }
 
-    fn find<'a>(list: &[([u8; 4], &'a [u8])], kind: &[u8; 4]) -> &'a [u8] {
-        list.iter()
-            .find(|(k, _)| k == kind)
-            .map(|(_, body)| *body)
-            .unwrap_or_else(|| panic!("no {} box", String::from_utf8_lossy(kind)))
-    }
-
-    /// Checks the container: `ftyp` first with brand `avif`, then a `meta` whose `ispe`
-    /// properties all say `width` × `height`. Returns true if and only if an alpha auxiliary
-    /// image is declared (an `auxC` property naming the alpha URN).
+    /// Checks the container (see `avif_container`) and its size; returns true if and only if
+    /// an alpha auxiliary image is declared.
     fn check_container(avif: &[u8], width: u32, height: u32) -> bool {
-        let top = boxes(avif);
-        assert_eq!(&top[0].0, b"ftyp", "the file must open with ftyp");
-        assert_eq!(&top[0].1[..4], b"avif", "major brand");
-        assert!(!find(&top, b"mdat").is_empty());
-        // `meta` is a full box: 4 bytes of version and flags before its children.
-        let meta = boxes(&find(&top, b"meta")[4..]);
-        let ipco = boxes(find(&boxes(find(&meta, b"iprp")), b"ipco"));
-        let mut sizes = ipco.iter().filter(|(k, _)| k == b"ispe").peekable();
-        assert!(sizes.peek().is_some(), "no ispe box");
-        for (_, body) in sizes {
-            let w = u32::from_be_bytes(body[4..8].try_into().unwrap());
-            let h = u32::from_be_bytes(body[8..12].try_into().unwrap());
-            assert_eq!((w, h), (width, height));
-        }
-        const ALPHA_URN: &[u8] = b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha";
-        ipco.iter()
-            .any(|(k, body)| k == b"auxC" && body[4..].starts_with(ALPHA_URN))
+        let container = avif_container::avif_container(avif);
+        assert_eq!((container.width, container.height), (width, height));
+        container.alpha
     }
 
     /// The three test images as AVIF at the default settings, with their sources.

@@ -888,18 +888,7 @@ fn decode_jpeg(
         // Through the embedded CMYK profile when there is one (48.7 dB against ImageMagick's
         // conversion on the corpus photo; the formula gives 21.5 dB), else the formula.
         let inverted = has_adobe_marker(bytes);
-        let mut rgb = Vec::new();
-        data = match header.cmyk_icc.as_deref() {
-            Some(p)
-                if scratch
-                    .color
-                    .cmyk_to_rgb_icc(&data, p, inverted, &mut rgb)
-                    .is_ok() =>
-            {
-                rgb
-            }
-            _ => cmyk_to_rgb(&data, inverted),
-        };
+        data = cmyk_to_srgb(&data, header.cmyk_icc.as_deref(), inverted, scratch);
     }
     Ok(Pixels {
         data,
@@ -936,10 +925,7 @@ fn decode_cmyk_tiff(
         .with_limits(limits);
     let cmyk = match decoder.read_image().map_err(err)? {
         DecodingResult::U8(v) => v,
-        DecodingResult::U16(v) => v
-            .iter()
-            .map(|&s| u8::try_from((u32::from(s) * 255 + 32_767) / 65_535).expect("≤ 255"))
-            .collect(),
+        DecodingResult::U16(v) => v.iter().map(|&s| super::pixels::to_8bit(s)).collect(),
         _ => {
             return Err(JobError::Unsupported(
                 "CMYK TIFF with samples other than 8 or 16 bits".into(),
@@ -952,18 +938,7 @@ fn decode_cmyk_tiff(
             message: "CMYK image data does not match its size".into(),
         });
     }
-    let mut rgb = Vec::new();
-    let data = match header.cmyk_icc.as_deref() {
-        Some(p)
-            if scratch
-                .color
-                .cmyk_to_rgb_icc(&cmyk, p, false, &mut rgb)
-                .is_ok() =>
-        {
-            rgb
-        }
-        _ => cmyk_to_rgb(&cmyk, false),
-    };
+    let data = cmyk_to_srgb(&cmyk, header.cmyk_icc.as_deref(), false, scratch);
     Ok(Pixels {
         data,
         width: header.width,
@@ -975,6 +950,28 @@ fn decode_cmyk_tiff(
 
 /// Naive CMYK → RGB. Photoshop ("Adobe") CMYK JPEGs store inverted ink values.
 /// A colour-managed conversion through the embedded profile would be more exact.
+/// CMYK samples (Adobe-inverted if `inverted`) as RGB: through `profile` when there is one the
+/// colour engine can use, else by the plain formula. The one rule for CMYK JPEGs and TIFFs.
+fn cmyk_to_srgb(
+    cmyk: &[u8],
+    profile: Option<&[u8]>,
+    inverted: bool,
+    scratch: &mut DecodeScratch,
+) -> Vec<u8> {
+    let mut rgb = Vec::new();
+    match profile {
+        Some(p)
+            if scratch
+                .color
+                .cmyk_to_rgb_icc(cmyk, p, inverted, &mut rgb)
+                .is_ok() =>
+        {
+            rgb
+        }
+        _ => cmyk_to_rgb(cmyk, inverted),
+    }
+}
+
 fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
     for px in cmyk.chunks_exact(4) {

@@ -78,14 +78,17 @@ impl Pixels {
                 data: self
                     .data
                     .chunks_exact(2)
-                    .map(|b| {
-                        let v = u32::from(u16::from_ne_bytes([b[0], b[1]]));
-                        u8::try_from((v * 255 + 32_767) / 65_535).expect("at most 255")
-                    })
+                    .map(|b| to_8bit(u16::from_ne_bytes([b[0], b[1]])))
                     .collect(),
                 depth: Depth::Eight,
                 ..self
             },
         }
     }
+}
+
+/// A 16-bit sample as 8 bits, rounded to nearest: the one narrowing rule every decoder and
+/// [`Pixels::into_8bit`] use.
+pub(crate) fn to_8bit(v: u16) -> u8 {
+    u8::try_from((u32::from(v) * 255 + 32_767) / 65_535).expect("at most 255")
 }

@@ -417,7 +417,7 @@ fn palette_to_rgb(indices: &[u8], map: &[u16], bits: u16) -> Result<Vec<u8>, Job
             3 * n
         )));
     }
-    let level = |v: u16| u8::try_from((u32::from(v) * 255 + 32_767) / 65_535).expect("≤ 255");
+    let level = super::pixels::to_8bit;
     Ok(indices
         .iter()
         .flat_map(|&i| {

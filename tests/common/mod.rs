@@ -7,6 +7,7 @@
 // Each integration-test crate compiles this module on its own and may not use every helper.
 #![allow(dead_code)]
 
+pub(crate) mod avif_container;
 pub(crate) mod meta;
 pub(crate) mod tools;
 
@@ -246,78 +247,6 @@ pub(crate) fn premultiplied_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
 /// Mean absolute difference per RGB channel (0-255) of two same-sized images.
 pub(crate) fn mean_abs_diff(a: &DynamicImage, b: &DynamicImage) -> f64 {
     mean_channel(&a.to_rgb8(), &b.to_rgb8(), f64::abs)
-}
-
-/// What the container of an AVIF file declares.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct AvifContainer {
-    /// The size every `ispe` (image spatial extents) property gives.
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    /// True if and only if an alpha auxiliary image is declared (`auxC` naming the alpha URN).
-    pub(crate) alpha: bool,
-}
-
-/// The ISO-BMFF boxes in `bytes`: each one's four-character type and payload. Panics on a box
-/// whose size runs past the end.
-fn boxes(mut bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
-    let mut out = Vec::new();
-    while bytes.len() >= 8 {
-        let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-        assert!(
-            size >= 8 && size <= bytes.len(),
-            "box size {size} out of range"
-        );
-        out.push((bytes[4..8].try_into().unwrap(), &bytes[8..size]));
-        bytes = &bytes[size..];
-    }
-    assert!(bytes.is_empty(), "{} trailing bytes", bytes.len());
-    out
-}
-
-fn find_box<'a>(list: &[([u8; 4], &'a [u8])], kind: &[u8; 4]) -> &'a [u8] {
-    list.iter()
-        .find(|(k, _)| k == kind)
-        .map(|(_, body)| *body)
-        .unwrap_or_else(|| panic!("no {} box", String::from_utf8_lossy(kind)))
-}
-
-/// Reads an AVIF file's container without decoding it: `ftyp` first with major brand `avif`, a
-/// non-empty `mdat`, an AV1 codec configuration (`av1C`), and `ispe` properties that all agree.
-/// Panics on anything else.
-pub(crate) fn avif_container(avif: &[u8]) -> AvifContainer {
-    let top = boxes(avif);
-    assert_eq!(&top[0].0, b"ftyp", "the file must open with ftyp");
-    assert_eq!(&top[0].1[..4], b"avif", "major brand");
-    assert!(!find_box(&top, b"mdat").is_empty(), "empty mdat");
-    // `meta` is a full box: 4 bytes of version and flags before its children.
-    let meta = boxes(&find_box(&top, b"meta")[4..]);
-    let ipco = boxes(find_box(&boxes(find_box(&meta, b"iprp")), b"ipco"));
-    let av1c = find_box(&ipco, b"av1C");
-    assert_eq!(av1c[0], 0x81, "av1C marker and version 1");
-    let sizes: Vec<(u32, u32)> = ipco
-        .iter()
-        .filter(|(k, _)| k == b"ispe")
-        .map(|(_, body)| {
-            let w = u32::from_be_bytes(body[4..8].try_into().unwrap());
-            let h = u32::from_be_bytes(body[8..12].try_into().unwrap());
-            (w, h)
-        })
-        .collect();
-    assert!(!sizes.is_empty(), "no ispe box");
-    assert!(
-        sizes.windows(2).all(|w| w[0] == w[1]),
-        "ispe sizes differ: {sizes:?}"
-    );
-    const ALPHA_URN: &[u8] = b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha";
-    let alpha = ipco
-        .iter()
-        .any(|(k, body)| k == b"auxC" && body[4..].starts_with(ALPHA_URN));
-    AvifContainer {
-        width: sizes[0].0,
-        height: sizes[0].1,
-        alpha,
-    }
 }
 
 /// Parses every stdout line as JSON; panics (showing the line) if one is not.
