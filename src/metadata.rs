@@ -216,25 +216,13 @@ fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
     ))
 }
 
-/// The ICC profile embedded in a BMP with a version 5 header (`bV5CSType` = `PROFILE_EMBEDDED`,
-/// "MBED"), whose offset counts from the start of that header. Chrome, Firefox and libvips
-/// (through ImageMagick) all use it; a linked profile (a file name) is ignored, as they do.
+/// The ICC profile a BMP embeds (see [`dib_icc`]) and its resolution.
 fn read_bmp(bytes: &[u8]) -> Metadata {
     const FILE_HEADER: usize = 14;
-    const PROFILE_EMBEDDED: u32 = u32::from_be_bytes(*b"MBED");
-    let icc = (|| {
-        if !bytes.starts_with(b"BM") || le_u32(bytes, FILE_HEADER)? < 124 {
-            return None;
-        }
-        if le_u32(bytes, FILE_HEADER + 56)? != PROFILE_EMBEDDED {
-            return None;
-        }
-        let at =
-            FILE_HEADER.checked_add(usize::try_from(le_u32(bytes, FILE_HEADER + 112)?).ok()?)?;
-        let len = usize::try_from(le_u32(bytes, FILE_HEADER + 116)?).ok()?;
-        let profile = bytes.get(at..at.checked_add(len)?)?;
-        (len >= 128).then(|| profile.to_vec())
-    })();
+    let icc = bytes
+        .starts_with(b"BM")
+        .then(|| dib_icc(bytes.get(FILE_HEADER..)?))
+        .flatten();
     // biXPelsPerMeter and biYPelsPerMeter, in every header but the 12-byte OS/2 one.
     let resolution = (le_u32(bytes, FILE_HEADER).is_some_and(|h| h >= 40))
         .then(|| {
@@ -247,6 +235,21 @@ fn read_bmp(bytes: &[u8]) -> Metadata {
         resolution,
         ..Metadata::default()
     }
+}
+
+/// The ICC profile embedded in a device-independent bitmap (a BMP file after its 14-byte file
+/// header, or an icon's bitmap) with a version 5 header (`bV5CSType` = `PROFILE_EMBEDDED`,
+/// "MBED"), whose offset counts from the start of that header. Chrome, Firefox and libvips
+/// (through ImageMagick) all use it; a linked profile (a file name) is ignored, as they do.
+pub(crate) fn dib_icc(dib: &[u8]) -> Option<Vec<u8>> {
+    const PROFILE_EMBEDDED: u32 = u32::from_be_bytes(*b"MBED");
+    if le_u32(dib, 0)? < 124 || le_u32(dib, 56)? != PROFILE_EMBEDDED {
+        return None;
+    }
+    let at = usize::try_from(le_u32(dib, 112)?).ok()?;
+    let len = usize::try_from(le_u32(dib, 116)?).ok()?;
+    let profile = dib.get(at..at.checked_add(len)?)?;
+    (len >= 128).then(|| profile.to_vec())
 }
 
 /// JPEG segments before the image data, as (marker, body); stops at anything malformed.

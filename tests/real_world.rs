@@ -1143,3 +1143,75 @@ fn issue_13_in_place_rewrites_an_image_that_fits_when_dpi_sets_a_number() {
     assert_eq!(in_place(&[]), (0, 1, 1));
     assert_eq!(in_place(&["--dpi", "300"]), (1, 300, 300));
 }
+
+/// The bytes of entry `i` of an icon, as its directory places them.
+fn icon_entry(icon: &[u8], i: usize) -> &[u8] {
+    let at = 6 + 16 * i;
+    let u32_at = |p: usize| u32::from_le_bytes(icon[p..p + 4].try_into().unwrap()) as usize;
+    &icon[u32_at(at + 12)..u32_at(at + 12) + u32_at(at + 8)]
+}
+
+/// An icon holding only `entry` (its directory entry copied from entry `i` of `icon`), which
+/// the `image` crate decodes without having to choose.
+fn single_entry_icon(icon: &[u8], i: usize) -> DynamicImage {
+    let entry = icon_entry(icon, i);
+    let mut out = vec![0, 0, 1, 0, 1, 0];
+    out.extend_from_slice(&icon[6 + 16 * i..6 + 16 * i + 12]);
+    out.extend(22u32.to_le_bytes());
+    out.extend_from_slice(entry);
+    image::load_from_memory_with_format(&out, image::ImageFormat::Ico).unwrap()
+}
+
+#[test]
+fn issue_13_an_icon_is_read_from_its_largest_deepest_first_image() {
+    // image-rs' two-entry-order-test.ico: two 48x48 8-bit images that differ; the first listed
+    // is the one ImageMagick (so libvips) and Windows show.
+    let src = realworld("two-entry-order-test.ico");
+    let icon = fs::read(&src).unwrap();
+    let (first, second) = (single_entry_icon(&icon, 0), single_entry_icon(&icon, 1));
+    assert!(
+        mean_abs_diff(&first, &second) > 1.0,
+        "the two images must differ for this test to mean anything"
+    );
+    let made = resize_file(&src, &["-w", "100%", "-f", "png"], "png");
+    assert_eq!(made.img.dimensions(), (48, 48));
+    assert_eq!(made.img.to_rgba8(), first.to_rgba8());
+}
+
+#[test]
+fn issue_13_a_32_bit_icon_keeps_its_alpha_over_a_conflicting_mask() {
+    // image-rs' bmp-32bpp-conflicting-and-mask.ico: 16x16 blue at alpha 128 whose AND mask
+    // says "transparent" everywhere. The alpha bytes win (Windows, browsers, libvips: 128).
+    let made = resize_file(
+        &realworld("bmp-32bpp-conflicting-and-mask.ico"),
+        &["-w", "100%", "-f", "png"],
+        "png",
+    );
+    let out = made.img.to_rgba8();
+    assert_eq!(out.dimensions(), (16, 16));
+    assert!(
+        out.pixels().all(|p| p.0 == [0, 0, 255, 128]),
+        "{:?}",
+        out.get_pixel(0, 0)
+    );
+}
+
+#[test]
+fn issue_13_png_icons_of_any_colour_type_are_read() {
+    // image-rs' png_l8.ico and png_rgb8.ico hold a grey and an RGB PNG (the `image` crate's
+    // ICO decoder refuses anything but RGBA): the output is that PNG's picture, still grey.
+    for (name, colour_type) in [("png_l8.ico", 0), ("png_rgb8.ico", 2)] {
+        let src = realworld(name);
+        let icon = fs::read(&src).unwrap();
+        let inner =
+            image::load_from_memory_with_format(icon_entry(&icon, 0), image::ImageFormat::Png)
+                .unwrap();
+        let made = resize_file(&src, &["-w", "100%", "-f", "png"], "png");
+        assert_eq!(
+            png_color_type(&fs::read(&made.path).unwrap()),
+            colour_type,
+            "{name}"
+        );
+        assert_eq!(made.img.to_rgba8(), inner.to_rgba8(), "{name}");
+    }
+}

@@ -394,6 +394,7 @@ pub fn probe<'a>(
     max_pixels: u64,
     scratch: &mut DecodeScratch,
 ) -> Result<Probe<'a>, JobError> {
+    let (bytes, format) = icon_as_png(bytes, format);
     let probe = match format {
         Format::Jpeg => {
             let h = scratch
@@ -451,6 +452,7 @@ pub fn probe<'a>(
         // TIFF variants the `image` crate does not read, or reads otherwise than libvips
         // (issue #13 item 6).
         Format::Tiff if super::tiff::inspect(bytes)?.is_some() => own_tiff_probe(bytes)?,
+        Format::Ico if icon_bitmap(bytes)?.is_some() => icon_probe(bytes)?,
         _ => {
             let mut decoder = image_decoder(bytes, format, max_pixels)?;
             let (width, height) = decoder.dimensions();
@@ -545,6 +547,55 @@ fn decode_own_tiff(bytes: &[u8]) -> Result<Pixels, JobError> {
         bytes,
         super::tiff::decode(bytes, &own)?,
     ))
+}
+
+/// An icon whose chosen image is a PNG (see `ico`) is that PNG, read like any other: the
+/// slice of the icon holding it, as a PNG.
+fn icon_as_png(bytes: &[u8], format: Format) -> (&[u8], Format) {
+    match (format, super::ico::select(bytes)) {
+        (Format::Ico, Ok(Some(super::ico::Entry::Png(png)))) => (png, Format::Png),
+        _ => (bytes, format),
+    }
+}
+
+/// The chosen image of an icon when it is a bitmap `ico` decodes itself; `None` for other icons
+/// (PNG entries, and bitmaps left to the `image` crate's decoder).
+fn icon_bitmap(bytes: &[u8]) -> Result<Option<super::ico::Dib<'_>>, JobError> {
+    Ok(match super::ico::select(bytes)? {
+        Some(super::ico::Entry::Dib(dib)) => Some(dib),
+        _ => None,
+    })
+}
+
+/// The header of an icon's bitmap image: its size, and the profile a version 5 header embeds.
+fn icon_probe<'a>(bytes: &[u8]) -> Result<Probe<'a>, JobError> {
+    let dib = icon_bitmap(bytes)?.expect("checked by the caller");
+    let header = Header {
+        width: dib.width,
+        height: dib.height,
+        orientation: 1,
+        icc: metadata::dib_icc(dib.data),
+        cmyk_icc: None,
+        exif: None,
+        xmp: None,
+        resolution: None,
+        bytes_per_pixel: 4,
+        jpeg: None,
+    };
+    Ok(Probe {
+        header,
+        decoder: None,
+        svg: None,
+    })
+}
+
+/// Decodes an icon's bitmap image (see `ico`), then finishes it as any icon.
+fn decode_icon_bitmap(bytes: &[u8]) -> Result<Pixels, JobError> {
+    let dib = icon_bitmap(bytes)?.ok_or_else(|| JobError::Decode {
+        format: "ICO",
+        message: "the file changed while it was read".into(),
+    })?;
+    Ok(finish(Format::Ico, bytes, super::ico::decode_dib(&dib)?))
 }
 
 /// The header of a HEIC/AVIF file, through libheif.
@@ -652,12 +703,14 @@ pub fn decode(
     max_pixels: u64,
     scratch: &mut DecodeScratch,
 ) -> Result<Pixels, JobError> {
+    let (bytes, format) = icon_as_png(bytes, format);
     match format {
         Format::Jpeg => decode_jpeg(bytes, header, min_size, scratch, 1),
         Format::Heic | Format::Avif => decode_heif(bytes, format),
         Format::Svg => render_svg(&super::svg::parse(bytes)?, min_size, max_pixels),
         Format::Tiff if header.cmyk_icc.is_some() => decode_cmyk_tiff(bytes, header, scratch),
         Format::Tiff if super::tiff::inspect(bytes)?.is_some() => decode_own_tiff(bytes),
+        Format::Ico if icon_bitmap(bytes)?.is_some() => decode_icon_bitmap(bytes),
         _ => {
             let decoder = image_decoder(bytes, format, max_pixels)?;
             let img = read_image(decoder, bytes, format, scratch)?;
@@ -678,6 +731,7 @@ pub fn decode_probed(
     scratch: &mut DecodeScratch,
     threads: usize,
 ) -> Result<Pixels, JobError> {
+    let (bytes, format) = icon_as_png(bytes, format);
     match probe.decoder {
         Some(_) if format == Format::Tiff && probe.header.cmyk_icc.is_some() => {
             decode_cmyk_tiff(bytes, &probe.header, scratch)
@@ -692,6 +746,7 @@ pub fn decode_probed(
             None => render_svg(&super::svg::parse(bytes)?, min_size, u64::MAX),
         },
         None if format == Format::Tiff => decode_own_tiff(bytes),
+        None if format == Format::Ico => decode_icon_bitmap(bytes),
         None => decode_jpeg(bytes, &probe.header, min_size, scratch, threads),
     }
 }
@@ -1003,7 +1058,7 @@ fn finish(format: Format, bytes: &[u8], px: Pixels) -> Pixels {
         // The GIF decoder hands back RGBA whatever the file holds. A GIF none of whose pixels is
         // transparent is an RGB image, as libvips reads it: a PNG made from it must not carry
         // an alpha channel that says "opaque" everywhere (issue #13 item 13).
-        Format::Gif => drop_opaque_alpha(px),
+        Format::Gif | Format::Ico => drop_opaque_alpha(px),
         Format::Bmp => bmp_alpha(bytes, px),
         // TIFF's associated alpha: the decoder returns the colours as stored, multiplied by
         // alpha. Everything after decoding takes straight alpha (the resizer premultiplies

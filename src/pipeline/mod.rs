@@ -11,6 +11,7 @@ pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]
 pub(crate) mod heif;
+mod ico;
 mod load;
 mod make;
 pub mod pixels;
