@@ -222,6 +222,25 @@ impl Format {
         Format::ALL.into_iter().find(|f| f.accepts_extension(ext))
     }
 
+    /// The extension of `path` as format detection sees it: lower case, and `svgz` for a name
+    /// ending in `.svg.gz` (a gzipped SVG under its other usual name; any other `.gz` is no
+    /// image).
+    pub fn extension_of(path: &std::path::Path) -> String {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let inner = path
+            .file_stem()
+            .map(std::path::Path::new)
+            .and_then(|s| s.extension());
+        match inner.and_then(|e| e.to_str()) {
+            Some(svg) if ext == "gz" && svg.eq_ignore_ascii_case("svg") => "svgz".into(),
+            _ => ext,
+        }
+    }
+
     /// Returns true if and only if this build can decode the format (HEIC and AVIF input need
     /// the `heif` feature, on by default).
     pub fn is_readable(self) -> bool {
@@ -480,6 +499,17 @@ mod tests {
             Some(Format::Svg)
         );
         assert_eq!(Format::identify(b"\x1f\x8b\x08\0", "gz"), None);
+        let ext = |p: &str| Format::extension_of(std::path::Path::new(p));
+        assert_eq!(ext("logo.svg.gz"), "svgz");
+        assert_eq!(ext("dir/Logo.SVG.GZ"), "svgz");
+        assert_eq!(ext("backup.tar.gz"), "gz");
+        assert_eq!(
+            ext(".svg.gz"),
+            "gz",
+            "a hidden file named .svg, gzipped? no: no stem"
+        );
+        assert_eq!(ext("photo.JPG"), "jpg");
+        assert_eq!(ext("noext"), "");
     }
 
     #[test]

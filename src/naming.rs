@@ -483,11 +483,17 @@ pub(crate) fn output_name(
     size: (u32, u32),
     hash: Option<&str>,
 ) -> Result<PathBuf, TemplateError> {
-    let stem = rel
+    let mut stem = rel
         .file_stem()
         .or_else(|| rel.file_name())
         .unwrap_or(OsStr::new("image"));
-    let src_ext = rel.extension().and_then(OsStr::to_str);
+    let mut src_ext = rel.extension().and_then(OsStr::to_str);
+    // `logo.svg.gz` is named as `logo.svgz` would be: its stem is `logo`.
+    if src_ext.is_some_and(|e| e.eq_ignore_ascii_case("gz")) && Format::extension_of(rel) == "svgz"
+    {
+        stem = Path::new(stem).file_stem().unwrap_or(stem);
+        src_ext = Some("svgz");
+    }
     let ext = match src_ext {
         Some(e) if input_format == output_format && output_format.accepts_extension(e) => e,
         _ => output_format.extension(),

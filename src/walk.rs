@@ -50,11 +50,7 @@ pub(crate) fn classify(path: &Path) -> Result<Found, JobError> {
             Err(e) => return Err(JobError::io("cannot read file", e)),
         }
     }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
+    let ext = Format::extension_of(path);
     if let Some(format) = Format::identify(&head[..n], &ext) {
         if !format.is_readable() {
             return Err(JobError::Unsupported(format!(
@@ -201,11 +197,7 @@ fn count_image_names(entries: impl Iterator<Item = walkdir::Result<walkdir::DirE
 /// Returns true if and only if `entry` is a file whose name promises an image.
 fn is_image_name(entry: &walkdir::DirEntry) -> bool {
     !entry.file_type().is_dir()
-        && entry
-            .path()
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| Format::from_extension(e).is_some())
+        && Format::from_extension(&Format::extension_of(entry.path())).is_some()
 }
 
 impl Walker<'_, '_, '_> {

@@ -748,6 +748,13 @@ fn svgs_are_known_by_content_and_html_is_not_one() {
         gzip_stored(SQUARE_SVG.as_bytes()),
     )
     .unwrap();
+    // The same under its other usual name; any other gzipped file is no image.
+    std::fs::write(
+        input.join("logo.svg.gz"),
+        gzip_stored(SQUARE_SVG.as_bytes()),
+    )
+    .unwrap();
+    std::fs::write(input.join("notes.txt.gz"), gzip_stored(b"not a drawing")).unwrap();
     // Broken: one clear error.
     std::fs::write(
         input.join("broken.svg"),
@@ -763,13 +770,17 @@ fn svgs_are_known_by_content_and_html_is_not_one() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("broken.svg: cannot decode SVG"))
-        .stderr(predicate::str::contains("page.html").not());
+        .stderr(predicate::str::contains("page.html").not())
+        .stderr(predicate::str::contains("notes.txt.gz").not());
     let mut written: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     written.sort();
-    assert_eq!(written, ["drawing.png", "late.png", "zipped.png"]);
+    assert_eq!(
+        written,
+        ["drawing.png", "late.png", "logo.png", "zipped.png"]
+    );
     for name in written {
         let img = image::open(out.join(&name)).unwrap().to_rgb8();
         assert_eq!((img.dimensions(), greys(&img)), ((32, 32), 0), "{name}");
