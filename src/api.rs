@@ -13,7 +13,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::cli::Cli;
-use crate::config::Config;
+use crate::config::{Config, FailOn};
 use crate::error::{ConfigError, JobError};
 use crate::format::Format;
 use crate::geometry::{Dim, Target};
@@ -150,6 +150,13 @@ impl Resize {
         self
     }
 
+    /// Which damage fails an input (see `--fail-on`): [`FailOn::None`] resizes what decoded
+    /// of a cut-short file, as a rescue of a half-copied card needs. Default: any damage fails.
+    pub fn fail_on(mut self, level: FailOn) -> Resize {
+        self.config.settings.fail_on = level;
+        self
+    }
+
     /// Runs to completion and returns the summary; per-file failures are counted in it (and
     /// never an `Err`). Fails only for invalid settings or an output folder that cannot be made.
     pub fn run(mut self) -> Result<Summary, Error> {
@@ -216,4 +223,36 @@ pub enum Error {
         #[source]
         source: JobError,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_on_none_rescues_a_truncated_jpeg_that_fails_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        std::fs::create_dir(&src).unwrap();
+        let cut = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/bad/baseline_jpeg_cut_at_40pct.jpg"
+        );
+        std::fs::copy(cut, src.join("cut.jpg")).unwrap();
+        let run = |level: Option<FailOn>, out: &str| {
+            let resize = Resize::new([&src], dir.path().join(out)).widths(&[64]);
+            match level {
+                Some(level) => resize.fail_on(level),
+                None => resize,
+            }
+            .run()
+            .unwrap()
+        };
+        let strict = run(None, "strict");
+        assert_eq!((strict.written, strict.failed), (0, 1));
+        let rescued = run(Some(FailOn::None), "rescued");
+        assert_eq!((rescued.written, rescued.failed), (1, 0));
+        let img = image::open(dir.path().join("rescued/cut.jpg")).unwrap();
+        assert_eq!(img.width(), 64);
+    }
 }

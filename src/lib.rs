@@ -33,6 +33,7 @@ mod walk;
 
 pub use crate::api::Error;
 pub use crate::api::Resize;
+pub use crate::config::FailOn;
 pub use crate::error::{ConfigError, ErrorKind, Failure, JobError};
 pub use crate::format::Format;
 pub use crate::manifest::{Dropped, Manifest, ManifestError, OutputEntry, SourceEntry};

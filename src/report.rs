@@ -444,6 +444,9 @@ pub struct Reporter {
     verbosity: Verbosity,
     bar: ProgressBar,
     summary: Summary,
+    /// False for library callers and benches: nothing at all goes to stderr, not even the
+    /// per-file errors and warnings `-q` keeps (the caller reads them from the summary).
+    prints: bool,
 }
 
 impl Reporter {
@@ -464,6 +467,7 @@ impl Reporter {
                 workers: config.workers.get(),
                 ..Summary::default()
             },
+            prints: true,
         }
     }
 
@@ -479,6 +483,7 @@ impl Reporter {
                 workers,
                 ..Summary::default()
             },
+            prints: false,
         }
     }
 
@@ -524,7 +529,7 @@ impl Reporter {
             let text = format!("{}: warning: {w}", r.src.display());
             paint(&text, YELLOW, self.color)
         });
-        for line in warning.into_iter().chain(line) {
+        for line in warning.into_iter().chain(line).filter(|_| self.prints) {
             self.bar.suspend(|| {
                 let _ = writeln!(io::stderr().lock(), "{line}");
             });
@@ -554,6 +559,9 @@ impl Reporter {
 
     /// Prints a warning that concerns the whole run (not one file), whatever the verbosity.
     pub fn warn(&self, message: &str) {
+        if !self.prints {
+            return;
+        }
         self.bar.suspend(|| {
             let _ = writeln!(io::stderr().lock(), "presize: {message}");
         });
