@@ -950,6 +950,14 @@ fn issue_13_icc_srgb_fails_a_file_whose_profile_it_cannot_convert_and_says_why()
     // --icc keep passes the same file through, profile and all.
     let (out, _) = run(&path, &["-w", "100%"], 0);
     assert!(out.path().join("bogus.jpg").exists());
+    // AVIF cannot embed it, so its pixels would go out labelled sRGB: that output fails too.
+    let (out, stderr) = run(&path, &["-w", "100%", "-f", "avif,webp"], 1);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("bogus.jpg") && l.contains("AVIF"))
+        .unwrap_or_else(|| panic!("no reason given:\n{stderr}"));
+    assert!(line.contains("ICC profile"), "{line}");
+    assert!(!out.path().join("bogus.avif").exists(), "nothing written");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -305,18 +305,20 @@ fn encode_output(
         px
     };
     // AVIF cannot carry a profile (ravif declares sRGB): convert a wide-gamut source rather
-    // than let it show dull or shifted colours.
+    // than let it show dull or shifted colours, and fail the output, saying why, when the
+    // profile cannot be converted: its pixels under an sRGB label would be silently wrong.
     let converted;
     let pixels = match meta.icc.as_deref() {
         Some(profile) if out.format == Format::Avif && !color::is_srgb(profile) => {
             let mut copy = pixels.clone().into_8bit();
-            match scratch.color.to_srgb(&mut copy, profile) {
-                Ok(()) => {
-                    converted = copy;
-                    &converted
-                }
-                Err(_) => pixels,
-            }
+            scratch.color.to_srgb(&mut copy, profile).map_err(|e| {
+                JobError::Unsupported(format!(
+                    "AVIF output: {}; AVIF here cannot embed the profile, so the colours would                      be wrong (WebP, JPEG, PNG and TIFF embed it)",
+                    e.to_string().trim_start_matches("unsupported: ")
+                ))
+            })?;
+            converted = copy;
+            &converted
         }
         _ => pixels,
     };
