@@ -149,6 +149,56 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// A real progressive photo (12 MP, 4:2:2) from the shared corpus, or the smaller one in
+/// testdata when the corpus is absent.
+const PROGRESSIVE_PHOTOS: [&str; 2] = [
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/photos/dragonfly_plant_4224x3168_progressive.jpg"
+    ),
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/photos/colorful_cups_1280x800_progressive.jpg"
+    ),
+];
+
+/// Issue #17 target 5: a progressive JPEG decoded at 1/8 from the scans that scale reads (the
+/// default) against every scan (what libjpeg-turbo does on its own). Same pixels.
+fn bench_progressive(c: &mut Criterion) {
+    let path = PROGRESSIVE_PHOTOS
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("a progressive photo exists");
+    let bytes = fs::read(path).expect("photo is readable");
+    let mut scratch = DecodeScratch::default();
+    let header = decode::read_header(&bytes, Format::Jpeg, u64::MAX, &mut scratch)
+        .expect("photo header parses");
+    eprintln!("presize benches: progressive photo {path}");
+    let eighth = Some((
+        f64::from(header.width) / 8.0,
+        f64::from(header.height) / 8.0,
+    ));
+    let mut group = c.benchmark_group("progressive");
+    group.sampling_mode(SamplingMode::Flat);
+    for (name, all_scans) in [("needed_scans", false), ("all_scans", true)] {
+        scratch.set_all_scans(all_scans);
+        let mut run = || {
+            decode::decode(
+                black_box(&bytes),
+                Format::Jpeg,
+                &header,
+                eighth,
+                u64::MAX,
+                &mut scratch,
+            )
+            .expect("photo decodes")
+        };
+        let id = BenchmarkId::new(name, size_label(&run()));
+        group.bench_function(id, |b| b.iter(&mut run));
+    }
+    group.finish();
+}
+
 fn bench_resize(c: &mut Criterion) {
     let photo = Photo::get();
     let mut decode_scratch = DecodeScratch::default();
@@ -410,6 +460,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_resize, bench_split, bench_encode, bench_process, bench_run
+    targets = bench_decode, bench_progressive, bench_resize, bench_split, bench_encode, bench_process, bench_run
 }
 criterion_main!(benches);

@@ -901,3 +901,70 @@ fn the_pixel_limit_applies_to_an_svgs_render_not_its_nominal_size() {
         .code(1)
         .stderr(predicate::str::contains("huge.svg: image is 50000x50000"));
 }
+
+/// A 1600x1200 picture with texture everywhere, encoded by jpeg-encoder at quality 90 (4:2:2),
+/// progressive or baseline: the same quantised coefficients either way.
+fn textured_jpeg(progressive: bool) -> Vec<u8> {
+    let (w, h) = (1600u16, 1200u16);
+    let pixels: Vec<u8> = (0..u32::from(h))
+        .flat_map(|y| {
+            (0..u32::from(w)).flat_map(move |x| {
+                [
+                    ((x / 7 + y / 5 + (x * y) % 19) % 256) as u8,
+                    ((x / 3 + ((x ^ y) & 31)) % 256) as u8,
+                    ((y / 4 + (x * 7 + y * 3) % 23) % 256) as u8,
+                ]
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_2);
+    enc.set_progressive(progressive);
+    enc.encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_progressive_jpeg_thumbnail_equals_its_baseline_twins_and_a_cut_short_one_is_named() {
+    // Issue #17 target 5: at 1/8 (-w 100 of 1600 px) a progressive JPEG is decoded from its DC
+    // scans only; the pixels must be those of the baseline file with the same coefficients,
+    // which is decoded whole.
+    let progressive = textured_jpeg(true);
+    let baseline = textured_jpeg(false);
+    let thumb = |name: &str, file: &[u8]| {
+        let dir = TempDir::new().unwrap();
+        let (out, assert) = run_one(&dir, name, file, &["-w", "100", "-f", "png"]);
+        assert.code(0);
+        image::open(out.join(name).with_extension("png"))
+            .unwrap()
+            .to_rgb8()
+    };
+    let a = thumb("p.jpg", &progressive);
+    let b = thumb("b.jpg", &baseline);
+    assert_eq!(a.dimensions(), (100, 75));
+    assert!(
+        a == b,
+        "the progressive thumbnail differs from the baseline one"
+    );
+    // Cut short after its DC scans (a half-downloaded file): named, and by default no output.
+    let sos: Vec<usize> = progressive
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == &[0xFF, 0xDA])
+        .map(|(i, _)| i)
+        .collect();
+    let first_ac = sos[3]; // jpeg-encoder writes one DC scan per component
+    let dir = TempDir::new().unwrap();
+    let (out, assert) = run_one(
+        &dir,
+        "half.jpg",
+        &progressive[..first_ac + 100],
+        &["-w", "100"],
+    );
+    assert
+        .code(1)
+        .stderr(predicate::str::contains("half.jpg: cannot decode JPEG"));
+    assert!(!out.join("half.jpg").exists());
+}

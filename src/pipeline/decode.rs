@@ -88,6 +88,9 @@ pub struct DecodeScratch {
     fail_on: FailOn,
     /// The damage the current image was decoded through, as its warning says it.
     damage: Option<String>,
+    /// Decode every scan of a progressive JPEG even when a shrunk decode needs fewer (see
+    /// `scans`); off by default, on only where the benches and tests compare the two.
+    all_scans: bool,
 }
 
 /// Damage a decoder can read through, by the first `--fail-on` level that refuses it.
@@ -117,6 +120,12 @@ impl DecodeScratch {
     /// Sets which damage fails the images decoded from now on (`--fail-on`; by default any).
     pub fn set_fail_on(&mut self, fail_on: FailOn) {
         self.fail_on = fail_on;
+    }
+
+    /// Makes progressive JPEGs decode every scan (`true`) or, by default, only the scans a
+    /// shrunk decode reads (the pixels are the same; see `scans`).
+    pub fn set_all_scans(&mut self, all: bool) {
+        self.all_scans = all;
     }
 
     /// The warning for the damage the last image was decoded through, if any; clears it.
@@ -887,6 +896,7 @@ fn decode_jpeg(
     scratch: &mut DecodeScratch,
     threads: usize,
 ) -> Result<Pixels, JobError> {
+    let all_scans = scratch.all_scans;
     let d = scratch.jpeg()?;
     let h = match header.jpeg {
         Some(h) => h,
@@ -907,7 +917,24 @@ fn decode_jpeg(
         _ => (PixelFormat::RGB, Layout::Rgb, 3),
     };
     let scaled = |x: u32| x / u32::try_from(denom).expect("1 to 8");
-    let split = (threads > 1 && !h.is_lossless)
+    // A progressive file shrunk to 1/8: decode a copy holding only the scans that reads, or
+    // the whole file if the copy cannot be made or fails in any way (which then reports any
+    // damage as usual).
+    let cut = (!all_scans && !h.is_lossless)
+        .then(|| super::scans::needed_scans(bytes, denom))
+        .flatten()
+        .and_then(|jpeg| {
+            let mut data = vec![0u8; width * height * channels];
+            let image = turbojpeg::Image {
+                pixels: data.as_mut_slice(),
+                width,
+                pitch: width * channels,
+                height,
+                format,
+            };
+            d.decompress(&jpeg, image).ok().map(|()| data)
+        });
+    let split = (cut.is_none() && threads > 1 && !h.is_lossless)
         .then(|| super::restart::Intervals::parse(bytes))
         .flatten()
         .and_then(|cuts| {
@@ -921,7 +948,7 @@ fn decode_jpeg(
                 scaled,
             )
         });
-    let mut data = match split {
+    let mut data = match cut.or(split) {
         Some(data) => data,
         None => {
             let mut data = vec![0u8; width * height * channels];
@@ -1453,6 +1480,176 @@ mod tests {
             (Ok(a), Ok(b)) => assert!(a.data == b.data),
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
             (a, b) => panic!("one thread: {:?}, four: {:?}", a.is_ok(), b.is_ok()),
+        }
+    }
+
+    /// A photo-like picture: gradients with fine texture, so that every scan carries data.
+    fn picture(w: usize, h: usize, channels: usize) -> Vec<u8> {
+        (0..h)
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| {
+                    (0..channels).map(move |c| {
+                        let v = (x * (3 + c) + y * (5 - c)) / 7
+                            + ((x * y + 13 * c) % 23) * 3
+                            + ((x ^ y) & 15);
+                        u8::try_from(v % 256).unwrap()
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// `picture` encoded by libjpeg-turbo (presize's JPEG encoder) at quality 90.
+    fn encoded(
+        w: usize,
+        h: usize,
+        subsamp: Subsamp,
+        progressive: bool,
+        arithmetic: bool,
+    ) -> Vec<u8> {
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(90).unwrap();
+        c.set_subsamp(subsamp).unwrap();
+        c.set_progressive(progressive).unwrap();
+        c.set_arithmetic(arithmetic).unwrap();
+        let (format, channels) = match subsamp {
+            Subsamp::Gray => (PixelFormat::GRAY, 1),
+            _ => (PixelFormat::RGB, 3),
+        };
+        let pixels = picture(w, h, channels);
+        let image = turbojpeg::Image {
+            pixels: pixels.as_slice(),
+            width: w,
+            pitch: w * channels,
+            height: h,
+            format,
+        };
+        c.compress_to_vec(image).unwrap()
+    }
+
+    /// Decodes `bytes` at 1/8 through `decode_jpeg`, with or without leaving out scans; also
+    /// returns the damage noted, if any.
+    fn eighth(bytes: &[u8], all_scans: bool) -> (Result<Pixels, String>, Option<String>) {
+        let mut scratch = DecodeScratch::default();
+        scratch.set_all_scans(all_scans);
+        let header = read_header(bytes, Format::Jpeg, u64::MAX, &mut scratch).unwrap();
+        let min = (
+            f64::from(header.width) / 8.0,
+            f64::from(header.height) / 8.0,
+        );
+        let px = decode_jpeg(bytes, &header, Some(min), &mut scratch, 1);
+        (px.map_err(|e| e.to_string()), scratch.take_damage())
+    }
+
+    /// Offsets of the SOS markers of `bytes` (enough for these test files, whose other
+    /// segments hold no `FF DA`).
+    fn scan_offsets(bytes: &[u8]) -> Vec<usize> {
+        bytes
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w == &[0xFF, 0xDA])
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn progressive_jpegs_decoded_from_their_needed_scans_match_the_full_decode() {
+        let mut files = Vec::new();
+        for subsamp in [
+            Subsamp::Sub2x2,
+            Subsamp::Sub2x1,
+            Subsamp::None,
+            Subsamp::Gray,
+        ] {
+            // Sizes off the MCU grid; the larger one needs more than one end-of-band run per
+            // zero scan (more than 32767 blocks).
+            for (w, h) in [(203, 157), (1700, 1300)] {
+                let name = format!("{subsamp:?} {w}x{h}");
+                files.push((name, encoded(w, h, subsamp, true, false)));
+            }
+        }
+        // Another encoder's scan script (spectral selection only, one DC scan per component),
+        // with restart markers in every scan.
+        let mut other = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut other, 85);
+        enc.set_progressive(true);
+        enc.set_restart_interval(7);
+        let (w, h) = (333u16, 250u16);
+        let pixels = picture(usize::from(w), usize::from(h), 3);
+        enc.encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        files.push(("jpeg-encoder, restart markers".into(), other));
+
+        for (name, bytes) in files {
+            let cut = super::super::scans::needed_scans(&bytes, 8).expect(&name);
+            assert!(
+                cut.len() < bytes.len() * 3 / 4,
+                "{name}: {} of {}",
+                cut.len(),
+                bytes.len()
+            );
+            // `whole` fails on any libjpeg-turbo warning, so the copy is a clean stream.
+            let want = whole(&bytes, 8);
+            assert!(
+                whole(&cut, 8).0 == want.0,
+                "{name}: the copy decodes differently"
+            );
+            let (fast, damage) = eighth(&bytes, false);
+            let (full, _) = eighth(&bytes, true);
+            assert!(damage.is_none(), "{name}: {damage:?}");
+            assert!(
+                fast.unwrap().data == full.unwrap().data,
+                "{name}: pixels differ"
+            );
+            // Beyond 1/8 every scan is read.
+            for denom in [1, 2, 4] {
+                assert!(super::super::scans::needed_scans(&bytes, denom).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn damage_in_a_left_out_scan_goes_unread() {
+        // The path is observable this way: the full decode meets the damage, the copy does not.
+        let mut bytes = encoded(800, 600, Subsamp::Sub2x1, true, false);
+        let last = *scan_offsets(&bytes).last().unwrap(); // luma AC refinement
+        let mid = (last + bytes.len()) / 2;
+        bytes[mid..mid + 2].copy_from_slice(&[0xFF, 0xD3]); // a stray restart marker
+        let (fast, fast_damage) = eighth(&bytes, false);
+        let (full, full_damage) = eighth(&bytes, true);
+        assert!(fast.is_ok() && fast_damage.is_none());
+        assert!(full.is_err() || full_damage.is_some(), "{full_damage:?}");
+    }
+
+    #[test]
+    fn baseline_arithmetic_and_cut_short_jpegs_are_decoded_whole() {
+        let scans = super::super::scans::needed_scans;
+        let baseline = encoded(400, 300, Subsamp::Sub2x2, false, false);
+        assert!(scans(&baseline, 8).is_none(), "baseline");
+        let arithmetic = encoded(400, 300, Subsamp::Sub2x2, true, true);
+        assert!(scans(&arithmetic, 8).is_none(), "arithmetic");
+        let progressive = encoded(400, 300, Subsamp::Sub2x1, true, false);
+        let starts = scan_offsets(&progressive);
+        // Cut inside the first AC scan, right after the DC scans, and a scan list that ends
+        // early but properly (EOI after the last complete scan but one: the luma is short of
+        // its last bit).
+        let mut early_eoi = progressive[..*starts.last().unwrap()].to_vec();
+        early_eoi.extend_from_slice(&[0xFF, 0xD9]);
+        let odd = [
+            progressive[..progressive.len() / 2].to_vec(),
+            progressive[..starts[1]].to_vec(),
+            early_eoi,
+        ];
+        for (n, bytes) in odd.iter().enumerate() {
+            assert!(scans(bytes, 8).is_none(), "odd file {n}");
+            // The same outcome as reading every scan, whatever it is: pixels, or an error.
+            let (fast, fast_damage) = eighth(bytes, false);
+            let (full, full_damage) = eighth(bytes, true);
+            assert_eq!(fast_damage, full_damage, "odd file {n}");
+            match (fast, full) {
+                (Ok(a), Ok(b)) => assert!(a.data == b.data, "odd file {n}"),
+                (a, b) => assert_eq!(a.err(), b.err(), "odd file {n}"),
+            }
         }
     }
 

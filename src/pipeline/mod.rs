@@ -18,6 +18,7 @@ pub mod pixels;
 mod plan;
 pub mod resize;
 pub mod restart;
+mod scans;
 mod svg;
 mod tiff;
 
