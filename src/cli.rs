@@ -159,6 +159,12 @@ pub struct Cli {
     #[arg(long, requires = "manifest")]
     pub prune: bool,
 
+    /// After the first run, watch the inputs and redo what changes, 200 ms after the last
+    /// change (needs --manifest, whose rules decide what is redone; with --prune, a deleted
+    /// source's outputs go too). Ctrl-C ends it with exit code 130.
+    #[arg(long, requires = "manifest")]
+    pub watch: bool,
+
     /// Read the source list from FILE (or - for stdin), one path per line; relative paths are
     /// mirrored below --out-dir as given.
     #[arg(long, value_name = "FILE")]
@@ -357,6 +363,17 @@ pub enum Command {
                            A folder literally named 'bench' is given as ./bench in the default mode."
     )]
     Bench(Box<BenchArgs>),
+    /// Run every [[job]] of a build file (presize.toml) in one pool: one set of workers, one
+    /// summary, a manifest per job. A job's keys are the long flags of the default mode.
+    #[command(after_help = "Example presize.toml:\n  \
+                            width = [320, 640, 1280]      # top-level keys apply to every job\n  \
+                            [[job]]\n  \
+                            input = \"photos\"\n  \
+                            out_dir = \"site/img\"\n  \
+                            format = [\"avif\", \"webp\", \"jpeg\"]\n  \
+                            manifest = \"site/img/manifest.json\"\n\n\
+                            Paths are relative to the build file's folder.")]
+    Build(BuildArgs),
     /// Work with build manifests (--manifest).
     Manifest {
         /// What to do.
@@ -371,6 +388,19 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `presize man > /usr/local/share/man/man1/presize.1`.
     Man,
+}
+
+/// `presize build` arguments.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build file.
+    #[arg(long, value_name = "FILE", default_value = "presize.toml")]
+    pub config: PathBuf,
+
+    /// After the first run, watch every job's inputs and redo what changes (as --watch; every
+    /// job needs a manifest).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `presize manifest` actions.

@@ -363,6 +363,9 @@ pub struct Config {
     pub force: bool,
     /// Delete outputs of sources that are gone (with a manifest). Default: false.
     pub prune: bool,
+    /// After the first run, watch the inputs and run again on changes (with a manifest).
+    /// Default: false.
+    pub watch: bool,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -495,6 +498,7 @@ impl Config {
             manifest: cli.manifest,
             force: cli.force,
             prune: cli.prune,
+            watch: cli.watch,
         };
         config.validate()?;
         Ok(config)

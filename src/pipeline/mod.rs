@@ -66,6 +66,7 @@ pub fn process(
         outcome,
         stages,
         manifest,
+        group: job.group,
     }
 }
 
