@@ -299,3 +299,47 @@ fn changing_the_crop_redoes_the_outputs_of_a_manifest_build() {
     let third = String::from_utf8(run(&["--crop", "attention"]).stdout).unwrap();
     assert!(third.contains("\"reason\":\"up-to-date\""), "{third}");
 }
+
+/// The tier: libvips' `attention` smart crop (`vipsthumbnail --smartcrop attention`), the
+/// reference for the idea, keeps the same subjects presize's does.
+#[test]
+#[cfg_attr(
+    not(feature = "cross-check"),
+    ignore = "cross-check tier: cargo test --features cross-check"
+)]
+fn vipsthumbnail_attention_keeps_the_subjects_presize_keeps() {
+    let vipsthumbnail = common::tools::find("vipsthumbnail");
+    for (i, ((w, h), centre)) in [
+        ((480, 240), (390, 120)),
+        ((480, 240), (80, 110)),
+        ((240, 480), (120, 70)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let shown = scene(w, h, centre, 36);
+        let whole = subject_pixels(&shown) as f64 / 4.0; // both outputs are at half scale
+        let name = format!("s{i}.png");
+        let tree = TestTree::new().png_image(&name, &DynamicImage::ImageRgb8(shown));
+        let ours = cover(
+            &tree.path(&name),
+            &tree.path("out"),
+            "120x120",
+            &["--crop", "attention"],
+        );
+        let theirs = tree.path("vips.png");
+        common::tools::run(
+            std::process::Command::new(&vipsthumbnail)
+                .arg(tree.path(&name))
+                .args(["--smartcrop", "attention", "-s", "120x120", "-o"])
+                .arg(&theirs),
+        );
+        let theirs = decode(&theirs).to_rgb8();
+        assert_eq!(theirs.dimensions(), (120, 120));
+        for (who, img) in [("presize", &ours), ("vipsthumbnail", &theirs)] {
+            let kept = subject_pixels(img) as f64 / whole;
+            eprintln!("scene {i}: {who} keeps {kept:.2} of the subject");
+            assert!(kept > 0.9, "scene {i}: {who} keeps {kept:.2}");
+        }
+    }
+}

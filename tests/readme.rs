@@ -81,7 +81,9 @@ impl Example {
                 .lines()
                 .find(|l| l.starts_with("input = "))
                 .expect("a job with an input");
-            line.trim_start_matches("input = ").trim_matches('"').to_owned()
+            line.trim_start_matches("input = ")
+                .trim_matches('"')
+                .to_owned()
         } else {
             words[0].clone()
         };
