@@ -636,6 +636,7 @@ pub(crate) fn changed(paths: &[std::path::PathBuf], quiet: bool) {
         return;
     }
     match paths {
+        [] => eprintln!("presize: inputs changed"),
         [one] => eprintln!("presize: changed: {}", one.display()),
         _ => eprintln!("presize: {} files changed", paths.len()),
     }

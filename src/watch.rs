@@ -135,15 +135,17 @@ impl Changes {
     }
 
     /// Waits for the first change that matters, then for [`QUIET`] without one; returns the
-    /// changed paths, or `None` once `cancel` is set.
+    /// changed paths (none when the system lost track of them), or `None` once `cancel` is set.
     fn wait(&self, cancel: &AtomicBool) -> Option<Vec<PathBuf>> {
         let mut changed = BTreeSet::new();
+        let mut unknown = false;
         let mut last = Instant::now();
         loop {
             if cancel.load(Ordering::SeqCst) {
                 return None;
             }
-            let timeout = if changed.is_empty() {
+            let pending = unknown || !changed.is_empty();
+            let timeout = if !pending {
                 TICK
             } else {
                 QUIET.saturating_sub(last.elapsed()).min(TICK)
@@ -152,21 +154,19 @@ impl Changes {
                 Ok(Ok(event)) if !matches!(event.kind, EventKind::Access(_)) => {
                     let (before, rescan) = (changed.len(), event.need_rescan());
                     changed.extend(event.paths.into_iter().filter(|p| self.matters(p)));
-                    if rescan {
-                        changed.insert(PathBuf::new());
-                    }
-                    if changed.len() > before {
+                    if rescan || changed.len() > before {
+                        unknown |= rescan;
                         last = Instant::now();
                     }
                 }
                 // A lost event (an overflowing queue): a run finds out what changed.
                 Ok(Err(_)) => {
-                    changed.insert(PathBuf::new());
+                    unknown = true;
                     last = Instant::now();
                 }
                 Ok(Ok(_)) => {}
                 Err(RecvTimeoutError::Timeout) => {
-                    if !changed.is_empty() && last.elapsed() >= QUIET {
+                    if pending && last.elapsed() >= QUIET {
                         return Some(changed.into_iter().collect());
                     }
                 }
