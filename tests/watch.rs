@@ -103,13 +103,14 @@ fn watch_redoes_new_changed_and_deleted_sources_and_ctrl_c_exits_130() {
         m.contains("\"a.png\"") && !m.contains("b.png")
     });
 
-    // Ctrl-C: exit 130, no temporary file left.
-    let pid = watching.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
+    // Ctrl-C: exit 130, no temporary file left. The shell's own `kill` (sh is essential on
+    // every Debian; a `kill` program is not).
+    let pid = watching.child.id();
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -INT {pid}"))
+        .status();
+    assert!(sent.unwrap().success());
     let start = Instant::now();
     let status = loop {
         if let Some(status) = watching.child.try_wait().unwrap() {
