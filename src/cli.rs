@@ -363,7 +363,7 @@ pub enum Command {
                            A folder literally named 'bench' is given as ./bench in the default mode."
     )]
     Bench(Box<BenchArgs>),
-    /// Run every [[job]] of a build file (presize.toml) in one pool: one set of workers, one
+    /// Run every `[[job]]` of a build file (presize.toml) in one pool: one set of workers, one
     /// summary, a manifest per job. A job's keys are the long flags of the default mode.
     #[command(after_help = "Example presize.toml:\n  \
                             width = [320, 640, 1280]      # top-level keys apply to every job\n  \
