@@ -111,6 +111,11 @@ impl Changes {
             ];
             ignored.extend(written.into_iter().flatten().filter_map(|p| canonical(p)));
         }
+        // Two jobs over one folder watch it once.
+        folders.sort();
+        folders.dedup();
+        files.sort();
+        files.dedup();
         let roots = folders.len() + files.len();
         Ok(Changes {
             _watcher: watcher,

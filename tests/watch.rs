@@ -150,3 +150,69 @@ fn watch_needs_a_manifest() {
         .code(2)
         .stderr(predicates::str::contains("--manifest"));
 }
+
+#[test]
+fn build_watch_redoes_every_job_a_new_source_belongs_to() {
+    let tree = TestTree::new().png("site/photos/a.png", 80, 60).file(
+        "site/presize.toml",
+        br#"progress = "never"
+[[job]]
+input = "photos"
+out_dir = "public/w40"
+width = 40
+manifest = "public/w40.json"
+
+[[job]]
+input = "photos"
+out_dir = "public/square"
+size = "20x20"
+fit = "cover"
+crop = "entropy"
+manifest = "public/square.json"
+"#,
+    );
+    let log = tree.path("stderr.txt");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("presize"))
+        .args(["build", "--watch", "--config"])
+        .arg(tree.path("site/presize.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut watching = Watching { child };
+    let public = tree.path("site/public");
+    wait_for("the first build", &log, || {
+        public.join("w40/a.png").exists() && public.join("square/a.png").exists()
+    });
+    put(&tree, &tree.path("site/photos/b.png"), 100, 50);
+    wait_for("both jobs' outputs of the new source", &log, || {
+        public.join("w40/b.png").exists() && public.join("square/b.png").exists()
+    });
+    assert_eq!(dims(&public.join("w40/b.png")), (40, 20));
+    assert_eq!(dims(&public.join("square/b.png")), (20, 20));
+    let pid = watching.child.id();
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -INT {pid}"))
+        .status();
+    assert!(sent.unwrap().success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = watching.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < PATIENCE, "presize did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    assert!(fs::read_to_string(&log)
+        .unwrap()
+        .contains("watching 1 input(s)"));
+    assert_eq!(temporaries(&public), Vec::<PathBuf>::new());
+}
