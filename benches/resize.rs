@@ -342,6 +342,7 @@ fn bench_process(c: &mut Criterion) {
         rel: "photo.jpg".into(),
         input_format: Format::Jpeg,
         bytes: photo.bytes.len() as u64,
+        group: 0,
     };
     let mode = Mode {
         overwrite: true,

@@ -159,6 +159,12 @@ pub struct Cli {
     #[arg(long, requires = "manifest")]
     pub prune: bool,
 
+    /// After the first run, watch the inputs and redo what changes, 200 ms after the last
+    /// change (needs --manifest, whose rules decide what is redone; with --prune, a deleted
+    /// source's outputs go too). Ctrl-C ends it with exit code 130.
+    #[arg(long, requires = "manifest")]
+    pub watch: bool,
+
     /// Read the source list from FILE (or - for stdin), one path per line; relative paths are
     /// mirrored below --out-dir as given.
     #[arg(long, value_name = "FILE")]
@@ -208,6 +214,17 @@ pub struct ImageArgs {
     /// How the image is fitted to a WxH box.
     #[arg(long, value_enum, default_value_t = FitArg::Inside, value_name = "MODE")]
     pub fit: FitArg,
+
+    /// With --fit cover, where the crop window goes: centre, attention (the region that draws
+    /// the eye: saturated colour, skin tones, edges) or entropy (the most detailed region). The
+    /// analysis runs on a copy of at most 256 px.
+    #[arg(long, value_enum, default_value_t = CropArg::Centre, value_name = "MODE")]
+    pub crop: CropArg,
+
+    /// With --fit cover, the subject's position as fractions of the width and height (e.g.
+    /// 0.3,0.6): the crop window is centred on it as far as the edges allow.
+    #[arg(long, value_name = "X,Y", conflicts_with = "crop")]
+    pub focal: Option<FocalArg>,
 
     /// Colour used to flatten transparency (JPEG output) and to pad with --fit contain:
     /// a name (white, black) or hex RGB (#ff8800).
@@ -346,6 +363,17 @@ pub enum Command {
                            A folder literally named 'bench' is given as ./bench in the default mode."
     )]
     Bench(Box<BenchArgs>),
+    /// Run every `[[job]]` of a build file (presize.toml) in one pool: one set of workers, one
+    /// summary, a manifest per job. A job's keys are the long flags of the default mode.
+    #[command(after_help = "Example presize.toml:\n  \
+                            width = [320, 640, 1280]      # top-level keys apply to every job\n  \
+                            [[job]]\n  \
+                            input = \"photos\"\n  \
+                            out_dir = \"site/img\"\n  \
+                            format = [\"avif\", \"webp\", \"jpeg\"]\n  \
+                            manifest = \"site/img/manifest.json\"\n\n\
+                            Paths are relative to the build file's folder.")]
+    Build(BuildArgs),
     /// Work with build manifests (--manifest).
     Manifest {
         /// What to do.
@@ -360,6 +388,19 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `presize man > /usr/local/share/man/man1/presize.1`.
     Man,
+}
+
+/// `presize build` arguments.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build file.
+    #[arg(long, value_name = "FILE", default_value = "presize.toml")]
+    pub config: PathBuf,
+
+    /// After the first run, watch every job's inputs and redo what changes (as --watch; every
+    /// job needs a manifest).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `presize manifest` actions.
@@ -496,6 +537,40 @@ pub enum FitArg {
     Contain,
 }
 
+/// `--crop` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CropArg {
+    /// The middle of the image.
+    #[value(alias = "center")]
+    Centre,
+    /// The region that draws the eye: saturated colour, skin tones, edges.
+    Attention,
+    /// The most detailed region (highest entropy).
+    Entropy,
+}
+
+/// A `--focal` point: `X,Y`, each a fraction from 0 to 1 of the width and height.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FocalArg(pub f64, pub f64);
+
+impl FromStr for FocalArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("'{s}' is not a point; use X,Y as fractions from 0 to 1 (e.g. 0.3,0.6)");
+        let (x, y) = s.split_once(',').ok_or_else(bad)?;
+        let fraction = |v: &str| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+                .ok_or_else(bad)
+        };
+        Ok(FocalArg(fraction(x)?, fraction(y)?))
+    }
+}
+
 /// A `--format` value: one of the writable [`Format`]s, or "same" (each input's own). The
 /// choices, aliases and help lines come from [`Format::ALL`], so the CLI cannot forget a format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -606,6 +681,23 @@ mod tests {
         assert_eq!("00FF00".parse::<Color>(), Ok(Color([0, 255, 0])));
         assert!("#ff88".parse::<Color>().is_err());
         assert!("purpleish".parse::<Color>().is_err());
+    }
+
+    #[test]
+    fn focal_points_are_two_fractions() {
+        assert_eq!("0.3,0.6".parse::<FocalArg>(), Ok(FocalArg(0.3, 0.6)));
+        assert_eq!(" 1 , 0 ".parse::<FocalArg>(), Ok(FocalArg(1.0, 0.0)));
+        for bad in [
+            "",
+            "0.5",
+            "0.5,",
+            "1.5,0.5",
+            "-0.1,0.5",
+            "a,b",
+            "0.1,0.2,0.3",
+        ] {
+            assert!(bad.parse::<FocalArg>().is_err(), "{bad:?}");
+        }
     }
 }
 

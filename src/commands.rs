@@ -1,4 +1,6 @@
-//! The subcommands beside the default resize: `bench`, `manifest merge`, `completions`, `man`.
+//! The subcommands beside the default resize: `bench`, `manifest merge`, `completions`, `man`,
+//! and the dispatch that turns a command line into the jobs to run (the default mode, or the
+//! jobs of `presize build`).
 //!
 //! Completions and the man page are generated from the same clap definition as `--help`, so
 //! they never drift from the real flags.
@@ -9,14 +11,34 @@ use clap::CommandFactory;
 
 use crate::bench;
 use crate::cli::{Cli, Command, ManifestAction};
+use crate::config::Config;
 use crate::exit::Exit;
 use crate::manifest::Manifest;
 use crate::report;
 
+/// What a command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// Jobs to run in one pool: the default mode's one, or a build file's.
+    Run(Vec<Config>),
+    /// A subcommand that has run, with its exit code.
+    Done(Exit),
+}
+
+/// Turns a parsed command line into jobs, or runs the subcommand it names.
+pub fn dispatch(mut cli: Cli) -> anyhow::Result<Request> {
+    Ok(match cli.command.take() {
+        None => Request::Run(vec![Config::from_cli(cli)?]),
+        Some(Command::Build(args)) => Request::Run(crate::build::load(&args)?),
+        Some(command) => Request::Done(run(command)?),
+    })
+}
+
 /// Runs a subcommand, writing its output to stdout.
-pub fn run(command: Command) -> anyhow::Result<Exit> {
+fn run(command: Command) -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     match command {
+        Command::Build(_) => unreachable!("`dispatch` turns `build` into jobs"),
         Command::Bench(args) => {
             let plan = bench::Plan::new(*args)?;
             let json = plan.args.json;

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::cli::Filter;
-use crate::cli::{Cli, DpiArg, FailOnArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
+use crate::cli::{Cli, CropArg, DpiArg, FailOnArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
-use crate::geometry::{Dim, Fit, Target};
+use crate::geometry::{Crop, Dim, Fit, Target};
 pub(crate) use crate::metadata::{DpiPolicy, MetaPolicy};
 use crate::naming::Template;
 use crate::shard::Shard;
@@ -81,6 +81,8 @@ pub struct Settings {
     pub animated: bool,
     /// Which damage fails an input (`--fail-on`). Default: [`FailOn::Warning`], any.
     pub fail_on: FailOn,
+    /// Where a `--fit cover` crop window goes (`--crop`, `--focal`). Default: centred.
+    pub crop: Crop,
 }
 
 /// Which damage in an input fails it (`--fail-on`), from the most lenient: the levels of
@@ -236,6 +238,12 @@ impl Settings {
                 FailOnArg::Error => FailOn::Error,
                 FailOnArg::Warning => FailOn::Warning,
             },
+            crop: match (args.focal, args.crop) {
+                (Some(point), _) => Crop::Focal(point.0, point.1),
+                (None, CropArg::Centre) => Crop::Centre,
+                (None, CropArg::Attention) => Crop::Attention,
+                (None, CropArg::Entropy) => Crop::Entropy,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -258,6 +266,9 @@ impl Settings {
                 _ => "contain",
             };
             return Err(ConfigError::FitNeedsBox(name));
+        }
+        if self.crop != Crop::Centre && self.targets.iter().any(|t| t.fit != Fit::Cover) {
+            return Err(ConfigError::CropNeedsCover);
         }
         if self.formats.is_empty() {
             return Err(ConfigError::NoFormat);
@@ -352,6 +363,9 @@ pub struct Config {
     pub force: bool,
     /// Delete outputs of sources that are gone (with a manifest). Default: false.
     pub prune: bool,
+    /// After the first run, watch the inputs and run again on changes (with a manifest).
+    /// Default: false.
+    pub watch: bool,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -484,6 +498,7 @@ impl Config {
             manifest: cli.manifest,
             force: cli.force,
             prune: cli.prune,
+            watch: cli.watch,
         };
         config.validate()?;
         Ok(config)
@@ -629,6 +644,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         linear: false,
         animated: false,
         fail_on: FailOn::Warning,
+        crop: Crop::Centre,
     }
 }
 
@@ -662,6 +678,20 @@ mod tests {
     fn box_fits_need_both_dimensions() {
         let err = parse(&["-o", "/x", "-w", "5", "--fit", "cover"]).unwrap_err();
         assert_eq!(err, ConfigError::FitNeedsBox("cover"));
+    }
+
+    #[test]
+    fn crops_need_cover_and_focal_points_are_kept() {
+        let err = parse(&["-o", "/x", "-s", "9x9", "--crop", "entropy"]).unwrap_err();
+        assert_eq!(err, ConfigError::CropNeedsCover);
+        let err = parse(&["-o", "/x", "-s", "9x9", "--focal", "0.1,0.2"]).unwrap_err();
+        assert_eq!(err, ConfigError::CropNeedsCover);
+        let cover = ["-o", "/x/out", "-s", "9x9", "--fit", "cover"];
+        let c = parse(&[&cover[..], &["--focal", "0.1,0.2"]].concat()).unwrap();
+        assert_eq!(c.settings.crop, Crop::Focal(0.1, 0.2));
+        let c = parse(&[&cover[..], &["--crop", "attention"]].concat()).unwrap();
+        assert_eq!(c.settings.crop, Crop::Attention);
+        assert_eq!(parse(&cover).unwrap().settings.crop, Crop::Centre);
     }
 
     #[test]

@@ -206,6 +206,9 @@ pub enum ConfigError {
     /// --in-place with several sizes would write them all over one file.
     #[error("--in-place keeps one file per input: give a single size")]
     InPlaceSizes,
+    /// --crop or --focal without --fit cover, where there is no window to place.
+    #[error("--crop and --focal place the window of --fit cover; add --fit cover (and a box, e.g. -s 400x400)")]
+    CropNeedsCover,
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),

@@ -74,6 +74,22 @@ pub enum Fit {
     Contain,
 }
 
+/// Where the window of a `--fit cover` crop goes (`--crop`, `--focal`). The window's size comes
+/// from the target alone; only its position depends on this.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Crop {
+    /// Centred (the default, and the only placement before `--crop` existed).
+    #[default]
+    Centre,
+    /// The region that draws the eye: saturated colour, skin tones, edges.
+    Attention,
+    /// The most detailed region: the highest Shannon entropy of the luma histogram.
+    Entropy,
+    /// Centred on this point, given as fractions of the width and height (0.0 to 1.0), as far
+    /// as the edges allow.
+    Focal(f64, f64),
+}
+
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Target {
@@ -131,8 +147,55 @@ impl Geometry {
         self.canvas.is_none() && self.size == src && self.crop == full(src)
     }
 
-    /// The same geometry seen with width and height exchanged (for sources stored rotated by
-    /// 90°). Crops are always centred, so swapping the axes is all that is needed.
+    /// The crop window of a source shown at `src`, moved so that its centre is as close to
+    /// `point` (fractions of the width and height) as the edges allow; the size is unchanged.
+    pub(crate) fn centred_on(&self, src: (u32, u32), point: (f64, f64)) -> Geometry {
+        let place = |length: u32, window: f64, at: f64| {
+            let slack = (f64::from(length) - window).max(0.0);
+            (at.clamp(0.0, 1.0) * f64::from(length) - window / 2.0).clamp(0.0, slack)
+        };
+        let mut moved = *self;
+        moved.crop.left = place(src.0, self.crop.width, point.0);
+        moved.crop.top = place(src.1, self.crop.height, point.1);
+        moved
+    }
+
+    /// The same geometry in the stored pixels of a source shown at `shown` with EXIF
+    /// `orientation` (1-8): axes exchanged for the quarter turns, the crop window mirrored along
+    /// each flipped axis. A centred window stays exactly where [`Geometry::transposed`] puts it
+    /// (the mirror maps the slack's middle onto itself with no rounding), so centre crops are
+    /// unchanged to the bit.
+    pub(crate) fn stored(&self, shown: (u32, u32), orientation: u8) -> Geometry {
+        // Which stored axes run against the displayed ones (EXIF 2-8; see `resize::orient`).
+        let (flip_x, flip_y) = match orientation {
+            2 | 8 => (true, false),
+            3 | 7 => (true, true),
+            4 | 6 => (false, true),
+            _ => (false, false),
+        };
+        let (mut g, (sw, sh)) = if orientation >= 5 {
+            (self.transposed(), (shown.1, shown.0))
+        } else {
+            (*self, shown)
+        };
+        let mirror = |start: f64, window: f64, length: u32| {
+            let slack = f64::from(length) - window;
+            if slack <= 0.0 {
+                return start;
+            }
+            (slack * (1.0 - start / slack)).clamp(0.0, slack)
+        };
+        if flip_x {
+            g.crop.left = mirror(g.crop.left, g.crop.width, sw);
+        }
+        if flip_y {
+            g.crop.top = mirror(g.crop.top, g.crop.height, sh);
+        }
+        g
+    }
+
+    /// The same geometry seen with width and height exchanged, the crop's offsets with them
+    /// (sizes only are right for every orientation; [`Geometry::stored`] places the window).
     pub(crate) fn transposed(&self) -> Geometry {
         Geometry {
             crop: Rect {

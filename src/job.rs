@@ -24,6 +24,8 @@ pub struct ImageJob {
     pub input_format: Format,
     /// The input's size in bytes when it was found (for ordering and the summary).
     pub bytes: u64,
+    /// Which job of a build file this image belongs to (its index); 0 for a single run.
+    pub group: usize,
 }
 
 /// Time spent in each stage of one image (or summed over many).
@@ -130,6 +132,8 @@ pub struct JobResult {
     pub manifest: Option<SourceEntry>,
     /// The damage the input was decoded through (`--fail-on`), for a warning on stderr.
     pub warning: Option<String>,
+    /// The [`ImageJob::group`] of the image (0 for a failure of a single run's walk).
+    pub group: usize,
 }
 
 impl JobResult {
@@ -145,6 +149,7 @@ impl JobResult {
             rel: None,
             manifest: None,
             warning: None,
+            group: 0,
         }
     }
 }

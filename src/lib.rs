@@ -12,6 +12,7 @@ mod api;
 mod atomic;
 mod bench;
 mod budget;
+mod build;
 mod cli;
 mod commands;
 mod config;
@@ -30,6 +31,7 @@ mod pool;
 mod report;
 mod shard;
 mod walk;
+mod watch;
 
 pub use crate::api::Error;
 pub use crate::api::Resize;
@@ -46,14 +48,15 @@ pub use crate::report::Summary;
 pub mod internals {
     pub use crate::atomic::remove_in_flight;
     pub use crate::cli::Cli;
-    pub use crate::commands::run as run_command;
+    pub use crate::commands::{dispatch, Request};
     pub use crate::config::{settings_for_width, Config, Filter, Settings, Shrink};
     pub use crate::exit::Exit;
     pub use crate::geometry::Rect;
     pub use crate::job::{ImageJob, Outcome};
     pub use crate::pool::JobHandle;
     pub use crate::report::Reporter;
-    pub use crate::{execute, run};
+    pub use crate::watch::run as run_and_watch;
+    pub use crate::{execute, run, run_jobs};
 
     /// The pipeline's stages, for the stage benchmarks.
     pub mod pipeline {
@@ -83,23 +86,48 @@ use crate::report::{Reporter, Stop};
 pub fn run(
     config: &Config,
     cancel: &Arc<AtomicBool>,
+    reporter: Reporter,
+) -> Result<Summary, Error> {
+    run_jobs(std::slice::from_ref(config), cancel, reporter)
+}
+
+/// Runs several jobs (a build file's) in one pool: one set of workers and one summary, each
+/// image resized with its own job's settings, each job's manifest written and pruned on its
+/// own. The run-wide settings (workers, limits, output, `--report`) are the first job's;
+/// `build::load` has checked that every job agrees on them.
+pub fn run_jobs(
+    configs: &[Config],
+    cancel: &Arc<AtomicBool>,
     mut reporter: Reporter,
 ) -> Result<Summary, Error> {
-    let previous = match (&config.manifest, config.force) {
-        (Some(path), false) => Some(Manifest::load(path)?),
-        (Some(_), true) => Some(Manifest::default()),
-        (None, _) => None,
+    let Some(first) = configs.first() else {
+        return Ok(reporter.finish(Duration::ZERO, None, 0));
     };
-    let mut build = BuildRecord::new(previous.is_some());
+    let mut previous = Vec::with_capacity(configs.len());
+    for config in configs {
+        previous.push(match (&config.manifest, config.force) {
+            (Some(path), false) => Some(Manifest::load(path)?),
+            (Some(_), true) => Some(Manifest::default()),
+            (None, _) => None,
+        });
+    }
+    let mut builds: Vec<BuildRecord> = previous
+        .iter()
+        .map(|p| BuildRecord::new(p.is_some()))
+        .collect();
     let found = AtomicU64::new(0);
     let estimate = AtomicU64::new(0);
     let done = AtomicBool::new(false);
     let timed_out = AtomicBool::new(false);
     let (elapsed, stats) = std::thread::scope(|scope| {
-        if config.progress {
-            scope.spawn(|| walk::estimate_total(config, &estimate, &done));
+        if first.progress {
+            scope.spawn(|| {
+                configs
+                    .iter()
+                    .for_each(|c| walk::estimate_total(c, &estimate, &done));
+            });
         }
-        if let Some(limit) = config.limits.timeout {
+        if let Some(limit) = first.limits.timeout {
             let (done, timed_out) = (&done, &timed_out);
             scope.spawn(move || {
                 let start = Instant::now();
@@ -113,8 +141,8 @@ pub fn run(
                 }
             });
         }
-        let result = execute(
-            config,
+        let result = execute_jobs(
+            configs,
             cancel,
             false,
             &found,
@@ -124,7 +152,9 @@ pub fn run(
                     .load(Ordering::Relaxed)
                     .max(estimate.load(Ordering::Relaxed));
                 reporter.set_total(total);
-                build.note(&mut result);
+                if let Some(build) = builds.get_mut(result.group) {
+                    build.note(&mut result);
+                }
                 reporter.record(result);
             },
         );
@@ -139,17 +169,19 @@ pub fn run(
     } else {
         None
     };
-    if let (Some(path), Some(previous)) = (&config.manifest, previous) {
-        if !config.dry_run {
-            let complete = stop.is_none();
-            let (manifest, warnings) = build.finish(config, previous, complete);
-            warnings.iter().for_each(|w| reporter.warn(w));
-            manifest.save_atomic(path)?;
+    for ((config, build), previous) in configs.iter().zip(builds).zip(previous) {
+        if let (Some(path), Some(previous)) = (&config.manifest, previous) {
+            if !config.dry_run {
+                let complete = stop.is_none();
+                let (manifest, warnings) = build.finish(config, previous, complete);
+                warnings.iter().for_each(|w| reporter.warn(w));
+                manifest.save_atomic(path)?;
+            }
         }
     }
     let summary = reporter.finish(elapsed, stop, stats.not_processed);
-    if let Some(path) = &config.report {
-        html::write(&records, &summary, config, path)?;
+    if let Some(path) = &first.report {
+        html::write(&records, &summary, first, path)?;
     }
     Ok(summary)
 }
@@ -166,6 +198,63 @@ pub fn execute(
     manifest: Option<Manifest>,
     sink: impl FnMut(JobResult),
 ) -> Result<(Duration, pool::Stats), Error> {
+    let configs = std::slice::from_ref(config);
+    execute_jobs(configs, cancel, discard, found, vec![manifest], sink)
+}
+
+/// [`execute`] for several jobs in one pool: job `i` is walked with `configs[i]` and resized
+/// with its settings and previous manifest `manifests[i]`; each result carries its job's
+/// index ([`JobResult::group`]). The pool's limits and the memory budget are the first job's.
+fn execute_jobs(
+    configs: &[Config],
+    cancel: &Arc<AtomicBool>,
+    discard: bool,
+    found: &AtomicU64,
+    manifests: Vec<Option<Manifest>>,
+    sink: impl FnMut(JobResult),
+) -> Result<(Duration, pool::Stats), Error> {
+    let first = &configs[0];
+    let budget = Arc::new(Budget::new(first.limits.memory));
+    let mut contexts = Vec::with_capacity(configs.len());
+    for (config, manifest) in configs.iter().zip(manifests) {
+        contexts.push(context(config, discard, &budget, manifest)?);
+    }
+    let start = Instant::now();
+    let contexts = Arc::new(contexts);
+    let limits = pool::Limits {
+        workers: first.workers,
+        job_timeout: first.limits.image_timeout,
+    };
+    let failed = |job: &ImageJob, error| JobResult {
+        rel: manifest::rel_key(&job.rel),
+        group: job.group,
+        ..JobResult::failed(job.src.clone(), error)
+    };
+    let work = pool::Work {
+        init: Box::new(Scratch::default),
+        run: Box::new(move |job, scratch, handle| {
+            pipeline::process(job, &contexts[job.group], scratch, handle)
+        }),
+        on_panic: Box::new(move |job: &ImageJob, message| failed(job, JobError::Panicked(message))),
+        on_timeout: Box::new(move |job: &ImageJob, limit| failed(job, JobError::TimedOut(limit))),
+    };
+    let walk_all = |feeder: &pool::Feeder<'_, ImageJob, JobResult>| {
+        for (group, config) in configs.iter().enumerate() {
+            walk::walk(config, group, feeder, found);
+        }
+    };
+    let stats = pool::run(limits, cancel, walk_all, work, sink);
+    Ok((start.elapsed(), stats))
+}
+
+/// What the workers need of one job: its settings, switches and output folder (created here
+/// unless nothing is written), sharing the run's memory `budget`.
+fn context(
+    config: &Config,
+    discard: bool,
+    budget: &Arc<Budget>,
+    manifest: Option<Manifest>,
+) -> Result<pipeline::Context, Error> {
     let writes = !config.dry_run && !discard;
     let out_root = if writes && !config.in_place {
         let fail = |context| {
@@ -186,8 +275,7 @@ pub fn execute(
     } else {
         None
     };
-    let start = Instant::now();
-    let ctx = Arc::new(pipeline::Context {
+    Ok(pipeline::Context {
         settings: config.settings.clone(),
         mode: Mode {
             overwrite: config.overwrite,
@@ -196,34 +284,10 @@ pub fn execute(
             discard,
             in_place: config.in_place,
         },
-        budget: Budget::new(config.limits.memory),
+        budget: Arc::clone(budget),
         out_dir: config.out_dir.clone(),
         out_root,
         template: config.template.clone(),
         manifest,
-    });
-    let limits = pool::Limits {
-        workers: config.workers,
-        job_timeout: config.limits.image_timeout,
-    };
-    let work = pool::Work {
-        init: Box::new(Scratch::default),
-        run: Box::new(move |job, scratch, handle| pipeline::process(job, &ctx, scratch, handle)),
-        on_panic: Box::new(|job: &ImageJob, message| JobResult {
-            rel: manifest::rel_key(&job.rel),
-            ..JobResult::failed(job.src.clone(), JobError::Panicked(message))
-        }),
-        on_timeout: Box::new(|job: &ImageJob, limit| JobResult {
-            rel: manifest::rel_key(&job.rel),
-            ..JobResult::failed(job.src.clone(), JobError::TimedOut(limit))
-        }),
-    };
-    let stats = pool::run(
-        limits,
-        cancel,
-        |feeder| walk::walk(config, feeder, found),
-        work,
-        sink,
-    );
-    Ok((start.elapsed(), stats))
+    })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use presize::internals::{remove_in_flight, run_command, Cli, Config, Exit, Reporter};
+use presize::internals::{dispatch, remove_in_flight, run_and_watch, Cli, Exit, Request};
 
 fn main() -> ExitCode {
     match run() {
@@ -22,18 +22,17 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<Exit> {
-    let mut cli = Cli::parse();
-    if let Some(command) = cli.command.take() {
-        return run_command(command);
-    }
-    let config = Config::from_cli(cli)?;
+    let jobs = match dispatch(Cli::parse())? {
+        Request::Run(jobs) => jobs,
+        Request::Done(exit) => return Ok(exit),
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     install_handlers(Arc::clone(&cancel));
-    let summary = presize::internals::run(&config, &cancel, Reporter::new(&config))?;
+    let exit = run_and_watch(&jobs, &cancel)?;
     // Every live worker has been joined; only a thread abandoned by --image-timeout can still be
     // writing, and its temporary file must not outlive the process.
     remove_in_flight();
-    Ok(Exit::from_summary(&summary))
+    Ok(exit)
 }
 
 /// Returns true if and only if `err` comes from writing to a closed pipe.

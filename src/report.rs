@@ -631,6 +631,25 @@ pub(crate) fn bench_row(out: &mut impl Write, row: &BenchRow) -> io::Result<()> 
     writeln!(out, "{}", cells.join(" "))
 }
 
+/// `--watch`: the run is over and presize waits for changes to `roots` folders and files.
+pub(crate) fn watching(roots: usize, quiet: bool) {
+    if !quiet {
+        eprintln!("presize: watching {roots} input(s) for changes (Ctrl-C to stop)");
+    }
+}
+
+/// `--watch`: what changed, before the run that follows.
+pub(crate) fn changed(paths: &[std::path::PathBuf], quiet: bool) {
+    if quiet {
+        return;
+    }
+    match paths {
+        [] => eprintln!("presize: inputs changed"),
+        [one] => eprintln!("presize: changed: {}", one.display()),
+        _ => eprintln!("presize: {} files changed", paths.len()),
+    }
+}
+
 /// What `presize manifest merge` did.
 pub(crate) fn merged(parts: usize, sources: usize, output: &std::path::Path) {
     eprintln!(
@@ -672,6 +691,7 @@ mod tests {
             rel: None,
             manifest: None,
             warning: None,
+            group: 0,
         }
     }
 
@@ -701,6 +721,7 @@ mod tests {
             rel: None,
             manifest: None,
             warning: None,
+            group: 0,
         });
         s.record(JobResult {
             src: "notes.txt".into(),
@@ -712,6 +733,7 @@ mod tests {
             rel: None,
             manifest: None,
             warning: None,
+            group: 0,
         });
         assert_eq!(
             (s.inputs, s.written, s.failed, s.skipped, s.ignored),

@@ -80,6 +80,8 @@ pub(crate) fn classify(path: &Path) -> Result<Found, JobError> {
 
 struct Walker<'c, 'f, 'a> {
     config: &'c Config,
+    /// The index of `config` among the run's jobs (see [`ImageJob::group`]).
+    group: usize,
     found: &'c AtomicU64,
     feeder: &'f Feeder<'a, ImageJob, JobResult>,
     /// Canonical output folder, never walked into.
@@ -129,11 +131,17 @@ impl Ord for Pending {
     }
 }
 
-/// Walks every input of `config` and feeds the jobs. Runs on the walker thread.
-/// `found` counts the images discovered so far (for the progress bar's total).
-pub(crate) fn walk(config: &Config, feeder: &Feeder<'_, ImageJob, JobResult>, found: &AtomicU64) {
+/// Walks every input of `config` (job `group` of the run) and feeds the jobs. Runs on the
+/// walker thread. `found` counts the images discovered so far (for the progress bar's total).
+pub(crate) fn walk(
+    config: &Config,
+    group: usize,
+    feeder: &Feeder<'_, ImageJob, JobResult>,
+    found: &AtomicU64,
+) {
     let mut w = Walker {
         config,
+        group,
         found,
         feeder,
         out_dir: config.out_dir.canonicalize().ok(),
@@ -342,6 +350,7 @@ impl Walker<'_, '_, '_> {
                     rel: None,
                     manifest: None,
                     warning: None,
+                    group: self.group,
                 });
             }
             Err(e) => return self.fail(src, e),
@@ -397,6 +406,7 @@ impl Walker<'_, '_, '_> {
             rel,
             input_format: format,
             bytes,
+            group: self.group,
         };
         self.window.push(Pending {
             bytes,
@@ -415,7 +425,10 @@ impl Walker<'_, '_, '_> {
 
     fn fail(&self, path: PathBuf, error: JobError) {
         self.found.fetch_add(1, Ordering::Relaxed);
-        self.feeder.report(JobResult::failed(path, error));
+        self.feeder.report(JobResult {
+            group: self.group,
+            ..JobResult::failed(path, error)
+        });
     }
 }
 

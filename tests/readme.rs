@@ -1,6 +1,8 @@
 //! The README is a test: every `presize …` command in its "Usage by task" and "Web builds"
 //! sections runs here, twice, on generated images, as a user would type it.
 //!
+//! `presize build` runs the README's `presize.toml` (the "Web builds" section's TOML block).
+//!
 //! Both runs must exit 0. The second run of an incremental command must write nothing: every
 //! image output keeps its bytes and its modification time (issue 12: the web-assets example used
 //! to fail on its second run because the manifest reader kept its own list of formats).
@@ -41,6 +43,14 @@ fn readme_commands() -> Vec<String> {
     commands
 }
 
+/// The README's build file: the first TOML block of the "Web builds" section.
+fn readme_build_file() -> &'static str {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("## Web builds").expect("a Web builds section")..];
+    let start = section.find("```toml\n").expect("a presize.toml example") + "```toml\n".len();
+    &section[start..start + section[start..].find("```").expect("the block ends")]
+}
+
 /// One README command, resolved inside a test folder.
 struct Example {
     args: Vec<String>,
@@ -63,15 +73,35 @@ impl Example {
             words.truncate(i);
             home.join(file)
         });
+        // `presize build`: the README's build file, whose first job names the input folder.
+        let input = if words[0] == "build" {
+            let file = readme_build_file();
+            fs::write(home.join("presize.toml"), file).expect("write presize.toml");
+            let line = file
+                .lines()
+                .find(|l| l.starts_with("input = "))
+                .expect("a job with an input");
+            line.trim_start_matches("input = ")
+                .trim_matches('"')
+                .to_owned()
+        } else {
+            words[0].clone()
+        };
         Example {
-            input: home.join(&words[0]),
+            input: home.join(input),
             args: words,
             stdout_to,
         }
     }
 
     fn run(&self, home: &Path, line: &str) {
-        let output = presize()
+        // A subcommand takes no flag before it (the build file says what it wants).
+        let mut command = if self.args[0] == "build" {
+            assert_cmd::Command::cargo_bin("presize").expect("the presize binary")
+        } else {
+            presize()
+        };
+        let output = command
             .current_dir(home)
             .args(&self.args)
             .output()
@@ -146,7 +176,7 @@ fn images(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
         .into_iter()
         .filter(|p| {
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            !matches!(ext, "json" | "html" | "ndjson")
+            !matches!(ext, "json" | "html" | "ndjson" | "toml")
         })
         .map(|p| {
             let bytes = fs::read(&p).unwrap();

@@ -568,6 +568,7 @@ fn a_file_deleted_between_the_walk_and_its_turn_fails_with_a_clear_error() {
         rel: "gone.png".into(),
         input_format: presize::Format::Png,
         bytes: 1234,
+        group: 0,
     };
     let result = process(
         &job,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::config::{FailOn, Settings};
 use crate::format::Format;
-use crate::geometry::Target;
+use crate::geometry::{Crop, Target};
 use crate::metadata::DpiPolicy;
 use crate::naming::Template;
 
@@ -50,6 +50,7 @@ impl<'a> OutputOptions<'a> {
             animated,
             dpi,
             fail_on,
+            crop,
         } = self.settings;
         let lower = |v: &dyn std::fmt::Debug| Value::from(format!("{v:?}").to_lowercase());
         let mut values = BTreeMap::new();
@@ -106,6 +107,9 @@ impl<'a> OutputOptions<'a> {
         if *fail_on != FailOn::default() {
             values.insert("fail_on".into(), lower(fail_on));
         }
+        if let Some(crop) = crop_name(*crop) {
+            values.insert("crop".into(), Value::from(crop));
+        }
         Options::new(values)
     }
 
@@ -131,6 +135,7 @@ impl<'a> OutputOptions<'a> {
             animated,
             dpi,
             fail_on,
+            crop,
         } = self.settings;
         let text = format!(
             "{target:?}|{format:?}|q{}|e{effort:?}|p{progressive}|l{lossless}|{filter:?}|\
@@ -150,7 +155,23 @@ impl<'a> OutputOptions<'a> {
         } else {
             format!("{text}|fail{fail_on:?}")
         };
+        // Where a cover crop's window goes: appended only off the centre, like the above.
+        let text = match crop_name(*crop) {
+            Some(crop) => format!("{text}|crop {crop}"),
+            None => text,
+        };
         format!("{:016x}", crate::hash::xxh64(text.as_bytes(), 0))
+    }
+}
+
+/// How the manifest and the keys spell a crop placement; `None` for the centre, which is what
+/// every manifest written before `--crop` existed was made with.
+fn crop_name(crop: Crop) -> Option<String> {
+    match crop {
+        Crop::Centre => None,
+        Crop::Attention => Some("attention".into()),
+        Crop::Entropy => Some("entropy".into()),
+        Crop::Focal(x, y) => Some(format!("focal {x},{y}")),
     }
 }
 
@@ -187,6 +208,8 @@ mod tests {
             ("animated", Box::new(|s| s.animated = !s.animated), true),
             ("dpi", Box::new(|s| s.dpi = DpiPolicy::Scale), true),
             ("fail on", Box::new(|s| s.fail_on = FailOn::None), true),
+            ("crop", Box::new(|s| s.crop = Crop::Attention), true),
+            ("focal", Box::new(|s| s.crop = Crop::Focal(0.3, 0.6)), true),
         ]
     }
 

@@ -5,6 +5,7 @@
 //! codecs' scratch types.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::budget::Budget;
 use crate::config::Settings;
@@ -35,8 +36,9 @@ pub struct Context {
     pub settings: Settings,
     /// Run-wide switches.
     pub mode: Mode,
-    /// Decoded-image memory shared by all workers.
-    pub budget: Budget,
+    /// Decoded-image memory shared by all workers (and by every job of a build file, whose
+    /// contexts hold the one budget).
+    pub budget: Arc<Budget>,
     /// The output folder as given; outputs are named below it.
     pub out_dir: PathBuf,
     /// The canonical output folder: no write may land outside it (a symlink planted in the
@@ -57,7 +59,7 @@ impl Context {
         Context {
             settings,
             mode: Mode::default(),
-            budget: Budget::new(u64::MAX),
+            budget: Arc::new(Budget::new(u64::MAX)),
             out_dir: PathBuf::new(),
             out_root: None,
             template,

@@ -225,8 +225,8 @@ pub(super) struct Render<'a> {
     pub(super) orientation: u8,
     /// Decoded size over stored size (the JPEG decoder may have shrunk the image).
     pub(super) scale: (f64, f64),
-    /// The stored image is the displayed one turned a quarter.
-    pub(super) transposed: bool,
+    /// The source's displayed (oriented) size, which the geometry of every size is in.
+    pub(super) shown_size: (u32, u32),
 }
 
 impl Render<'_> {
@@ -240,11 +240,7 @@ impl Render<'_> {
         threads: usize,
     ) -> Result<Pixels, JobError> {
         let settings = self.settings;
-        let stored = if self.transposed {
-            shown.transposed()
-        } else {
-            *shown
-        };
+        let stored = shown.stored(self.shown_size, self.orientation);
         let (fx, fy) = self.scale;
         let (width, height) = match &src {
             Decoded::Shared(px) => (px.width, px.height),

@@ -7,6 +7,7 @@ pub(crate) mod animation;
 pub(crate) mod avif;
 pub mod color;
 mod context;
+mod crop;
 pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]
@@ -67,6 +68,7 @@ pub fn process(
         outcome,
         stages,
         manifest,
+        group: job.group,
     }
 }
 
@@ -91,8 +93,9 @@ fn run_stages(
     let probed = probe_and_plan(job, ctx, bytes, content_hash, &mut scratch.decode);
     stages.decode = t.elapsed();
     let (probe, planned) = probed?;
-    let (orientation, transposed) = (probe.header.orientation, probe.header.is_transposed());
-    *input_size = Some(probe.header.displayed_size());
+    let orientation = probe.header.orientation;
+    let shown_size = probe.header.displayed_size();
+    *input_size = Some(shown_size);
     let mut plan = match planned {
         Planned::AlreadyFits => return Ok((Outcome::Skipped(SkipReason::AlreadyFits), None)),
         Planned::Outputs(plan) => plan,
@@ -120,7 +123,7 @@ fn run_stages(
             &mut finished,
         )?;
     }
-    let sizes = std::mem::take(&mut plan.sizes);
+    let mut sizes = std::mem::take(&mut plan.sizes);
     if sizes.iter().all(SizePlan::is_fresh) {
         sizes.into_iter().for_each(|size| finished.keep_all(size));
     } else {
@@ -135,6 +138,19 @@ fn run_stages(
             scale,
             memory: _memory,
         } = loaded?;
+        let t = Instant::now();
+        let view = crop::View {
+            orientation,
+            shown_size,
+        };
+        crop::place(
+            &mut sizes,
+            &pixels,
+            view,
+            ctx.settings.crop,
+            &mut scratch.make.resize,
+        )?;
+        stages.resize += t.elapsed();
         let maker = Maker {
             writer: &writer,
             render: Render {
@@ -142,7 +158,7 @@ fn run_stages(
                 linear: linear.as_ref(),
                 orientation,
                 scale,
-                transposed,
+                shown_size,
             },
             meta: &meta,
         };

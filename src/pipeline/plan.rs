@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use crate::config::{IccPolicy, MetaPolicy, Settings};
 use crate::error::JobError;
 use crate::format::Format;
-use crate::geometry::{self, Geometry, Target};
+use crate::geometry::{self, Crop, Geometry, Target};
 use crate::job::{ImageJob, Output};
 use crate::manifest::{self, Dropped, OutputEntry, OutputOptions, SourceEntry};
 use crate::metadata::DpiPolicy;
@@ -116,6 +116,12 @@ pub(super) fn plan_source(
     let options = OutputOptions::new(settings, &ctx.template);
     let mut sizes = Vec::new();
     for (target, shown) in &targets {
+        // A focal point is known before any pixel is (attention and entropy crops are placed
+        // after the decode, by `crop::place`).
+        let shown = match settings.crop {
+            Crop::Focal(x, y) => shown.centred_on(shown_size, (x, y)),
+            _ => *shown,
+        };
         let mut outputs = Vec::new();
         for format in settings.output_formats(job.input_format) {
             let dst = output_path(job, ctx, format, shown.output_size(), short)?;
@@ -154,10 +160,7 @@ pub(super) fn plan_source(
                 existed,
             });
         }
-        sizes.push(SizePlan {
-            shown: *shown,
-            outputs,
-        });
+        sizes.push(SizePlan { shown, outputs });
     }
     refuse_shared_names(&sizes)?;
     Ok(Planned::Outputs(SourcePlan {
