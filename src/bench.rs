@@ -257,6 +257,9 @@ fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Con
         manifest: None,
         force: true,
         prune: false,
+        // As a plain run writes (with --write): each output synced before its rename.
+        sync_outputs: crate::config::Durability::File,
+        sync_manifest: crate::config::Durability::FileAndFolder,
     }
 }
 

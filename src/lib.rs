@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::job::{ImageJob, JobResult};
-use crate::manifest::BuildRecord;
+use crate::manifest::{BuildRecord, ManifestLock};
 use crate::pipeline::{Mode, Scratch};
 use crate::report::{Reporter, Stop};
 
@@ -84,6 +84,43 @@ pub fn run(
     cancel: &Arc<AtomicBool>,
     mut reporter: Reporter,
 ) -> Result<Summary, Error> {
+    let started = Instant::now();
+    // Held until the manifest is saved: a second run on the same manifest waits here, then
+    // reads what this one saved (`manifest/lock.rs`).
+    let _lock = match &config.manifest {
+        Some(path) if !config.dry_run => {
+            let give_up = || {
+                cancel.load(Ordering::SeqCst)
+                    || config
+                        .limits
+                        .timeout
+                        .is_some_and(|limit| started.elapsed() >= limit)
+            };
+            let waiting = |holder: manifest::Holder<'_>| {
+                reporter.waiting_for_manifest(path, &holder);
+            };
+            match ManifestLock::acquire(path, waiting, give_up) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => {
+                    let stop = if cancel.load(Ordering::SeqCst) {
+                        Stop::Interrupted
+                    } else {
+                        Stop::TimeLimit
+                    };
+                    return Ok(reporter.finish(started.elapsed(), Some(stop), 0));
+                }
+                Err(source) => {
+                    return Err(ManifestError::Io {
+                        what: "cannot lock manifest",
+                        path: path.clone(),
+                        source,
+                    }
+                    .into())
+                }
+            }
+        }
+        _ => None,
+    };
     let previous = match (&config.manifest, config.force) {
         (Some(path), false) => Some(Manifest::load(path)?),
         (Some(_), true) => Some(Manifest::default()),
@@ -143,7 +180,7 @@ pub fn run(
             let complete = stop.is_none();
             let (manifest, warnings) = build.finish(config, previous, complete);
             warnings.iter().for_each(|w| reporter.warn(w));
-            manifest.save_atomic(path)?;
+            manifest.save(path, config.sync_manifest)?;
         }
     }
     let summary = reporter.finish(elapsed, stop, stats.not_processed);
@@ -194,6 +231,7 @@ pub fn execute(
             dry_run: config.dry_run,
             discard,
             in_place: config.in_place,
+            sync: config.sync_outputs,
         },
         budget: Budget::new(config.limits.memory),
         out_dir: config.out_dir.clone(),

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::atomic::Durability;
 use crate::budget::Budget;
 use crate::config::Settings;
 use crate::manifest::Manifest;
@@ -26,6 +27,8 @@ pub struct Mode {
     pub discard: bool,
     /// Each output replaces its input (`--in-place`).
     pub in_place: bool,
+    /// How each output reaches the disk (`Config::sync_outputs`).
+    pub sync: Durability,
 }
 
 /// Everything a worker shares with the others for the whole run.
