@@ -84,42 +84,11 @@ pub fn run(
     cancel: &Arc<AtomicBool>,
     mut reporter: Reporter,
 ) -> Result<Summary, Error> {
+    // --timeout counts from here, so it also bounds the wait for another run's manifest lock.
     let started = Instant::now();
-    // Held until the manifest is saved: a second run on the same manifest waits here, then
-    // reads what this one saved (`manifest/lock.rs`).
-    let _lock = match &config.manifest {
-        Some(path) if !config.dry_run => {
-            let give_up = || {
-                cancel.load(Ordering::SeqCst)
-                    || config
-                        .limits
-                        .timeout
-                        .is_some_and(|limit| started.elapsed() >= limit)
-            };
-            let waiting = |holder: manifest::Holder<'_>| {
-                reporter.waiting_for_manifest(path, &holder);
-            };
-            match ManifestLock::acquire(path, waiting, give_up) {
-                Ok(Some(lock)) => Some(lock),
-                Ok(None) => {
-                    let stop = if cancel.load(Ordering::SeqCst) {
-                        Stop::Interrupted
-                    } else {
-                        Stop::TimeLimit
-                    };
-                    return Ok(reporter.finish(started.elapsed(), Some(stop), 0));
-                }
-                Err(source) => {
-                    return Err(ManifestError::Io {
-                        what: "cannot lock manifest",
-                        path: path.clone(),
-                        source,
-                    }
-                    .into())
-                }
-            }
-        }
-        _ => None,
+    let _lock = match lock_manifest(config, cancel, &reporter, started)? {
+        Ok(lock) => lock,
+        Err(stop) => return Ok(reporter.finish(started.elapsed(), Some(stop), 0)),
     };
     let previous = match (&config.manifest, config.force) {
         (Some(path), false) => Some(Manifest::load(path)?),
@@ -138,9 +107,8 @@ pub fn run(
         if let Some(limit) = config.limits.timeout {
             let (done, timed_out) = (&done, &timed_out);
             scope.spawn(move || {
-                let start = Instant::now();
                 while !done.load(Ordering::Relaxed) {
-                    if start.elapsed() >= limit {
+                    if started.elapsed() >= limit {
                         timed_out.store(true, Ordering::SeqCst);
                         cancel.store(true, Ordering::SeqCst);
                         return;
@@ -188,6 +156,39 @@ pub fn run(
         html::write(&records, &summary, config, path)?;
     }
     Ok(summary)
+}
+
+/// With `--manifest` (and not `--dry-run`): the manifest's lock, to hold until it is saved. A
+/// second run on the same manifest waits here, saying so, then reads what the first saved
+/// (`manifest/lock.rs`). `Err(stop)` when Ctrl-C or `--timeout` ended the wait.
+fn lock_manifest(
+    config: &Config,
+    cancel: &AtomicBool,
+    reporter: &Reporter,
+    started: Instant,
+) -> Result<Result<Option<ManifestLock>, Stop>, Error> {
+    let Some(path) = config.manifest.as_ref().filter(|_| !config.dry_run) else {
+        return Ok(Ok(None));
+    };
+    let timed_out = || {
+        config
+            .limits
+            .timeout
+            .is_some_and(|limit| started.elapsed() >= limit)
+    };
+    let waiting = |holder: manifest::Holder<'_>| reporter.waiting_for_manifest(path, &holder);
+    let give_up = || cancel.load(Ordering::SeqCst) || timed_out();
+    match ManifestLock::acquire(path, waiting, give_up) {
+        Ok(Some(lock)) => Ok(Ok(Some(lock))),
+        Ok(None) if timed_out() => Ok(Err(Stop::TimeLimit)),
+        Ok(None) => Ok(Err(Stop::Interrupted)),
+        Err(source) => Err(ManifestError::Io {
+            what: "cannot lock manifest",
+            path: path.clone(),
+            source,
+        }
+        .into()),
+    }
 }
 
 /// The engine under [`run`] and `presize bench`: every result goes to `sink` on the calling

@@ -889,3 +889,41 @@ fn two_runs_at_once_into_one_folder_count_the_same_output_made_by_the_other_as_w
         assert_eq!(dims(&out.join(&f)), (80, 60), "{}", f.display());
     }
 }
+
+#[test]
+fn a_run_waiting_for_the_manifest_lock_stops_at_its_timeout_and_writes_nothing() {
+    let tree = TestTree::new().png("in/a.png", 64, 48);
+    let (out, manifest) = (tree.path("out"), tree.path("m.json"));
+    // Another run's lock, held by this test (as that run would hold it: flock on the file).
+    let lock = fs::File::create(tree.path(".m.json.lock")).unwrap();
+    lock.lock().unwrap();
+    let started = Instant::now();
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "32",
+        "--manifest",
+        p(&manifest),
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code, 124, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(stderr.contains("waiting for it to finish"), "{stderr}");
+    assert_eq!(summary(&lines)["written"], 0);
+    assert!(!out.exists() && !manifest.exists());
+    lock.unlock().unwrap();
+    let (code, _, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "32",
+        "--manifest",
+        p(&manifest),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(dims(&out.join("a.png")), (32, 24));
+}
