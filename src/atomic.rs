@@ -58,8 +58,9 @@ pub enum Durability {
     /// Renamed into place; the kernel writes it back when it likes (`--no-sync`, reports).
     /// After a power cut the name may hold an empty or partial file.
     Lazy,
-    /// `fsync` of the file before the rename (the default): after a power cut the name holds either the
-    /// complete new file or what it held before (or nothing, if the rename was lost).
+    /// `fsync` of the file before the rename (the default): after a power cut the name holds
+    /// either the complete new file or what it held before (or nothing, if the rename was
+    /// lost).
     #[default]
     File,
     /// As `File`, and `fsync` of the folder after the rename, so the new name itself survives
