@@ -68,11 +68,14 @@ def fresh_fs():
     sh("mount", loop, mnt)
 
 
-def cut(force_log):
-    """The power cut, then the reboot's log recovery."""
+def cut(force_log, process):
+    """The power cut: the device stops, and so does presize (it must not go on writing to the
+    file system mounted again); then the reboot's log recovery."""
     if force_log:
         sh("xfs_io", "-f", "-c", "pwrite -q 0 4k", "-c", "fsync", f"{mnt}/unrelated")
     sh("xfs_io", "-x", "-c", "shutdown", mnt)
+    process.kill()
+    process.wait()
     sh("umount", mnt)
     sh("mount", loop, mnt)
 
@@ -88,8 +91,7 @@ def run_and_cut(cmd, delay, force_log):
         LAST_RUN[0] = time.perf_counter() - t
     else:
         time.sleep(delay)
-    cut(force_log)
-    p.wait()
+    cut(force_log, p)
 
 
 def in_place(delay, force_log):
