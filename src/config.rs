@@ -353,12 +353,12 @@ pub struct Config {
     pub force: bool,
     /// Delete outputs of sources that are gone (with a manifest). Default: false.
     pub prune: bool,
-    /// How each output reaches the disk. Default: [`Durability::File`] (synced before its
-    /// rename); with `--in-place` also the folder after it; [`Durability::Lazy`] with
+    /// How each output reaches the disk. Default: `Durability::File` (synced before its
+    /// rename); with `--in-place` also the folder after it; `Durability::Lazy` with
     /// `--no-sync`. Measured cost in docs/RELIABILITY.md.
     pub sync_outputs: Durability,
     /// How the manifest reaches the disk: after every output it records. Default:
-    /// [`Durability::FileAndFolder`]; [`Durability::Lazy`] with `--no-sync`.
+    /// `Durability::FileAndFolder`; `Durability::Lazy` with `--no-sync`.
     pub sync_manifest: Durability,
 }
 
