@@ -1,6 +1,8 @@
 //! The one atomic writer: every file presize makes (outputs, manifests, reports) is written to
 //! a hidden temporary file in its destination folder, flushed, then renamed into place, so an
 //! interrupt, a full disk or a failure never leaves a truncated file under the final name.
+//! [`Durability`] adds the power cut: the file's data reaches the disk before the rename
+//! (`fsync`), and the folder after it, so a file appears under its name only complete.
 //!
 //! Called by the pipeline's write stage, the manifest and the HTML report.
 
@@ -44,8 +46,26 @@ pub(crate) struct WriteTarget<'a> {
     /// Asked just before the rename: true means the write is no longer wanted (the pool's
     /// watchdog gave up on the job), and nothing appears under `dst`.
     pub abandoned: Option<&'a (dyn Fn() -> bool + Sync)>,
-    /// Sync the file to disk before the rename (a manifest, which later runs trust).
-    pub sync: bool,
+    /// How much of the write must be on disk when `write_atomic` returns.
+    pub sync: Durability,
+}
+
+/// How far a write must reach the disk before [`write_atomic`] returns. The order is what
+/// makes a power cut harmless: the data is synced before the rename, so whatever name the file
+/// has after the cut, its content is complete (SQLite and git order their writes the same way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Renamed into place; the kernel writes it back when it likes (`--no-sync`, reports).
+    /// After a power cut the name may hold an empty or partial file.
+    Lazy,
+    /// `fsync` of the file before the rename (the default): after a power cut the name holds
+    /// either the complete new file or what it held before (or nothing, if the rename was
+    /// lost).
+    #[default]
+    File,
+    /// As `File`, and `fsync` of the folder after the rename, so the new name itself survives
+    /// a power cut (`--in-place`, the manifest).
+    FileAndFolder,
 }
 
 impl<'a> WriteTarget<'a> {
@@ -57,15 +77,16 @@ impl<'a> WriteTarget<'a> {
             confine_to: None,
             keep_permissions_of: None,
             abandoned: None,
-            sync: false,
+            sync: Durability::Lazy,
         }
     }
 }
 
 /// Writes `bytes` to `target.dst` atomically: a hidden temporary file in the same folder,
-/// flushed, then renamed over the destination. On any error the temporary file is removed and
-/// the destination is untouched. A symlink at the destination is replaced, never written
-/// through.
+/// flushed (and synced, as `target.sync` asks), then renamed over the destination (and the
+/// folder synced). On any error the temporary file is removed and the destination is untouched.
+/// A symlink at the destination is replaced, never written through. Without `replace`, a file
+/// that appeared at `dst` meanwhile with exactly these bytes counts as this write.
 pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(), JobError> {
     let dst = target.dst;
     let dir = dst
@@ -102,10 +123,10 @@ pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(),
         // Flush explicitly: an error surfacing only at close would otherwise be lost.
         tmp.flush()
             .map_err(|e| JobError::io("cannot write output", e))?;
-        if target.sync {
+        if target.sync != Durability::Lazy {
             tmp.as_file()
                 .sync_all()
-                .map_err(|e| JobError::io("cannot write output", e))?;
+                .map_err(|e| JobError::io("cannot sync output to disk", e))?;
         }
         if let Some(original) = target.keep_permissions_of {
             let perms = fs::metadata(original)
@@ -114,6 +135,7 @@ pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(),
             fs::set_permissions(&tmp_path, perms)
                 .map_err(|e| JobError::io("cannot set the output's permissions", e))?;
         }
+        pause_before_rename();
         if target.abandoned.is_some_and(|abandoned| abandoned()) {
             // The watchdog gave up on this image while it was being written: it was reported
             // as timed out, so it must not appear now (the temporary file is removed on drop).
@@ -124,10 +146,52 @@ pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(),
         } else {
             tmp.persist_noclobber(dst).map(drop)
         };
-        persisted.map_err(|e| JobError::io("cannot move output into place", e.error))
+        match persisted {
+            Ok(()) => Ok(()),
+            // Another process (a second presize run on the same tree) wrote this output since
+            // the job began; outputs depend only on input and settings, so equal bytes mean
+            // this write is done. Different bytes are a real conflict: the other file stays.
+            Err(e)
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists
+                    && fs::read(dst).is_ok_and(|there| there == bytes) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(JobError::io("cannot move output into place", e.error)),
+        }
     })();
     in_flight().remove(&tmp_path);
-    result
+    result?;
+    if target.sync == Durability::FileAndFolder {
+        sync_folder(dir).map_err(|e| JobError::io("cannot sync output folder to disk", e))?;
+    }
+    Ok(())
+}
+
+/// Debug builds only: `PRESIZE_TEST_PAUSE_BEFORE_RENAME_MS` holds every write for that long
+/// with its temporary file complete but not yet renamed, so that the tests can send a signal,
+/// or start a second run, at exactly that moment. Release builds ignore it.
+fn pause_before_rename() {
+    #[cfg(debug_assertions)]
+    {
+        static PAUSE: LazyLock<Option<std::time::Duration>> = LazyLock::new(|| {
+            let ms = std::env::var("PRESIZE_TEST_PAUSE_BEFORE_RENAME_MS").ok()?;
+            Some(std::time::Duration::from_millis(ms.parse().ok()?))
+        });
+        if let Some(pause) = *PAUSE {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+/// `fsync` of a folder, which makes the names created or renamed in it durable. On Windows a
+/// folder cannot be opened this way, and NTFS journals renames itself.
+fn sync_folder(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -144,7 +208,7 @@ mod tests {
             confine_to: None,
             keep_permissions_of: None,
             abandoned: None,
-            sync: false,
+            sync: Durability::FileAndFolder,
         };
         write_atomic(&target(false), b"abc").unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"abc");
@@ -153,6 +217,8 @@ mod tests {
             "no clobber without replace"
         );
         assert_eq!(fs::read(&dst).unwrap(), b"abc");
+        write_atomic(&target(false), b"abc")
+            .expect("the same bytes already in place (another run made them) count as written");
         write_atomic(&target(true), b"xyz").unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"xyz");
         let names: Vec<_> = fs::read_dir(dst.parent().unwrap())

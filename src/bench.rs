@@ -258,6 +258,9 @@ fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Con
         force: true,
         prune: false,
         watch: false,
+        // As a plain run writes (with --write): each output synced before its rename.
+        sync_outputs: crate::config::Durability::File,
+        sync_manifest: crate::config::Durability::FileAndFolder,
     }
 }
 

@@ -53,6 +53,18 @@ pub(crate) fn load(args: &BuildArgs) -> anyhow::Result<Vec<Config>> {
                 );
             }
         }
+        // Each job's manifest records only that job's sources: a second job saving the same
+        // file would drop the first job's records, and with --prune delete its outputs.
+        if let Some(same) = config
+            .manifest
+            .as_ref()
+            .and_then(|m| configs.iter().position(|c| c.manifest.as_ref() == Some(m)))
+        {
+            bail!(
+                "{place}: its manifest is job {}'s too; give each job its own manifest",
+                same + 1
+            );
+        }
         configs.push(config);
     }
     Ok(configs)

@@ -122,6 +122,12 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["out_dir", "report"])]
     pub in_place: bool,
 
+    /// Do not wait for outputs (and the manifest) to reach the disk: faster on slow disks and
+    /// for scratch builds, but after a power cut an output may be empty or partial under its
+    /// final name. Not with --in-place, whose originals are only ever replaced by synced files.
+    #[arg(long, conflicts_with = "in_place")]
+    pub no_sync: bool,
+
     /// Follow symbolic links to folders while walking (loops are detected and reported).
     /// Links to files are always followed.
     #[arg(short = 'L', long)]

@@ -8,6 +8,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) use crate::atomic::Durability;
 pub use crate::cli::Filter;
 use crate::cli::{Cli, CropArg, DpiArg, FailOnArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
@@ -366,6 +367,13 @@ pub struct Config {
     /// After the first run, watch the inputs and run again on changes (with a manifest).
     /// Default: false.
     pub watch: bool,
+    /// How each output reaches the disk. Default: `Durability::File` (synced before its
+    /// rename); with `--in-place` also the folder after it; `Durability::Lazy` with
+    /// `--no-sync`. Measured cost in docs/RELIABILITY.md.
+    pub sync_outputs: Durability,
+    /// How the manifest reaches the disk: after every output it records. Default:
+    /// `Durability::FileAndFolder`; `Durability::Lazy` with `--no-sync`.
+    pub sync_manifest: Durability,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -477,6 +485,14 @@ impl Config {
                 (inputs, true)
             }
         };
+        // Durable by default: an output appears under its name only once its bytes are on
+        // disk, so neither a plain rerun (by modification time) nor a manifest (by size) can
+        // take a damaged file for a finished one after a power cut.
+        let (sync_outputs, sync_manifest) = match (cli.no_sync, cli.in_place) {
+            (true, _) => (Durability::Lazy, Durability::Lazy),
+            (false, true) => (Durability::FileAndFolder, Durability::FileAndFolder),
+            (false, false) => (Durability::File, Durability::FileAndFolder),
+        };
         let config = Config {
             inputs,
             out_dir,
@@ -499,6 +515,8 @@ impl Config {
             force: cli.force,
             prune: cli.prune,
             watch: cli.watch,
+            sync_outputs,
+            sync_manifest,
         };
         config.validate()?;
         Ok(config)

@@ -73,7 +73,7 @@ use std::time::{Duration, Instant};
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::job::{ImageJob, JobResult};
-use crate::manifest::BuildRecord;
+use crate::manifest::{BuildRecord, ManifestLock};
 use crate::pipeline::{Mode, Scratch};
 use crate::report::{Reporter, Stop};
 
@@ -103,6 +103,20 @@ pub fn run_jobs(
     let Some(first) = configs.first() else {
         return Ok(reporter.finish(Duration::ZERO, None, 0));
     };
+    // --timeout counts from here, so it also bounds the wait for another run's manifest lock.
+    let started = Instant::now();
+    // Held until the manifests are saved, when the function returns.
+    let mut _locks = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        // Two jobs of one build may share a manifest: lock each file once.
+        if configs[..i].iter().any(|c| c.manifest == config.manifest) {
+            continue;
+        }
+        match lock_manifest(config, cancel, &reporter, started)? {
+            Ok(lock) => _locks.push(lock),
+            Err(stop) => return Ok(reporter.finish(started.elapsed(), Some(stop), 0)),
+        }
+    }
     let mut previous = Vec::with_capacity(configs.len());
     for config in configs {
         previous.push(match (&config.manifest, config.force) {
@@ -130,9 +144,8 @@ pub fn run_jobs(
         if let Some(limit) = first.limits.timeout {
             let (done, timed_out) = (&done, &timed_out);
             scope.spawn(move || {
-                let start = Instant::now();
                 while !done.load(Ordering::Relaxed) {
-                    if start.elapsed() >= limit {
+                    if started.elapsed() >= limit {
                         timed_out.store(true, Ordering::SeqCst);
                         cancel.store(true, Ordering::SeqCst);
                         return;
@@ -175,7 +188,7 @@ pub fn run_jobs(
                 let complete = stop.is_none();
                 let (manifest, warnings) = build.finish(config, previous, complete);
                 warnings.iter().for_each(|w| reporter.warn(w));
-                manifest.save_atomic(path)?;
+                manifest.save(path, config.sync_manifest)?;
             }
         }
     }
@@ -184,6 +197,39 @@ pub fn run_jobs(
         html::write(&records, &summary, first, path)?;
     }
     Ok(summary)
+}
+
+/// With `--manifest` (and not `--dry-run`): the manifest's lock, to hold until it is saved. A
+/// second run on the same manifest waits here, saying so, then reads what the first saved
+/// (`manifest/lock.rs`). `Err(stop)` when Ctrl-C or `--timeout` ended the wait.
+fn lock_manifest(
+    config: &Config,
+    cancel: &AtomicBool,
+    reporter: &Reporter,
+    started: Instant,
+) -> Result<Result<Option<ManifestLock>, Stop>, Error> {
+    let Some(path) = config.manifest.as_ref().filter(|_| !config.dry_run) else {
+        return Ok(Ok(None));
+    };
+    let timed_out = || {
+        config
+            .limits
+            .timeout
+            .is_some_and(|limit| started.elapsed() >= limit)
+    };
+    let waiting = |holder: manifest::Holder<'_>| reporter.waiting_for_manifest(path, &holder);
+    let give_up = || cancel.load(Ordering::SeqCst) || timed_out();
+    match ManifestLock::acquire(path, waiting, give_up) {
+        Ok(Some(lock)) => Ok(Ok(Some(lock))),
+        Ok(None) if timed_out() => Ok(Err(Stop::TimeLimit)),
+        Ok(None) => Ok(Err(Stop::Interrupted)),
+        Err(source) => Err(ManifestError::Io {
+            what: "cannot lock manifest",
+            path: path.clone(),
+            source,
+        }
+        .into()),
+    }
 }
 
 /// The engine under [`run`] and `presize bench`: every result goes to `sink` on the calling
@@ -283,6 +329,7 @@ fn context(
             dry_run: config.dry_run,
             discard,
             in_place: config.in_place,
+            sync: config.sync_outputs,
         },
         budget: Arc::clone(budget),
         out_dir: config.out_dir.clone(),

@@ -18,6 +18,7 @@ use crate::bench::{self, BenchRow};
 use crate::config::{Config, Verbosity};
 use crate::error::{ErrorKind, Failure};
 use crate::job::{JobResult, Outcome, Output, SkipReason, Stages};
+use crate::manifest::Holder;
 
 /// Why a run stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -554,6 +555,22 @@ impl Reporter {
         self.bar.set_message(format!(
             "{rate:.1} img/s, {} saved{failed}",
             human_bytes(saved)
+        ));
+    }
+
+    /// Says that another run holds the manifest's lock and that this one waits for it (not
+    /// with `--quiet`: waiting is not an error).
+    pub(crate) fn waiting_for_manifest(&self, manifest: &Path, holder: &Holder<'_>) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        let who = holder
+            .pid
+            .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+        self.warn(&format!(
+            "another presize run{who} is building with {}; waiting for it to finish (lock {}, Ctrl-C stops)",
+            manifest.display(),
+            holder.lock.display()
         ));
     }
 

@@ -150,7 +150,7 @@ name = "{stem}-square.{ext}"
 
 #[test]
 fn mistakes_name_the_file_the_line_and_the_key() {
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 6] = [
         (
             "[[job]]\ninput = \"in\"\nout_dir = \"out\"\n\nwidht = 5\n",
             "p.toml:5: unknown key `widht`",
@@ -167,6 +167,10 @@ fn mistakes_name_the_file_the_line_and_the_key() {
         (
             "[[job]]\ninput = \"in\"\nout_dir = \"out\"\nwidth = 5\nfit = \"cover\"\n",
             "p.toml: job 1 (line 1): --fit cover needs both a width and a height",
+        ),
+        (
+            "width = 5\nmanifest = \"m.json\"\n[[job]]\ninput = \"in\"\nout_dir = \"a\"\n[[job]]\ninput = \"in\"\nout_dir = \"b\"\n",
+            "p.toml: job 2 (line 6): its manifest is job 1's too",
         ),
     ];
     for (text, want) in cases {

@@ -1469,6 +1469,7 @@ fn other_invalid_command_lines_exit_with_2() {
         &["-o", p(&out), "-w", "10", "--filter", "sinc"],
         &["-o", p(&out), "-w", "10", "--background", "#12"],
         &["-o", p(&out), "-w", "10", "-j", "0"],
+        &["-w", "10", "--in-place", "--no-sync"], // an original is replaced by synced files only
     ];
     for args in bad {
         presize()

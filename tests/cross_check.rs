@@ -351,3 +351,180 @@ fn a_restart_marker_jpeg_from_imagemagick_and_jpegtran_decodes_in_bands_byte_ide
         assert_eq!(same_output_at("2", &tree.path("in"), &["-w", width]), 1);
     }
 }
+
+/// One system call in an `strace -f` log: its text (name, arguments, result) and the lines at
+/// which it began and ended (a call another thread interrupted is logged in two parts).
+struct Call {
+    text: String,
+    start: usize,
+    end: usize,
+}
+
+impl Call {
+    fn name(&self) -> &str {
+        self.text.split('(').next().unwrap_or_default()
+    }
+
+    fn succeeded(&self) -> bool {
+        self.text.trim_end().ends_with("= 0")
+    }
+
+    /// An `fsync`/`fdatasync` of the file or folder at `path` (`strace -y` shows fd paths).
+    fn syncs(&self, path: &Path) -> bool {
+        matches!(self.name(), "fsync" | "fdatasync")
+            && self.text.contains(&format!("<{}>", p(path)))
+    }
+
+    /// For a rename: the (from, to) paths, as presize passed them.
+    fn renamed(&self) -> Option<(&str, &str)> {
+        if !self.name().starts_with("rename") {
+            return None;
+        }
+        let mut quoted = self.text.split('"').skip(1).step_by(2);
+        Some((quoted.next()?, quoted.next()?))
+    }
+}
+
+/// Runs presize with `args` under `strace`, tracing the calls that order writes on disk.
+fn trace_presize(dir: &Path, args: &[&str]) -> Vec<Call> {
+    let log = dir.join("strace.log");
+    tools::run(
+        Command::new(tools::find("strace"))
+            .args(["-f", "-y", "-qq", "-o"])
+            .arg(&log)
+            .args([
+                "-e",
+                "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_presize"))
+            .args(["--progress", "never", "-q"])
+            .args(args),
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    let mut calls = Vec::new();
+    let mut pending = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid.to_owned(), (i, head.to_owned()));
+        } else if let Some((_, tail)) = rest.split_once(" resumed>") {
+            let (start, head) = pending.remove(pid).expect("resumed after unfinished");
+            calls.push(Call {
+                text: head + tail,
+                start,
+                end: i,
+            });
+        } else if rest.contains('(') {
+            calls.push(Call {
+                text: rest.to_owned(),
+                start: i,
+                end: i,
+            });
+        }
+    }
+    calls
+}
+
+/// The rename that put `dst` in place, and the `fsync` of its temporary file before it.
+fn rename_and_file_sync<'a>(calls: &'a [Call], dst: &Path) -> (&'a Call, &'a Call) {
+    let rename = calls
+        .iter()
+        .find(|c| c.renamed().is_some_and(|(_, to)| Path::new(to) == dst))
+        .unwrap_or_else(|| panic!("no rename to {}", dst.display()));
+    let (tmp, _) = rename.renamed().unwrap();
+    let sync = calls
+        .iter()
+        .find(|c| c.syncs(Path::new(tmp)))
+        .unwrap_or_else(|| panic!("{} ({tmp}) never synced", dst.display()));
+    assert!(sync.succeeded() && rename.succeeded());
+    assert!(
+        sync.end < rename.start,
+        "{}: fsync (line {}) before rename (line {})",
+        dst.display(),
+        sync.end,
+        rename.start
+    );
+    (rename, sync)
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "cross-check"),
+    ignore = "cross-check tier: cargo test --features cross-check"
+)]
+fn in_place_syncs_each_new_file_before_renaming_it_over_the_original_and_the_folder_after() {
+    let tree = TestTree::new()
+        .jpeg("in/a.jpg", 320, 200)
+        .png("in/sub/b.png", 300, 300);
+    let root = tree.root().canonicalize().unwrap();
+    let calls = trace_presize(&root, &[p(&root.join("in")), "--in-place", "-w", "100"]);
+    for original in ["in/a.jpg", "in/sub/b.png"] {
+        let original = root.join(original);
+        let (rename, _) = rename_and_file_sync(&calls, &original);
+        let folder = original.parent().unwrap();
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.syncs(folder) && c.succeeded() && c.start > rename.end),
+            "{}: its folder is synced after the rename",
+            original.display()
+        );
+        assert_eq!(dims(&original).0, 100);
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "cross-check"),
+    ignore = "cross-check tier: cargo test --features cross-check"
+)]
+fn a_manifest_build_has_every_output_on_disk_before_the_manifest_is_renamed_into_place() {
+    let mut tree = TestTree::new();
+    for i in 0..6 {
+        tree = tree.png(&format!("in/d{}/img{i}.png", i % 2), 200, 150);
+    }
+    let root = tree.root().canonicalize().unwrap();
+    let (input, out, manifest) = (root.join("in"), root.join("out"), root.join("m.json"));
+    let args = [
+        p(&input),
+        "-o",
+        p(&out),
+        "-w",
+        "80,40",
+        "-f",
+        "webp,jpeg",
+        "--manifest",
+        p(&manifest),
+    ];
+    let calls = trace_presize(&root, &args);
+    let (saved, synced) = rename_and_file_sync(&calls, &manifest);
+    assert!(calls
+        .iter()
+        .any(|c| c.syncs(&root) && c.succeeded() && c.start > saved.end));
+    let outputs = common::files_under(&out);
+    assert_eq!(outputs.len(), 24);
+    for output in outputs {
+        let (rename, sync) = rename_and_file_sync(&calls, &out.join(&output));
+        assert!(
+            sync.end < synced.start && rename.end < saved.start,
+            "{} synced and renamed before the manifest is",
+            output.display()
+        );
+    }
+
+    // --no-sync: a scratch build waits for nothing.
+    fs::remove_dir_all(&out).unwrap();
+    fs::remove_file(&manifest).unwrap();
+    let lazy = trace_presize(&root, &[&args[..], &["--no-sync"]].concat());
+    assert!(lazy.iter().any(|c| c.renamed().is_some()));
+    let syncs: Vec<_> = lazy
+        .iter()
+        .filter(|c| matches!(c.name(), "fsync" | "fdatasync" | "syncfs"))
+        .map(|c| &c.text)
+        .collect();
+    assert!(syncs.is_empty(), "--no-sync synced: {syncs:?}");
+}

@@ -660,3 +660,271 @@ fn in_place_applies_strip_gps_even_to_images_that_already_fit() {
     assert_eq!(after.tag(exif::Tag::Make).as_deref(), Some("Huawei"));
     assert_eq!(dims(&tree.path("in/c.jpg")), (400, 300));
 }
+
+/// Temporary files (`.presize-*.part`) anywhere below `dir`.
+fn partial_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".presize-") && n.ends_with(".part"))
+        })
+        .collect()
+}
+
+/// Waits (up to a minute) until `ready` holds, polling every 20 ms.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The debug-build hook of `src/atomic.rs`: every write holds its complete temporary file this
+/// many milliseconds before the rename.
+const PAUSE_BEFORE_RENAME: &str = "PRESIZE_TEST_PAUSE_BEFORE_RENAME_MS";
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_during_cleanup_leaves_no_partial_file_and_exits_130_at_once() {
+    use std::io::{BufRead, BufReader};
+
+    let mut tree = TestTree::new();
+    for i in 0..6 {
+        tree = tree.png(&format!("in/img{i}.png"), 200, 150);
+    }
+    let out = tree.path("out");
+    // Every write waits 20 s with its temporary file complete but not renamed: the first
+    // Ctrl-C's cleanup (finishing the images in progress) is then surely still writing when
+    // the second one comes.
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_presize"))
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "-w", "100", "-j", "2", "--progress", "never"])
+        .env(PAUSE_BEFORE_RENAME, "20000")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("both workers are writing", || {
+        partial_files(&out).len() == 2
+    });
+    let pid = child.id().to_string();
+    let interrupt = || {
+        let sent = StdCommand::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    interrupt();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("interrupted, finishing the images in progress") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "stderr ended early"
+        );
+    }
+    assert_eq!(
+        partial_files(&out).len(),
+        2,
+        "the first Ctrl-C lets the images in progress finish"
+    );
+    let second = Instant::now();
+    interrupt();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        second.elapsed() < Duration::from_secs(15),
+        "the second Ctrl-C exits at once, without finishing the writes: {:?}",
+        second.elapsed()
+    );
+    assert_eq!(
+        files_under(&out),
+        Vec::<std::path::PathBuf>::new(),
+        "no temporary file left, and nothing renamed into place"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn two_runs_at_once_on_one_manifest_both_succeed_record_every_source_and_leave_nothing_to_do() {
+    use std::io::Read;
+
+    let mut tree = TestTree::new();
+    for i in 0..8 {
+        tree = tree.png(&format!("in/sub{}/img{i}.png", i % 2), 120, 90);
+    }
+    let (input, out, manifest) = (tree.path("in"), tree.path("out"), tree.path("m.json"));
+    let args = [
+        p(&input),
+        "-o",
+        p(&out),
+        "-w",
+        "60,30",
+        "-f",
+        "webp,png",
+        "--manifest",
+        p(&manifest),
+        "--json",
+        "--progress",
+        "never",
+    ];
+    let start = || {
+        StdCommand::new(env!("CARGO_BIN_EXE_presize"))
+            .args(args)
+            .env(PAUSE_BEFORE_RENAME, "100")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = start();
+    wait_until("the first run is writing", || {
+        !partial_files(&out).is_empty()
+    });
+    let mut second = start();
+    // The second run says that it waits, while the first is still at work.
+    let mut said = String::new();
+    let mut err = second.stderr.take().unwrap();
+    let mut byte = [0u8; 1];
+    while !said.contains('\n') {
+        assert_eq!(err.read(&mut byte).unwrap(), 1, "stderr ended: {said}");
+        said.push(char::from(byte[0]));
+    }
+    assert!(
+        said.contains(&format!(
+            "another presize run (pid {}) is building with",
+            first.id()
+        )) && said.contains("waiting for it to finish"),
+        "{said}"
+    );
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    for (run, output) in [("first", &first), ("second", &second)] {
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{run}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let written = |stdout: &[u8]| summary(&json_lines(stdout))["written"].as_u64().unwrap();
+    assert_eq!(written(&first.stdout), 8);
+    assert_eq!(
+        written(&second.stdout),
+        0,
+        "the second run read the manifest the first saved"
+    );
+
+    let saved: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    let sources = saved["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 8, "every source recorded: {saved}");
+    for source in sources {
+        let outputs = source["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), 4, "{source}");
+        for o in outputs {
+            let file = out.join(o["path"].as_str().unwrap());
+            assert_eq!(
+                fs::metadata(&file).unwrap().len(),
+                o["bytes"].as_u64().unwrap()
+            );
+        }
+    }
+    assert!(
+        !tree.path(".m.json.lock").exists(),
+        "the lock file goes with the last run"
+    );
+    let (code, lines, stderr) = run_json(&args[..args.len() - 3]);
+    assert_eq!(code, 0, "{stderr}");
+    let third = summary(&lines);
+    assert_eq!(
+        (third["written"].as_u64(), third["skipped"].as_u64()),
+        (Some(0), Some(8))
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn two_runs_at_once_into_one_folder_count_the_same_output_made_by_the_other_as_written() {
+    let mut tree = TestTree::new();
+    for i in 0..4 {
+        tree = tree.png(&format!("in/img{i}.png"), 160, 120);
+    }
+    let (input, out) = (tree.path("in"), tree.path("out"));
+    // Both runs plan every output before either renames one (each write waits 2 s), so each
+    // output is made twice and the second rename finds the first one's file in its place.
+    let start = || {
+        StdCommand::new(env!("CARGO_BIN_EXE_presize"))
+            .arg(&input)
+            .args(["-o", p(&out), "-w", "80", "-j", "4", "--json"])
+            .args(["--progress", "never"])
+            .env(PAUSE_BEFORE_RENAME, "2000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut written = 0;
+    for output in [&a, &b] {
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        written += summary(&json_lines(&output.stdout))["written"]
+            .as_u64()
+            .unwrap();
+    }
+    assert_eq!(written, 8, "both runs made every output");
+    let files = files_under(&out);
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in files {
+        assert_eq!(dims(&out.join(&f)), (80, 60), "{}", f.display());
+    }
+}
+
+#[test]
+fn a_run_waiting_for_the_manifest_lock_stops_at_its_timeout_and_writes_nothing() {
+    let tree = TestTree::new().png("in/a.png", 64, 48);
+    let (out, manifest) = (tree.path("out"), tree.path("m.json"));
+    // Another run's lock, held by this test (as that run would hold it: flock on the file).
+    let lock = fs::File::create(tree.path(".m.json.lock")).unwrap();
+    lock.lock().unwrap();
+    let started = Instant::now();
+    let (code, lines, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "32",
+        "--manifest",
+        p(&manifest),
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code, 124, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(stderr.contains("waiting for it to finish"), "{stderr}");
+    assert_eq!(summary(&lines)["written"], 0);
+    assert!(!out.exists() && !manifest.exists());
+    lock.unlock().unwrap();
+    let (code, _, stderr) = run_json(&[
+        p(&tree.path("in")),
+        "-o",
+        p(&out),
+        "-w",
+        "32",
+        "--manifest",
+        p(&manifest),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(dims(&out.join("a.png")), (32, 24));
+}

@@ -29,15 +29,17 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::atomic::{write_atomic, WriteTarget};
+use crate::atomic::{write_atomic, Durability, WriteTarget};
 use crate::error::JobError;
 use crate::format::Format;
 use crate::hash::content_hash;
 
+mod lock;
 mod merge;
 mod options;
 mod record;
 
+pub(crate) use lock::{Holder, ManifestLock};
 pub(crate) use merge::merge;
 pub(crate) use options::OutputOptions;
 pub(crate) use record::BuildRecord;
@@ -254,8 +256,14 @@ impl Manifest {
     }
 
     /// Writes the manifest atomically: a temporary file in the same folder, synced, then renamed
-    /// over `path`, so readers (and an interrupted build) never see half a manifest.
+    /// over `path` and the folder synced, so readers (and an interrupted build, or one cut by a
+    /// power failure) never see half a manifest.
     pub fn save_atomic(&self, path: &Path) -> Result<(), ManifestError> {
+        self.save(path, Durability::FileAndFolder)
+    }
+
+    /// [`Manifest::save_atomic`] with the run's durability (`--no-sync` saves lazily).
+    pub(crate) fn save(&self, path: &Path, sync: Durability) -> Result<(), ManifestError> {
         let io_error = |what, source| ManifestError::Io {
             what,
             path: path.to_owned(),
@@ -265,7 +273,7 @@ impl Manifest {
             .to_json()
             .map_err(|e| io_error("cannot serialise manifest", io::Error::other(e)))?;
         let target = WriteTarget {
-            sync: true,
+            sync,
             ..WriteTarget::replacing(path)
         };
         write_atomic(&target, text.as_bytes()).map_err(|source| ManifestError::Write {

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::atomic::Durability;
 use crate::budget::Budget;
 use crate::config::Settings;
 use crate::manifest::Manifest;
@@ -27,6 +28,8 @@ pub struct Mode {
     pub discard: bool,
     /// Each output replaces its input (`--in-place`).
     pub in_place: bool,
+    /// How each output reaches the disk (`Config::sync_outputs`).
+    pub sync: Durability,
 }
 
 /// Everything a worker shares with the others for the whole run.

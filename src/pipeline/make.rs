@@ -61,7 +61,7 @@ impl Writer<'_> {
             confine_to: ctx.out_root.as_deref(),
             keep_permissions_of: ctx.mode.in_place.then_some(self.job.src.as_path()),
             abandoned: Some(&abandoned),
-            sync: false,
+            sync: ctx.mode.sync,
         };
         write_atomic(&target, encoded)?;
         stages.write += t.elapsed();

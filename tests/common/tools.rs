@@ -1,5 +1,5 @@
 //! The cross-check tier's access to independent programs: ImageMagick, exiftool, vips,
-//! jpegtran and chromium. The tier is off by default and on with `cargo test --features
+//! jpegtran, chromium and strace. The tier is off by default and on with `cargo test --features
 //! cross-check` (`.ci/run` installs the tools and turns it on). Each command is printed before
 //! it runs, and a missing tool fails the test with the line that installs it: when the tier is
 //! on it never skips.
@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 /// The Debian packages of every tool the tier runs.
 pub(crate) const APT_LINE: &str = "sudo apt-get install imagemagick libimage-exiftool-perl \
-     libjpeg-turbo-progs libvips-tools chromium";
+     libjpeg-turbo-progs libvips-tools chromium strace";
 
 /// The first file called `name` in a folder of `PATH`.
 fn on_path(name: &str) -> Option<PathBuf> {
