@@ -89,3 +89,25 @@ no_temp_files() {
   temps=$(find "$1" -name '.presize-*')
   [ -z "$temps" ] || fail "$2: temporary files left: $temps"
 }
+
+# What a shard stopped mid-run left in the tree $1: every output it had begun ($2: the list of
+# the shard's outputs) is complete, and its manifest $3, if it wrote one (presize stopped by a
+# signal records the images it finished), lists only outputs that are there, complete. Prints
+# what the manifest records.
+stopped_shard_ok() {
+  local f
+  no_temp_files "$1/../.." "stopped shard"
+  while read -r f; do
+    [ -e "$1/$f" ] || continue
+    cmp -s "$1/$f" "$work/single/img/$f" || fail "the stopped shard left $f incomplete or wrong"
+  done <"$2"
+  if [ -e "$3" ]; then
+    while read -r f; do
+      cmp -s "$1/$f" "$work/single/img/$f" ||
+        fail "the stopped shard's manifest lists $f, which is missing or differs"
+    done < <(jq -r '.sources[].outputs[].path' "$3")
+    echo "$(jq '.sources | length' "$3") finished sources"
+  else
+    echo "nothing (no manifest)"
+  fi
+}

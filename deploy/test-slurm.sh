@@ -34,8 +34,21 @@ work=$(mktemp -d /tmp/presize-slurm.XXXXXX)
 chmod 755 "$work"
 daemons=() # pid files of the daemons started here, stopped in reverse order
 
+# Waits up to 5 s for the processes $1 to end, then kills what is left.
+wait_gone() {
+  local pid alive
+  for _ in $(seq 50); do
+    alive=
+    for pid in $1; do kill -0 "$pid" 2>/dev/null && alive=yes; done
+    [ -z "$alive" ] && return 0
+    sleep 0.1
+  done
+  for pid in $1; do kill -KILL "$pid" 2>/dev/null; done
+  return 0
+}
+
 cleanup() {
-  local rc=$? pidfile pid i
+  local rc=$? pid i slurm_pids=
   set +e
   if [ -n "${SLURM_CONF:-}" ] && [ -f "$work/slurmctld.pid" ]; then
     # Jobs left running would outlive slurmd (slurmstepd is its own process).
@@ -45,16 +58,14 @@ cleanup() {
       sleep 0.2
     done
   fi
+  # slurmd and slurmctld together (each takes a moment to save its state), munged after them.
   for ((i = ${#daemons[@]} - 1; i >= 0; i--)); do
-    pidfile=${daemons[i]}
-    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    pid=$(cat "${daemons[i]}" 2>/dev/null) || continue
+    [ "$i" = 0 ] && [ ${#daemons[@]} -gt 1 ] && wait_gone "$slurm_pids"
     kill "$pid" 2>/dev/null
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    slurm_pids+=" $pid"
   done
+  wait_gone "$slurm_pids"
   if [ $rc -ne 0 ] && [ -d "$work/log" ]; then
     for f in "$work"/log/*; do
       echo "---- last lines of $f" >&2
@@ -245,19 +256,7 @@ sed 's/^/  log: /' "$work/run/logs/presize-$job2-$victim.out"
 left=$(victim_present)
 [ "$left" -lt "$victim_total" ] ||
   fail "task $victim finished all $victim_total outputs before the cancel took effect; the test needs a longer task"
-no_temp_files "$work/run" "cancelled task"
-while read -r f; do
-  [ -e "$work/run/site/img/$f" ] || continue
-  cmp -s "$work/run/site/img/$f" "$work/single/img/$f" || fail "cancelled task left $f incomplete or wrong"
-done <"$work/victim-outputs"
-recorded=none
-if [ -e "$work/run/manifests/m-$victim.json" ]; then
-  while read -r f; do
-    cmp -s "$work/run/site/img/$f" "$work/single/img/$f" ||
-      fail "the cancelled task's manifest lists $f, which is missing or differs"
-  done < <(jq -r '.sources[].outputs[].path' "$work/run/manifests/m-$victim.json")
-  recorded="$(jq '.sources | length' "$work/run/manifests/m-$victim.json") finished sources"
-fi
+recorded=$(stopped_shard_ok "$work/run/site/img" "$work/victim-outputs" "$work/run/manifests/m-$victim.json")
 say "cancelled task $victim left $left of $victim_total outputs, each complete (cmp), no temp file; its manifest records $recorded"
 
 stamp "$work/run/site/img" >"$work/after-cancel"

@@ -120,8 +120,9 @@ impl Shard {
     ///   describes as an array of its own, so it would otherwise become shard 1 of 1.
     /// * GNU parallel: `PARALLEL_SEQ` (from 1; `--resume-failed` and `--retries` keep a job's
     ///   number); the count must come from `--shard-count`, e.g.
-    ///   `parallel presize --shard auto --shard-count 8 … ::: $(seq 8)`. `PARALLEL_JOBSLOTS`
-    ///   is not the count: it is how many jobs run at once (`-j`), not how many there are.
+    ///   `parallel presize --shard auto --shard-count 8 … ::: $(seq 8)`. parallel exports no
+    ///   count of jobs, and `PARALLEL_JOBSLOT` is no index: it is a slot, 1 … `-j`, that later
+    ///   jobs reuse.
     pub fn from_env(
         count_override: Option<u32>,
         env: impl Fn(&str) -> Option<String>,
@@ -457,8 +458,8 @@ mod tests {
             Shard::from_env(Some(4), &env),
             Err(ShardError::IndexTooLarge { index: 4, .. })
         ));
-        // PARALLEL_JOBSLOTS is -j, the jobs run at once: 2 slots may run 3 shards.
-        let env = env_of(&[("PARALLEL_SEQ", "3"), ("PARALLEL_JOBSLOTS", "2")]);
+        // PARALLEL_JOBSLOT is a slot of -j, reused: the third job of `-j 2` runs in slot 1.
+        let env = env_of(&[("PARALLEL_SEQ", "3"), ("PARALLEL_JOBSLOT", "1")]);
         assert_eq!(
             Shard::from_env(Some(3), &env),
             Ok(Shard { index: 2, count: 3 })
