@@ -6,7 +6,8 @@
 #      written by one task, and a merged manifest equal to the single run's;
 #   2. a task cancelled mid-run (scancel) leaves complete files only, and requeueing that one
 #      task completes the build with the same bytes; the other tasks, submitted again with it,
-#      find their outputs fresh and rewrite none of them.
+#      find their outputs fresh and rewrite none of them;
+#   3. that one task submitted alone (sbatch --array=K) is refused and writes nothing.
 # Exits 0 only if every check holds. A daemon that cannot start is a failure, with its log.
 # Everything lives in one temporary folder; the daemons started here are stopped by their pid
 # and the folder removed on every exit (trap).
@@ -289,4 +290,21 @@ say "the other $((tasks - 1)) tasks, submitted again, rewrote none of their $(wc
 changed=$(rewritten "$work/run/site/img" "$work/after-cancel" /dev/null)
 [ -z "$changed" ] || fail "the requeued task rewrote outputs it had made before the cancel: $(echo "$changed" | head -n 5)"
 say "the requeued task made the $((victim_total - left)) missing outputs and rewrote none of the $left it had made"
+
+# ---- 3. one task submitted alone is refused -----------------------------------------------
+# `sbatch --array=K` makes an array of one task: --shard auto must refuse it (it cannot know
+# the build's shard count) rather than process the whole tree as shard 1 of 1.
+stamp "$work/run/site/img" >"$work/before"
+manifests_before=$(cat "$work"/run/manifests/m-*.json | md5sum)
+rc=0
+job3=$(cd "$work/run" && sbatch --parsable --wait --array="$victim" --cpus-per-task=1 \
+  "$repo/deploy/slurm-array.sh") || rc=$?
+[ $rc -ne 0 ] || fail "sbatch --array=$victim alone succeeded; --shard auto should refuse it"
+job3=${job3%%;*}
+grep -q "is the only task of its array" "$work/run/logs/presize-$job3-$victim.out" ||
+  fail "task $victim alone failed, but not with the lone-task message: $(cat "$work/run/logs/presize-$job3-$victim.out")"
+[ -z "$(comm -3 <(stamp "$work/run/site/img") "$work/before")" ] || fail "the refused task changed outputs"
+[ "$(cat "$work"/run/manifests/m-*.json | md5sum)" = "$manifests_before" ] || fail "the refused task changed a manifest"
+say "sbatch --array=$victim alone: exit $rc, nothing written; its log says:"
+grep "only task" "$work/run/logs/presize-$job3-$victim.out" | sed 's/^/  /'
 say "all checks hold"
