@@ -1,4 +1,5 @@
-# Shared by deploy/test-slurm.sh and deploy/test-parallel.sh (sourced, not run): the source
+# shellcheck shell=bash disable=SC2154
+# Shared by the deploy/test-*.sh scripts (sourced, not run): the source
 # tree, the plain run the shards are compared with, and the checks on a finished build.
 # Expects $name (for messages), $repo, $work (a scratch folder) and $start (date +%s%N).
 # Both tests use the options of deploy/slurm-array.sh; should a test's options drift from the

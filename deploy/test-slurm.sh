@@ -278,7 +278,9 @@ for _ in $(seq 600); do
 done
 exit_code=$(scontrol show job "${job2}_$victim" | grep -oE ' ExitCode=[0-9:]+' | cut -d= -f2)
 say "requeued task ${job2}_$victim: JobState=$state ExitCode=$exit_code"
-[ "$state" = COMPLETED ] && [ "$exit_code" = 0:0 ] || fail "the requeued task ended $state $exit_code"
+if [ "$state" != COMPLETED ] || [ "$exit_code" != 0:0 ]; then
+  fail "the requeued task ended $state $exit_code"
+fi
 
 same_bytes "$work/run/site/img" "after cancel and requeue"
 merge_and_compare "$work/run" "after cancel and requeue"
