@@ -82,6 +82,14 @@ pub enum ShardError {
          use --array=0-(N-1) or pass --shard K/N"
     )]
     SlurmGaps(String),
+    /// A Slurm array of one task whose id is not 0: one task of an array submitted again.
+    #[error(
+        "SLURM_ARRAY_TASK_ID={0} is the only task of its array, as when one task of an array is \
+         submitted again (sbatch --array={0}): Slurm then no longer says how many shards the \
+         build has. Requeue the task in its own array (scontrol requeue JOBID_{0}), submit the \
+         whole array again (finished shards write nothing), or pass --shard K/N"
+    )]
+    SlurmLoneTask(u64),
 }
 
 impl Shard {
@@ -107,9 +115,14 @@ impl Shard {
     /// * Slurm job array: `SLURM_ARRAY_TASK_ID`, made 0-based with `SLURM_ARRAY_TASK_MIN` and
     ///   `SLURM_ARRAY_TASK_STEP` (so `--array=1-8` and `--array=0-14:2` both work); the count is
     ///   `SLURM_ARRAY_TASK_COUNT`, and `--shard-count`, if given, must agree with it. Arrays with
-    ///   gaps (`--array=1,2,7`) are refused.
-    /// * GNU parallel: `PARALLEL_SEQ` (from 1); the count must come from `--shard-count`, e.g.
-    ///   `parallel presize --shard auto --shard-count 8 … ::: $(seq 8)`.
+    ///   gaps (`--array=1,2,7`) are refused, and so is an array of one task whose id is not 0:
+    ///   that is one task of an array submitted again (`sbatch --array=3`), which Slurm
+    ///   describes as an array of its own, so it would otherwise become shard 1 of 1.
+    /// * GNU parallel: `PARALLEL_SEQ` (from 1; `--resume-failed` and `--retries` keep a job's
+    ///   number); the count must come from `--shard-count`, e.g.
+    ///   `parallel presize --shard auto --shard-count 8 … ::: $(seq 8)`. parallel exports no
+    ///   count of jobs, and `PARALLEL_JOBSLOT` is no index: it is a slot, 1 … `-j`, that later
+    ///   jobs reuse.
     pub fn from_env(
         count_override: Option<u32>,
         env: impl Fn(&str) -> Option<String>,
@@ -200,6 +213,10 @@ fn slurm_index(
         if max < min || (max - min) / step + 1 != count {
             return Err(gaps());
         }
+    }
+    // Taken at its word, such an array would be shard 1 of 1: the whole tree, silently.
+    if env_count == Some(1) && min > 0 {
+        return Err(ShardError::SlurmLoneTask(id));
     }
     let env_count = env_count
         .map(|c| u32::try_from(c).map_err(|_| gaps()))
@@ -441,6 +458,16 @@ mod tests {
             Shard::from_env(Some(4), &env),
             Err(ShardError::IndexTooLarge { index: 4, .. })
         ));
+        // PARALLEL_JOBSLOT is a slot of -j, reused: the third job of `-j 2` runs in slot 1.
+        let env = env_of(&[("PARALLEL_SEQ", "3"), ("PARALLEL_JOBSLOT", "1")]);
+        assert_eq!(
+            Shard::from_env(Some(3), &env),
+            Ok(Shard { index: 2, count: 3 })
+        );
+        assert_eq!(
+            Shard::from_env(None, &env),
+            Err(ShardError::NeedCount("PARALLEL_SEQ"))
+        );
         let env = env_of(&[("PARALLEL_SEQ", "0")]);
         assert!(Shard::from_env(Some(4), &env).is_err());
         let env = env_of(&[("PARALLEL_SEQ", "x")]);
@@ -529,6 +556,35 @@ mod tests {
             Shard::from_env(None, &no_min),
             Err(ShardError::NeedCount("SLURM_ARRAY_TASK_MIN"))
         );
+    }
+
+    /// `sbatch --array=3 deploy/slurm-array.sh`, to rerun task 3 of an array of 8, gives the
+    /// task an array of its own (COUNT 1, MIN 3); it must not become shard 1 of 1.
+    #[test]
+    fn one_slurm_task_submitted_again_is_refused() {
+        let alone = env_of(&[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_MIN", "3"),
+            ("SLURM_ARRAY_TASK_MAX", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ]);
+        for flag in [None, Some(1), Some(8)] {
+            assert_eq!(
+                Shard::from_env(flag, &alone),
+                Err(ShardError::SlurmLoneTask(3)),
+                "--shard-count {flag:?}"
+            );
+        }
+        let message = ShardError::SlurmLoneTask(3).to_string();
+        assert!(message.contains("scontrol requeue JOBID_3"), "{message}");
+        // An array of one task numbered 0 is a real one-shard build.
+        let single = env_of(&[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ]);
+        assert_eq!(Shard::from_env(None, &single), Ok(Shard::ALL));
     }
 
     #[test]
