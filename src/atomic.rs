@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
+use std::time::SystemTime;
 
 use crate::error::JobError;
 
@@ -46,6 +47,9 @@ pub(crate) struct WriteTarget<'a> {
     pub abandoned: Option<&'a (dyn Fn() -> bool + Sync)>,
     /// Sync the file to disk before the rename (a manifest, which later runs trust).
     pub sync: bool,
+    /// `--keep-mtime`: the modification time the file gets before it is renamed into place
+    /// (so it never appears with another one).
+    pub mtime: Option<SystemTime>,
 }
 
 impl<'a> WriteTarget<'a> {
@@ -58,6 +62,7 @@ impl<'a> WriteTarget<'a> {
             keep_permissions_of: None,
             abandoned: None,
             sync: false,
+            mtime: None,
         }
     }
 }
@@ -114,6 +119,11 @@ pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(),
             fs::set_permissions(&tmp_path, perms)
                 .map_err(|e| JobError::io("cannot set the output's permissions", e))?;
         }
+        if let Some(mtime) = target.mtime {
+            tmp.as_file()
+                .set_modified(mtime)
+                .map_err(|e| JobError::io("cannot set the output's modification time", e))?;
+        }
         if target.abandoned.is_some_and(|abandoned| abandoned()) {
             // The watchdog gave up on this image while it was being written: it was reported
             // as timed out, so it must not appear now (the temporary file is removed on drop).
@@ -145,6 +155,7 @@ mod tests {
             keep_permissions_of: None,
             abandoned: None,
             sync: false,
+            mtime: None,
         };
         write_atomic(&target(false), b"abc").unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"abc");

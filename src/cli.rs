@@ -159,6 +159,11 @@ pub struct Cli {
     #[arg(long, requires = "manifest")]
     pub prune: bool,
 
+    /// Give each output its source's modification time (photo apps sort by it). Without
+    /// --manifest, an output as new as its source counts as up to date, so reruns still skip it.
+    #[arg(long)]
+    pub keep_mtime: bool,
+
     /// Read the source list from FILE (or - for stdin), one path per line; relative paths are
     /// mirrored below --out-dir as given.
     #[arg(long, value_name = "FILE")]
@@ -235,8 +240,9 @@ pub struct ImageArgs {
     #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…")]
     pub quality: Option<PerFormat>,
 
-    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6.
-    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4).
+    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6,png=3.
+    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4), png 2 (lossless oxipng
+    /// preset 1; png=0 turns oxipng off).
     #[arg(long, value_name = "FMT=N,…")]
     pub effort: Option<PerFormat>,
 
@@ -301,6 +307,12 @@ pub struct ImageArgs {
     #[arg(long)]
     pub animated: bool,
 
+    /// With --manifest: placeholders to compute per source and store in it, any of thumbhash,
+    /// blurhash, color (the dominant colour, #rrggbb) and lqip (a blurred WebP of at most 32 px,
+    /// as a data: URL). Computed from the pixels already decoded for the outputs.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND,…")]
+    pub placeholder: Vec<PlaceholderKind>,
+
     /// Which damage fails an input, as in libvips and sharp: none (keep whatever decoded; a
     /// truncated file is grey or black where its data ends), truncated (fail on truncated
     /// files only), error (fail on truncation and errors; accept what the decoder only warns
@@ -322,6 +334,39 @@ pub enum FailOnArg {
     Error,
     /// Fail on anything suspicious, warnings included.
     Warning,
+}
+
+/// A placeholder kind (`--placeholder`): the CLI's values and the setting itself, one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum PlaceholderKind {
+    /// ThumbHash (about 25 bytes, base64; keeps the aspect ratio and alpha).
+    Thumbhash,
+    /// BlurHash (a short string; 4 × 3 components).
+    Blurhash,
+    /// The dominant colour as #rrggbb.
+    Color,
+    /// A tiny blurred WebP as a data: URL.
+    Lqip,
+}
+
+impl PlaceholderKind {
+    /// Every kind, in the order the manifest lists them.
+    pub const ALL: [PlaceholderKind; 4] = [
+        PlaceholderKind::Thumbhash,
+        PlaceholderKind::Blurhash,
+        PlaceholderKind::Color,
+        PlaceholderKind::Lqip,
+    ];
+
+    /// The name used on the command line and as the manifest's key.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlaceholderKind::Thumbhash => "thumbhash",
+            PlaceholderKind::Blurhash => "blurhash",
+            PlaceholderKind::Color => "color",
+            PlaceholderKind::Lqip => "lqip",
+        }
+    }
 }
 
 /// `--icc` values.

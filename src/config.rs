@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::cli::Filter;
+pub(crate) use crate::cli::PlaceholderKind;
 use crate::cli::{Cli, DpiArg, FailOnArg, FitArg, IccArg, ImageArgs, MemoryArg, WhenArg};
 use crate::error::ConfigError;
 use crate::format::Format;
@@ -81,6 +82,9 @@ pub struct Settings {
     pub animated: bool,
     /// Which damage fails an input (`--fail-on`). Default: [`FailOn::Warning`], any.
     pub fail_on: FailOn,
+    /// Placeholders computed per source for the manifest (`--placeholder`), in
+    /// [`PlaceholderKind::ALL`] order without repeats. Default: none.
+    pub placeholders: Vec<PlaceholderKind>,
 }
 
 /// Which damage in an input fails it (`--fail-on`), from the most lenient: the levels of
@@ -131,14 +135,25 @@ pub struct Efforts {
     pub webp: u8,
     /// AVIF (mapped to rav1e's speed 10..1).
     pub avif: u8,
+    /// PNG: 0 writes the `image` crate's PNG as it is; 1-10 recompress it losslessly with
+    /// oxipng (its presets 0-6; 7 and above are preset 6).
+    pub png: u8,
 }
+
+/// The default `--effort png`: oxipng's preset 1 (one filter pair, libdeflate level 10). See
+/// the README's "Lossless PNG" for the measurement behind it.
+pub(crate) const PNG_EFFORT_DEFAULT: u8 = 2;
 
 impl Default for Efforts {
     /// WebP 4 is libwebp's own default method. AVIF 1 is rav1e speed 9: about 10x a WebP encode
     /// and 13-33 % smaller files at quality 50; speed 6 (effort 4, squoosh's default) costs
     /// 20-30x a WebP for 5-30 % less again (measured on three corpus photos at 800 px).
     fn default() -> Self {
-        Efforts { webp: 4, avif: 1 }
+        Efforts {
+            webp: 4,
+            avif: 1,
+            png: PNG_EFFORT_DEFAULT,
+        }
     }
 }
 
@@ -193,6 +208,7 @@ impl Settings {
         let effort = Efforts {
             webp: e.get("webp").unwrap_or(effort_defaults.webp),
             avif: e.get("avif").unwrap_or(effort_defaults.avif),
+            png: e.get("png").unwrap_or(effort_defaults.png),
         };
         let settings = Settings {
             targets,
@@ -236,6 +252,10 @@ impl Settings {
                 FailOnArg::Error => FailOn::Error,
                 FailOnArg::Warning => FailOn::Warning,
             },
+            placeholders: PlaceholderKind::ALL
+                .into_iter()
+                .filter(|k| args.placeholder.contains(k))
+                .collect(),
         };
         settings.validate()?;
         Ok(settings)
@@ -269,7 +289,8 @@ impl Settings {
         {
             return Err(ConfigError::BadQuality(v));
         }
-        if self.effort.webp > 10 || self.effort.avif > 10 {
+        let e = self.effort;
+        if [e.webp, e.avif, e.png].into_iter().any(|v| v > 10) {
             return Err(ConfigError::BadEffort);
         }
         Ok(())
@@ -352,6 +373,8 @@ pub struct Config {
     pub force: bool,
     /// Delete outputs of sources that are gone (with a manifest). Default: false.
     pub prune: bool,
+    /// Give each output its source's modification time. Default: false.
+    pub keep_mtime: bool,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -484,6 +507,7 @@ impl Config {
             manifest: cli.manifest,
             force: cli.force,
             prune: cli.prune,
+            keep_mtime: cli.keep_mtime,
         };
         config.validate()?;
         Ok(config)
@@ -499,6 +523,9 @@ impl Config {
         }
         if self.in_place && settings.targets.len() > 1 {
             return Err(ConfigError::InPlaceSizes);
+        }
+        if !settings.placeholders.is_empty() && self.manifest.is_none() {
+            return Err(ConfigError::PlaceholderNeedsManifest);
         }
         if !self.in_place
             && self
@@ -629,6 +656,7 @@ pub fn settings_for_width(width: u32) -> Settings {
         linear: false,
         animated: false,
         fail_on: FailOn::Warning,
+        placeholders: Vec::new(),
     }
 }
 

@@ -1382,6 +1382,7 @@ mod tests {
                 height: 150,
                 format: Format::Jpeg,
                 bytes: 10_000,
+                saved: 0,
             }],
             error: None,
         }

@@ -33,9 +33,12 @@ mod walk;
 
 pub use crate::api::Error;
 pub use crate::api::Resize;
+pub use crate::cli::PlaceholderKind;
 pub use crate::error::{ConfigError, ErrorKind, Failure, JobError};
 pub use crate::format::Format;
-pub use crate::manifest::{Dropped, Manifest, ManifestError, OutputEntry, SourceEntry};
+pub use crate::manifest::{
+    Dropped, Manifest, ManifestError, OutputEntry, Placeholder, SourceEntry,
+};
 pub use crate::report::Summary;
 
 /// Not part of the library's API, and without any stability promise: the `presize` binary,
@@ -194,6 +197,7 @@ pub fn execute(
             dry_run: config.dry_run,
             discard,
             in_place: config.in_place,
+            keep_mtime: config.keep_mtime,
         },
         budget: Budget::new(config.limits.memory),
         out_dir: config.out_dir.clone(),

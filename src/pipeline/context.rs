@@ -26,6 +26,8 @@ pub struct Mode {
     pub discard: bool,
     /// Each output replaces its input (`--in-place`).
     pub in_place: bool,
+    /// Each output gets its source's modification time (`--keep-mtime`).
+    pub keep_mtime: bool,
 }
 
 /// Everything a worker shares with the others for the whole run.
