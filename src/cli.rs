@@ -423,6 +423,35 @@ pub enum ManifestAction {
         #[arg(short = 'o', long, value_name = "FILE.json")]
         output: PathBuf,
     },
+    /// Print one <picture> per source of a manifest: a <source> per format with its srcset, an
+    /// <img> in the fallback format (JPEG, else PNG) with width and height, loading="lazy",
+    /// decoding="async", an empty alt for you to fill, and the placeholder (--placeholder
+    /// color or lqip) as its background.
+    #[command(
+        after_help = "Example:\n  presize manifest html img.json --sizes \"(min-width: 800px) 50vw, 100vw\" --prefix /img"
+    )]
+    Html {
+        /// The manifest a build wrote (--manifest).
+        #[arg(value_name = "MANIFEST")]
+        manifest: PathBuf,
+        /// The sizes attribute: how wide the image is shown, per media condition.
+        #[arg(long, default_value = DEFAULT_SIZES, value_name = "SIZES")]
+        sizes: String,
+        /// Density descriptors instead of widths (e.g. 1x,2x): the 1x image is the source's
+        /// narrowest output, and Nx the narrowest at least N times as wide (make widths to
+        /// match, e.g. -w 400,800).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "Nx,…",
+            conflicts_with = "sizes"
+        )]
+        density: Vec<Density>,
+        /// Put in front of every output path to make its URL (e.g. /img or
+        /// https://cdn.example/img); paths in the manifest are relative to the output folder.
+        #[arg(long, value_name = "URL")]
+        prefix: Option<String>,
+    },
 }
 
 /// `presize bench` arguments.
@@ -459,6 +488,29 @@ pub struct BenchArgs {
     /// After the benchmark, write a self-contained HTML page with throughput, efficiency and stage-time charts.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+}
+
+/// The `sizes` attribute of `presize manifest html` when none is given: the image spans the
+/// viewport, as browsers assume.
+pub(crate) const DEFAULT_SIZES: &str = "100vw";
+
+/// A pixel-density descriptor of `--density` (`1x`, `1.5x`, `2x`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Density(pub f64);
+
+impl FromStr for Density {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let number = t.strip_suffix(['x', 'X']).unwrap_or(t);
+        match number.parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 10.0 => Ok(Density(v)),
+            _ => Err(format!(
+                "{s:?} is not a pixel density; use 1x, 1.5x, 2x (at most 10x)"
+            )),
+        }
+    }
 }
 
 /// A `--size` geometry: `800`, `800x600`, `800x`, `x600` or `50%`.
@@ -641,6 +693,15 @@ mod tests {
         }
         for bad in ["", "x", "axb", "0x10", "10x0"] {
             assert!(bad.parse::<SizeSpec>().is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn densities_parse() {
+        assert_eq!("2x".parse::<Density>(), Ok(Density(2.0)));
+        assert_eq!("1.5".parse::<Density>(), Ok(Density(1.5)));
+        for bad in ["", "x", "0x", "-1x", "11x", "twox"] {
+            assert!(bad.parse::<Density>().is_err(), "{bad}");
         }
     }
 

@@ -23,6 +23,7 @@ mod hash;
 mod html;
 mod job;
 mod manifest;
+mod markup;
 mod metadata;
 mod naming;
 mod pipeline;

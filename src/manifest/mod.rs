@@ -439,16 +439,23 @@ pub(crate) fn srcset(
         if !set.is_empty() {
             set.push_str(", ");
         }
-        if let Some(prefix) = url_prefix.filter(|p| !p.is_empty()) {
-            set.push_str(prefix);
-            if !prefix.ends_with('/') {
-                set.push('/');
-            }
-        }
-        percent_encode(&output.path, set);
+        push_url(&output.path, url_prefix, set);
         let _ = write!(set, " {}w", output.width);
     }
     sets
+}
+
+/// Appends the URL of output `path` (relative to the output folder) as a `srcset` or `src`
+/// gives it: percent-encoded where a `srcset` would break (spaces, commas, non-ASCII), after
+/// `url_prefix` joined with `/` (the prefix is used verbatim).
+pub(crate) fn push_url(path: &str, url_prefix: Option<&str>, out: &mut String) {
+    if let Some(prefix) = url_prefix.filter(|p| !p.is_empty()) {
+        out.push_str(prefix);
+        if !prefix.ends_with('/') {
+            out.push('/');
+        }
+    }
+    percent_encode(path, out);
 }
 
 /// Appends `path` with every byte outside `A-Z a-z 0-9 - . _ ~ /` percent-encoded.
