@@ -411,8 +411,9 @@ fn make_in_parallel(
     let resize_threads = (threads / sizes.len()).max(1);
     let order = longest_first(&sizes, &work);
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Option<Result<(u64, u64), JobError>>>> =
-        Mutex::new(work.iter().map(|_| None).collect());
+    // Per output: its bytes and what the PNG recompression saved, once made.
+    type Made = Result<(u64, u64), JobError>;
+    let done: Mutex<Vec<Option<Made>>> = Mutex::new(work.iter().map(|_| None).collect());
     // One thread's share: take outputs until none is left; returns the time it spent.
     let run = |scratch: &mut MakeScratch| -> Stages {
         let mut spent = Stages::default();
