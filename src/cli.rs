@@ -241,8 +241,8 @@ pub struct ImageArgs {
     pub quality: Option<PerFormat>,
 
     /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6,png=3.
-    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4), png 2 (lossless oxipng
-    /// preset 1; png=0 turns oxipng off).
+    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4), png 1 (lossless oxipng
+    /// preset 0; png=0 turns oxipng off).
     #[arg(long, value_name = "FMT=N,…")]
     pub effort: Option<PerFormat>,
 
