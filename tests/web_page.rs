@@ -518,3 +518,28 @@ fn keep_mtime_gives_every_output_its_sources_time_and_reruns_still_skip() {
         taken + Duration::from_secs(60)
     );
 }
+
+#[test]
+fn the_library_api_asks_for_placeholders_and_dates_the_same_way() {
+    let tree = TestTree::new().png("in/g.png", 300, 200);
+    let taken = SystemTime::UNIX_EPOCH + Duration::from_secs(1_200_000_000);
+    set_mtime(&tree.path("in/g.png"), taken);
+    let (out, m) = (tree.path("out"), tree.path("m.json"));
+    let resize = || {
+        presize::Resize::new([tree.path("in")], &out)
+            .widths(&[100])
+            .formats(&[presize::Format::Webp])
+            .placeholders(&[presize::PlaceholderKind::Color])
+            .keep_mtime(true)
+    };
+    let refused = resize().run().unwrap_err();
+    assert!(refused.to_string().contains("--manifest"), "{refused}");
+    let summary = resize().manifest(&m).run().unwrap();
+    assert_eq!(summary.written, 1);
+    let entry = &manifest(&m)["sources"][0];
+    assert!(entry["placeholder"]["color"]
+        .as_str()
+        .unwrap()
+        .starts_with('#'));
+    assert_eq!(mtime(&out.join("g.webp")), taken);
+}
