@@ -122,6 +122,23 @@ impl Resize {
         self
     }
 
+    /// Placeholders to store per source in the manifest (see `--placeholder`; needs
+    /// [`Resize::manifest`], or [`Resize::run`] fails with
+    /// [`crate::ConfigError::PlaceholderNeedsManifest`]).
+    pub fn placeholders(mut self, kinds: &[crate::PlaceholderKind]) -> Resize {
+        self.config.settings.placeholders = crate::PlaceholderKind::ALL
+            .into_iter()
+            .filter(|k| kinds.contains(k))
+            .collect();
+        self
+    }
+
+    /// Give each output its source's modification time (see `--keep-mtime`).
+    pub fn keep_mtime(mut self, keep: bool) -> Resize {
+        self.config.keep_mtime = keep;
+        self
+    }
+
     /// Worker threads (default: one per CPU).
     pub fn jobs(mut self, jobs: usize) -> Resize {
         if let Some(n) = std::num::NonZeroUsize::new(jobs) {

@@ -11,6 +11,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
+use std::time::SystemTime;
 
 use crate::error::JobError;
 
@@ -48,6 +49,9 @@ pub(crate) struct WriteTarget<'a> {
     pub abandoned: Option<&'a (dyn Fn() -> bool + Sync)>,
     /// How much of the write must be on disk when `write_atomic` returns.
     pub sync: Durability,
+    /// `--keep-mtime`: the modification time the file gets before it is renamed into place
+    /// (so it never appears with another one).
+    pub mtime: Option<SystemTime>,
 }
 
 /// How far a write must reach the disk before [`write_atomic`] returns. The order is what
@@ -78,6 +82,7 @@ impl<'a> WriteTarget<'a> {
             keep_permissions_of: None,
             abandoned: None,
             sync: Durability::Lazy,
+            mtime: None,
         }
     }
 }
@@ -123,17 +128,23 @@ pub(crate) fn write_atomic(target: &WriteTarget<'_>, bytes: &[u8]) -> Result<(),
         // Flush explicitly: an error surfacing only at close would otherwise be lost.
         tmp.flush()
             .map_err(|e| JobError::io("cannot write output", e))?;
-        if target.sync != Durability::Lazy {
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| JobError::io("cannot sync output to disk", e))?;
-        }
         if let Some(original) = target.keep_permissions_of {
             let perms = fs::metadata(original)
                 .map_err(|e| JobError::io("cannot read the original's permissions", e))?
                 .permissions();
             fs::set_permissions(&tmp_path, perms)
                 .map_err(|e| JobError::io("cannot set the output's permissions", e))?;
+        }
+        if let Some(mtime) = target.mtime {
+            tmp.as_file()
+                .set_modified(mtime)
+                .map_err(|e| JobError::io("cannot set the output's modification time", e))?;
+        }
+        // Last, so that the permissions and time set above reach the disk with the data.
+        if target.sync != Durability::Lazy {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| JobError::io("cannot sync output to disk", e))?;
         }
         pause_before_rename();
         if target.abandoned.is_some_and(|abandoned| abandoned()) {
@@ -209,6 +220,7 @@ mod tests {
             keep_permissions_of: None,
             abandoned: None,
             sync: Durability::FileAndFolder,
+            mtime: None,
         };
         write_atomic(&target(false), b"abc").unwrap();
         assert_eq!(fs::read(&dst).unwrap(), b"abc");

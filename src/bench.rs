@@ -261,6 +261,7 @@ fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Con
         // As a plain run writes (with --write): each output synced before its rename.
         sync_outputs: crate::config::Durability::File,
         sync_manifest: crate::config::Durability::FileAndFolder,
+        keep_mtime: false,
     }
 }
 

@@ -170,6 +170,10 @@ pub struct Cli {
     /// source's outputs go too). Ctrl-C ends it with exit code 130.
     #[arg(long, requires = "manifest")]
     pub watch: bool,
+    /// Give each output its source's modification time (photo apps sort by it). Without
+    /// --manifest, an output as new as its source counts as up to date, so reruns still skip it.
+    #[arg(long)]
+    pub keep_mtime: bool,
 
     /// Read the source list from FILE (or - for stdin), one path per line; relative paths are
     /// mirrored below --out-dir as given.
@@ -258,8 +262,9 @@ pub struct ImageArgs {
     #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…")]
     pub quality: Option<PerFormat>,
 
-    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6.
-    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4).
+    /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6,png=3.
+    /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4), png 1 (lossless oxipng
+    /// preset 0; png=0 turns oxipng off).
     #[arg(long, value_name = "FMT=N,…")]
     pub effort: Option<PerFormat>,
 
@@ -324,6 +329,12 @@ pub struct ImageArgs {
     #[arg(long)]
     pub animated: bool,
 
+    /// With --manifest: placeholders to compute per source and store in it, any of thumbhash,
+    /// blurhash, color (the dominant colour, #rrggbb) and lqip (a blurred WebP of at most 32 px,
+    /// as a data: URL). Computed from the pixels already decoded for the outputs.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND,…")]
+    pub placeholder: Vec<PlaceholderKind>,
+
     /// Which damage fails an input, as in libvips and sharp: none (keep whatever decoded; a
     /// truncated file is grey or black where its data ends), truncated (fail on truncated
     /// files only), error (fail on truncation and errors; accept what the decoder only warns
@@ -345,6 +356,39 @@ pub enum FailOnArg {
     Error,
     /// Fail on anything suspicious, warnings included.
     Warning,
+}
+
+/// A placeholder kind (`--placeholder`): the CLI's values and the setting itself, one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum PlaceholderKind {
+    /// ThumbHash (about 25 bytes, base64; keeps the aspect ratio and alpha).
+    Thumbhash,
+    /// BlurHash (a short string; 4 × 3 components).
+    Blurhash,
+    /// The dominant colour as #rrggbb.
+    Color,
+    /// A tiny blurred WebP as a data: URL.
+    Lqip,
+}
+
+impl PlaceholderKind {
+    /// Every kind, in the order the manifest lists them.
+    pub const ALL: [PlaceholderKind; 4] = [
+        PlaceholderKind::Thumbhash,
+        PlaceholderKind::Blurhash,
+        PlaceholderKind::Color,
+        PlaceholderKind::Lqip,
+    ];
+
+    /// The name used on the command line and as the manifest's key.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlaceholderKind::Thumbhash => "thumbhash",
+            PlaceholderKind::Blurhash => "blurhash",
+            PlaceholderKind::Color => "color",
+            PlaceholderKind::Lqip => "lqip",
+        }
+    }
 }
 
 /// `--icc` values.
@@ -425,6 +469,35 @@ pub enum ManifestAction {
         #[arg(short = 'o', long, value_name = "FILE.json")]
         output: PathBuf,
     },
+    /// Print one <picture> per source of a manifest: a <source> per format with its srcset, an
+    /// <img> in the fallback format (JPEG, else PNG) with width and height, loading="lazy",
+    /// decoding="async", an empty alt for you to fill, and the placeholder (--placeholder
+    /// color or lqip) as its background.
+    #[command(
+        after_help = "Example:\n  presize manifest html img.json --sizes \"(min-width: 800px) 50vw, 100vw\" --prefix /img"
+    )]
+    Html {
+        /// The manifest a build wrote (--manifest).
+        #[arg(value_name = "MANIFEST")]
+        manifest: PathBuf,
+        /// The sizes attribute: how wide the image is shown, per media condition.
+        #[arg(long, default_value = DEFAULT_SIZES, value_name = "SIZES")]
+        sizes: String,
+        /// Density descriptors instead of widths (e.g. 1x,2x): the 1x image is the source's
+        /// narrowest output, and Nx the narrowest at least N times as wide (make widths to
+        /// match, e.g. -w 400,800).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "Nx,…",
+            conflicts_with = "sizes"
+        )]
+        density: Vec<Density>,
+        /// Put in front of every output path to make its URL (e.g. /img or
+        /// https://cdn.example/img); paths in the manifest are relative to the output folder.
+        #[arg(long, value_name = "URL")]
+        prefix: Option<String>,
+    },
 }
 
 /// `presize bench` arguments.
@@ -461,6 +534,29 @@ pub struct BenchArgs {
     /// After the benchmark, write a self-contained HTML page with throughput, efficiency and stage-time charts.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+}
+
+/// The `sizes` attribute of `presize manifest html` when none is given: the image spans the
+/// viewport, as browsers assume.
+pub(crate) const DEFAULT_SIZES: &str = "100vw";
+
+/// A pixel-density descriptor of `--density` (`1x`, `1.5x`, `2x`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Density(pub f64);
+
+impl FromStr for Density {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let number = t.strip_suffix(['x', 'X']).unwrap_or(t);
+        match number.parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 10.0 => Ok(Density(v)),
+            _ => Err(format!(
+                "{s:?} is not a pixel density; use 1x, 1.5x, 2x (at most 10x)"
+            )),
+        }
+    }
 }
 
 /// A `--size` geometry: `800`, `800x600`, `800x`, `x600` or `50%`.
@@ -677,6 +773,15 @@ mod tests {
         }
         for bad in ["", "x", "axb", "0x10", "10x0"] {
             assert!(bad.parse::<SizeSpec>().is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn densities_parse() {
+        assert_eq!("2x".parse::<Density>(), Ok(Density(2.0)));
+        assert_eq!("1.5".parse::<Density>(), Ok(Density(1.5)));
+        for bad in ["", "x", "0x", "-1x", "11x", "twox"] {
+            assert!(bad.parse::<Density>().is_err(), "{bad}");
         }
     }
 

@@ -1,6 +1,6 @@
-//! The subcommands beside the default resize: `bench`, `manifest merge`, `completions`, `man`,
-//! and the dispatch that turns a command line into the jobs to run (the default mode, or the
-//! jobs of `presize build`).
+//! The subcommands beside the default resize: `bench`, `manifest merge`, `manifest html`,
+//! `completions`, `man`, and the dispatch that turns a command line into the jobs to run (the
+//! default mode, or the jobs of `presize build`).
 //!
 //! Completions and the man page are generated from the same clap definition as `--help`, so
 //! they never drift from the real flags.
@@ -79,6 +79,28 @@ fn run(command: Command) -> anyhow::Result<Exit> {
             let merged = crate::manifest::merge(&loaded)?;
             merged.save_atomic(&output)?;
             report::merged(loaded.len(), merged.sources.len(), &output);
+            Ok(Exit::Success)
+        }
+        Command::Manifest {
+            action:
+                ManifestAction::Html {
+                    manifest,
+                    sizes,
+                    density,
+                    prefix,
+                },
+        } => {
+            // `Manifest::load` takes a missing file for a first build; here it is a mistake.
+            if let Err(e) = std::fs::metadata(&manifest) {
+                anyhow::bail!("cannot read manifest {}: {e}", manifest.display());
+            }
+            let loaded = Manifest::load(&manifest)?;
+            let markup = crate::markup::Markup {
+                sizes: Some(&sizes),
+                density: &density,
+                prefix: prefix.as_deref(),
+            };
+            out.write_all(crate::markup::render(&loaded, &markup).as_bytes())?;
             Ok(Exit::Success)
         }
         Command::Completions { shell } => {

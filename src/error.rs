@@ -212,4 +212,7 @@ pub enum ConfigError {
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),
+    /// --placeholder values live in the manifest.
+    #[error("--placeholder stores its values in the manifest: add --manifest FILE.json")]
+    PlaceholderNeedsManifest,
 }

@@ -272,6 +272,28 @@ impl Format {
         }
     }
 
+    /// The MIME type, as a `<source type>` names it; `None` for the formats browsers do not
+    /// show (so `presize manifest html` makes no `<source>` of them).
+    pub fn web_mime(self) -> Option<&'static str> {
+        match self {
+            Format::Jpeg => Some("image/jpeg"),
+            Format::Png => Some("image/png"),
+            Format::Webp => Some("image/webp"),
+            Format::Gif => Some("image/gif"),
+            Format::Avif => Some("image/avif"),
+            Format::Svg => Some("image/svg+xml"),
+            Format::Tiff
+            | Format::Bmp
+            | Format::Heic
+            | Format::Ico
+            | Format::Tga
+            | Format::Pnm
+            | Format::Qoi
+            | Format::Hdr
+            | Format::Exr => None,
+        }
+    }
+
     /// Returns true if and only if presize can write this format.
     pub fn is_writable(self) -> bool {
         matches!(

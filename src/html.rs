@@ -1211,7 +1211,7 @@ fn saving_percent(before: u64, after: u64) -> Option<Saving> {
 }
 
 /// HTML-escapes text for element content and double- or single-quoted attribute values.
-struct Esc<'a>(&'a str);
+pub(crate) struct Esc<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Esc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1382,6 +1382,7 @@ mod tests {
                 height: 150,
                 format: Format::Jpeg,
                 bytes: 10_000,
+                saved: 0,
             }],
             error: None,
         }

@@ -66,6 +66,9 @@ pub struct Output {
     pub format: Format,
     /// Size in bytes (0 in a dry run).
     pub bytes: u64,
+    /// Bytes the lossless PNG recompression (oxipng, `--effort png`) took off; 0 for other
+    /// formats.
+    pub saved: u64,
 }
 
 /// Why an input was skipped.

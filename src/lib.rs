@@ -24,6 +24,7 @@ mod hash;
 mod html;
 mod job;
 mod manifest;
+mod markup;
 mod metadata;
 mod naming;
 mod pipeline;
@@ -35,10 +36,13 @@ mod watch;
 
 pub use crate::api::Error;
 pub use crate::api::Resize;
+pub use crate::cli::PlaceholderKind;
 pub use crate::config::FailOn;
 pub use crate::error::{ConfigError, ErrorKind, Failure, JobError};
 pub use crate::format::Format;
-pub use crate::manifest::{Dropped, Manifest, ManifestError, OutputEntry, SourceEntry};
+pub use crate::manifest::{
+    Dropped, Manifest, ManifestError, OutputEntry, Placeholder, SourceEntry,
+};
 pub use crate::report::Summary;
 
 /// Not part of the library's API, and without any stability promise: the `presize` binary,
@@ -330,6 +334,7 @@ fn context(
             discard,
             in_place: config.in_place,
             sync: config.sync_outputs,
+            keep_mtime: config.keep_mtime,
         },
         budget: Arc::clone(budget),
         out_dir: config.out_dir.clone(),

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::bench::{self, BenchRow};
 use crate::config::{Config, Verbosity};
 use crate::error::{ErrorKind, Failure};
+use crate::format::Format;
 use crate::job::{JobResult, Outcome, Output, SkipReason, Stages};
 use crate::manifest::Holder;
 
@@ -70,6 +71,10 @@ pub struct Summary {
     pub not_processed: u64,
     /// The largest outputs written, largest first (at most three).
     pub largest: Vec<(u64, PathBuf)>,
+    /// Bytes oxipng took off the PNG outputs (`--effort png`), and how many PNGs it made.
+    pub png_saved: u64,
+    /// PNG outputs written (the ones oxipng saw).
+    pub png_written: u64,
 }
 
 /// How many of the largest outputs the summary names.
@@ -102,6 +107,9 @@ impl Summary {
                 self.written += 1;
                 self.bytes_in += r.bytes_in;
                 self.bytes_out += outputs.iter().map(|o| o.bytes).sum::<u64>();
+                self.png_saved += outputs.iter().map(|o| o.saved).sum::<u64>();
+                self.png_written +=
+                    outputs.iter().filter(|o| o.format == Format::Png).count() as u64;
                 for o in &outputs {
                     self.largest.push((o.bytes, o.path.clone()));
                 }
@@ -191,6 +199,15 @@ impl Summary {
             saving
         );
         writeln!(out, "{}", paint(&written, GREEN, color && self.written > 0))?;
+        if self.png_saved > 0 {
+            writeln!(
+                out,
+                "  oxipng   {:>6}  PNG{} {} smaller (lossless)",
+                self.png_written,
+                plural(self.png_written),
+                human_bytes(self.png_saved)
+            )?;
+        }
         if self.skipped > 0 {
             writeln!(
                 out,
@@ -332,6 +349,10 @@ struct JsonSummary {
     interrupted: bool,
     time_limit: bool,
     not_processed: u64,
+    /// Bytes oxipng took off the PNG outputs; present only when it saved any, so that other
+    /// summaries keep their shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    png_saved: Option<u64>,
 }
 
 fn path_str(p: &Path) -> String {
@@ -395,6 +416,7 @@ pub(crate) fn json_summary(s: &Summary) -> String {
         interrupted: s.interrupted,
         time_limit: s.time_limit,
         not_processed: s.not_processed,
+        png_saved: (s.png_saved > 0).then_some(s.png_saved),
     };
     serde_json::to_string(&line).expect("plain data serialises")
 }
@@ -688,7 +710,6 @@ pub(crate) fn bench_footer(out: &mut impl Write, first: &BenchRow) -> io::Result
 mod tests {
     use super::*;
     use crate::error::JobError;
-    use crate::format::Format;
     use std::path::PathBuf;
 
     fn written(name: &str, bytes_in: u64, bytes_out: u64) -> JobResult {
@@ -703,6 +724,7 @@ mod tests {
                 height: 600,
                 format: Format::Jpeg,
                 bytes: bytes_out,
+                saved: 0,
             }])),
             stages: Stages::default(),
             rel: None,

@@ -1,5 +1,6 @@
 //! The README is a test: every `presize …` command in its "Usage by task" and "Web builds"
-//! sections runs here, twice, on generated images, as a user would type it.
+//! sections runs here, twice, on generated images, as a user would type it. A `presize
+//! manifest …` line runs after the command before it in its block, on what that one made.
 //!
 //! `presize build` runs the README's `presize.toml` (the "Web builds" section's TOML block).
 //!
@@ -20,8 +21,9 @@ use presize::Format;
 /// The shell blocks of the README sections whose commands are run.
 const SECTIONS: [&str; 2] = ["## Usage by task", "## Web builds"];
 
-/// Every `presize` command line in the README's [`SECTIONS`].
-fn readme_commands() -> Vec<String> {
+/// Every `presize` command line in the README's [`SECTIONS`], each with the `presize manifest`
+/// lines that follow it in its block (they read what it made).
+fn readme_commands() -> Vec<(String, Vec<String>)> {
     let readme = include_str!("../README.md");
     let mut commands = Vec::new();
     for heading in SECTIONS {
@@ -34,8 +36,13 @@ fn readme_commands() -> Vec<String> {
         for line in section.lines() {
             if line.starts_with("```") {
                 in_shell = !in_shell && line.trim_start_matches('`').starts_with("sh");
+            } else if in_shell && line.starts_with("presize manifest ") {
+                let (_, follow): &mut (String, Vec<String>) = commands
+                    .last_mut()
+                    .expect("a build before `presize manifest`");
+                follow.push(line.to_owned());
             } else if in_shell && line.starts_with("presize ") {
-                commands.push(line.to_owned());
+                commands.push((line.to_owned(), Vec::new()));
             }
         }
     }
@@ -60,11 +67,32 @@ struct Example {
     input: PathBuf,
 }
 
+/// Splits a command line into words as a shell would for the README's examples: on spaces,
+/// with double quotes around a word that has some.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            ' ' if !quoted => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    assert!(!quoted, "unbalanced quotes in {line}");
+    words.extend(word);
+    words
+}
+
 impl Example {
-    /// Splits `line` (no quotes in the README's examples) and maps `~` to `home`.
+    /// Splits `line` and maps `~` to `home`.
     fn parse(line: &str, home: &Path) -> Example {
-        let mut words: Vec<String> = line
-            .split_whitespace()
+        let mut words: Vec<String> = words(line)
+            .into_iter()
             .skip(1)
             .map(|w| w.replace('~', &home.to_string_lossy()))
             .collect();
@@ -95,9 +123,9 @@ impl Example {
     }
 
     fn run(&self, home: &Path, line: &str) {
-        // A subcommand takes no flag before it (the build file says what it wants).
-        let mut command = if self.args[0] == "build" {
-            assert_cmd::Command::cargo_bin("presize").expect("the presize binary")
+        // A subcommand takes no flag before it (a build file or manifest says what it wants).
+        let mut command = if matches!(self.args[0].as_str(), "build" | "manifest") {
+            assert_cmd::Command::cargo_bin("presize").expect("the presize binary is built")
         } else {
             presize()
         };
@@ -113,6 +141,7 @@ impl Example {
             String::from_utf8_lossy(&output.stderr)
         );
         if let Some(file) = &self.stdout_to {
+            fs::create_dir_all(file.parent().expect("a folder")).expect("create its folder");
             fs::write(file, &output.stdout).expect("write redirected stdout");
         }
     }
@@ -188,14 +217,24 @@ fn images(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
 
 #[test]
 fn every_readme_example_runs_twice_and_the_second_run_writes_nothing() {
-    for line in readme_commands() {
+    for (line, follow) in readme_commands() {
         let home = tempfile::tempdir().unwrap();
         let home = home.path();
         let example = Example::parse(&line, home);
         photo_folder(home, &example.input, example.is_in_place());
         let inputs_before = images(&example.input);
+        let run_all = || {
+            example.run(home, &line);
+            for next in &follow {
+                let then = Example::parse(next, home);
+                then.run(home, next);
+                let html = fs::read_to_string(then.stdout_to.as_ref().expect("markup to a file"));
+                let pictures = html.unwrap().matches("<picture>").count();
+                assert_eq!(pictures, 3, "{next}: one <picture> per source");
+            }
+        };
 
-        example.run(home, &line);
+        run_all();
         let after_first = images(home);
         let made: Vec<&PathBuf> = after_first
             .keys()
@@ -227,7 +266,7 @@ fn every_readme_example_runs_twice_and_the_second_run_writes_nothing() {
             }
         }
 
-        example.run(home, &line);
+        run_all();
         let after_second = images(home);
         assert_eq!(
             after_first.keys().collect::<Vec<_>>(),
@@ -248,9 +287,9 @@ fn every_readme_example_runs_twice_and_the_second_run_writes_nothing() {
 /// and the manifest still reads back (every format, AVIF included).
 #[test]
 fn the_web_assets_example_redoes_only_a_changed_input() {
-    let line = readme_commands()
+    let (line, _) = readme_commands()
         .into_iter()
-        .find(|l| l.contains("--manifest") && l.contains("avif"))
+        .find(|(l, _)| l.contains("--manifest") && l.contains("avif"))
         .expect("the README has a web-assets example with AVIF and a manifest");
     let home = tempfile::tempdir().unwrap();
     let home = home.path();

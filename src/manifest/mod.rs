@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::atomic::{write_atomic, Durability, WriteTarget};
+use crate::config::PlaceholderKind;
 use crate::error::JobError;
 use crate::format::Format;
 use crate::hash::content_hash;
@@ -94,6 +95,64 @@ pub struct SourceEntry {
     /// `srcset` text per format name: `path width"w"` pairs by increasing width.
     #[serde(default)]
     pub srcset: BTreeMap<String, String>,
+    /// `--placeholder`: what a page shows while the image loads. Absent when none was asked
+    /// for, so manifests without placeholders keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
+}
+
+/// A source's placeholders (`--placeholder`), each present when asked for. They describe the
+/// whole source in its displayed orientation, whatever crop its outputs have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placeholder {
+    /// ThumbHash bytes, base64 (standard alphabet, padded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbhash: Option<String>,
+    /// BlurHash string (4 × 3 components, 3 × 4 for portrait images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
+    /// The dominant colour, `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// A blurred WebP of at most 32 px a side, as a `data:image/webp;base64,` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lqip: Option<String>,
+}
+
+impl Placeholder {
+    fn slot(&mut self, kind: PlaceholderKind) -> &mut Option<String> {
+        match kind {
+            PlaceholderKind::Thumbhash => &mut self.thumbhash,
+            PlaceholderKind::Blurhash => &mut self.blurhash,
+            PlaceholderKind::Color => &mut self.color,
+            PlaceholderKind::Lqip => &mut self.lqip,
+        }
+    }
+
+    /// The value of `kind`, if computed.
+    pub fn get(&self, kind: PlaceholderKind) -> Option<&str> {
+        match kind {
+            PlaceholderKind::Thumbhash => self.thumbhash.as_deref(),
+            PlaceholderKind::Blurhash => self.blurhash.as_deref(),
+            PlaceholderKind::Color => self.color.as_deref(),
+            PlaceholderKind::Lqip => self.lqip.as_deref(),
+        }
+    }
+
+    /// Sets the value of `kind`.
+    pub(crate) fn set(&mut self, kind: PlaceholderKind, value: String) {
+        *self.slot(kind) = Some(value);
+    }
+
+    /// These placeholders restricted to `kinds`, or `None` unless every one of them is here
+    /// (then the source must be decoded to compute them).
+    pub(crate) fn covering(&self, kinds: &[PlaceholderKind]) -> Option<Placeholder> {
+        let mut kept = Placeholder::default();
+        for &kind in kinds {
+            kept.set(kind, self.get(kind)?.to_owned());
+        }
+        Some(kept)
+    }
 }
 
 /// One output file.
@@ -388,16 +447,23 @@ pub(crate) fn srcset(
         if !set.is_empty() {
             set.push_str(", ");
         }
-        if let Some(prefix) = url_prefix.filter(|p| !p.is_empty()) {
-            set.push_str(prefix);
-            if !prefix.ends_with('/') {
-                set.push('/');
-            }
-        }
-        percent_encode(&output.path, set);
+        push_url(&output.path, url_prefix, set);
         let _ = write!(set, " {}w", output.width);
     }
     sets
+}
+
+/// Appends the URL of output `path` (relative to the output folder) as a `srcset` or `src`
+/// gives it: percent-encoded where a `srcset` would break (spaces, commas, non-ASCII), after
+/// `url_prefix` joined with `/` (the prefix is used verbatim).
+pub(crate) fn push_url(path: &str, url_prefix: Option<&str>, out: &mut String) {
+    if let Some(prefix) = url_prefix.filter(|p| !p.is_empty()) {
+        out.push_str(prefix);
+        if !prefix.ends_with('/') {
+            out.push('/');
+        }
+    }
+    percent_encode(path, out);
 }
 
 /// Appends `path` with every byte outside `A-Z a-z 0-9 - . _ ~ /` percent-encoded.
@@ -570,6 +636,7 @@ mod tests {
                 width: 5000,
                 reason: "larger than the source".to_owned(),
             }],
+            placeholder: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::config::{FailOn, Settings};
+use crate::config::{Efforts, FailOn, Settings};
 use crate::format::Format;
 use crate::geometry::{Crop, Target};
 use crate::metadata::DpiPolicy;
@@ -51,6 +51,7 @@ impl<'a> OutputOptions<'a> {
             dpi,
             fail_on,
             crop,
+            placeholders,
         } = self.settings;
         let lower = |v: &dyn std::fmt::Debug| Value::from(format!("{v:?}").to_lowercase());
         let mut values = BTreeMap::new();
@@ -75,7 +76,7 @@ impl<'a> OutputOptions<'a> {
         );
         values.insert(
             "effort".into(),
-            json!({"webp": effort.webp, "avif": effort.avif}),
+            json!({"webp": effort.webp, "avif": effort.avif, "png": effort.png}),
         );
         let first = targets.first();
         values.insert(
@@ -110,6 +111,10 @@ impl<'a> OutputOptions<'a> {
         if let Some(crop) = crop_name(*crop) {
             values.insert("crop".into(), Value::from(crop));
         }
+        if !placeholders.is_empty() {
+            let names = placeholders.iter().map(|k| Value::from(k.name())).collect();
+            values.insert("placeholder".into(), Value::Array(names));
+        }
         Options::new(values)
     }
 
@@ -136,12 +141,24 @@ impl<'a> OutputOptions<'a> {
             dpi,
             fail_on,
             crop,
+            // Per source, not per output: a placeholder never changes an output file. The plan
+            // stage keeps a source's placeholder while its content hash is unchanged.
+            placeholders: _,
         } = self.settings;
+        // The efforts as their text was before the PNG effort existed, so that the keys in
+        // existing manifests stay valid; the PNG effort shapes PNG outputs only (below).
+        let Efforts { webp, avif, png } = effort;
+        let efforts = format!("Efforts {{ webp: {webp}, avif: {avif} }}");
         let text = format!(
-            "{target:?}|{format:?}|q{}|e{effort:?}|p{progressive}|l{lossless}|{filter:?}|\
+            "{target:?}|{format:?}|q{}|e{efforts}|p{progressive}|l{lossless}|{filter:?}|\
              {background:?}|{shrink:?}|{icc:?}|{metadata:?}|lin{linear}",
             self.settings.quality_for(format),
         );
+        let text = if format == Format::Png {
+            format!("{text}|png{png}")
+        } else {
+            text
+        };
         // Appended only when set, so turning them on redoes outputs without changing the keys
         // that manifests written before the options existed hold.
         let text = if *animated { text + "|animated" } else { text };
@@ -178,7 +195,9 @@ fn crop_name(crop: Crop) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{settings_for_width, Filter, IccPolicy, MetaPolicy, Shrink};
+    use crate::config::{
+        settings_for_width, Filter, IccPolicy, MetaPolicy, PlaceholderKind, Shrink,
+    };
 
     /// A named change to one setting, and whether it shapes a JPEG output.
     type Change = (&'static str, Box<dyn Fn(&mut Settings)>, bool);
@@ -189,6 +208,7 @@ mod tests {
             ("jpeg quality", Box::new(|s| s.quality.jpeg = 50), true),
             ("webp quality", Box::new(|s| s.quality.webp = 50), false),
             ("avif effort", Box::new(|s| s.effort.avif = 7), true),
+            ("png effort", Box::new(|s| s.effort.png = 5), false),
             (
                 "baseline",
                 Box::new(|s| s.progressive = !s.progressive),
@@ -210,6 +230,11 @@ mod tests {
             ("fail on", Box::new(|s| s.fail_on = FailOn::None), true),
             ("crop", Box::new(|s| s.crop = Crop::Attention), true),
             ("focal", Box::new(|s| s.crop = Crop::Focal(0.3, 0.6)), true),
+            (
+                "placeholder",
+                Box::new(|s| s.placeholders = vec![PlaceholderKind::Color]),
+                false,
+            ),
         ]
     }
 
@@ -238,6 +263,25 @@ mod tests {
         );
         assert_eq!(options.key(&target, Format::Jpeg), key);
         assert_ne!(options.key(&target, Format::Webp), key, "format");
+    }
+
+    /// `--effort png` shapes PNG outputs and no other; placeholders shape no output at all.
+    #[test]
+    fn png_effort_keys_png_outputs_only() {
+        let template = Template::default_for(1);
+        let base = settings_for_width(320);
+        let target = base.targets[0];
+        let mut changed = base.clone();
+        changed.effort.png = 6;
+        changed.placeholders = PlaceholderKind::ALL.to_vec();
+        let (a, b) = (
+            OutputOptions::new(&base, &template),
+            OutputOptions::new(&changed, &template),
+        );
+        assert_ne!(a.key(&target, Format::Png), b.key(&target, Format::Png));
+        for format in Format::ALL.into_iter().filter(|&f| f != Format::Png) {
+            assert_eq!(a.key(&target, format), b.key(&target, format), "{format}");
+        }
     }
 
     /// Keys are stored in manifests: changing how they are made redoes every output of every

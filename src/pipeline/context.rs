@@ -30,6 +30,8 @@ pub struct Mode {
     pub in_place: bool,
     /// How each output reaches the disk (`Config::sync_outputs`).
     pub sync: Durability,
+    /// Each output gets its source's modification time (`--keep-mtime`).
+    pub keep_mtime: bool,
 }
 
 /// Everything a worker shares with the others for the whole run.

@@ -106,6 +106,22 @@ fn encode_png(px: &Pixels, meta: &Metadata) -> Result<Vec<u8>, JobError> {
     Ok(metadata::embed_png(&out, meta))
 }
 
+/// `--effort png=N`: `png` (a whole PNG file) recompressed losslessly by oxipng at preset
+/// `effort - 1` (capped at 6); effort 0 returns it unchanged. Chunks are kept (profile, EXIF,
+/// resolution), and so is the colour of transparent pixels: the pixels decode identically.
+/// oxipng returns its input when it cannot do better; an error it meets (none is expected on a
+/// PNG this crate just wrote) also leaves the PNG as it was, since that file is valid.
+pub(crate) fn optimise_png(png: Vec<u8>, effort: u8) -> Vec<u8> {
+    if effort == 0 {
+        return png;
+    }
+    let options = oxipng::Options::from_preset((effort - 1).min(6));
+    match oxipng::optimize_from_memory(&png, &options) {
+        Ok(smaller) if smaller.len() < png.len() => smaller,
+        _ => png,
+    }
+}
+
 fn encode_webp(px: &Pixels, settings: &Settings, meta: &Metadata) -> Result<Vec<u8>, JobError> {
     check_webp_size(px.width, px.height)?;
     let rgb;
@@ -130,6 +146,21 @@ fn encode_webp(px: &Pixels, settings: &Settings, meta: &Metadata) -> Result<Vec<
         return Err(enc_err(Format::Webp, "libwebp returned no data"));
     }
     Ok(metadata::embed_webp(&mem, px.width, px.height, meta))
+}
+
+/// A lossy WebP of an 8-bit RGB or RGBA image at `quality`, with libwebp's defaults otherwise
+/// and no metadata: the `lqip` placeholder.
+pub(crate) fn encode_webp_plain(px: &Pixels, quality: f32) -> Result<Vec<u8>, JobError> {
+    check_webp_size(px.width, px.height)?;
+    let enc = match px.layout {
+        Layout::Rgba => webp::Encoder::from_rgba(&px.data, px.width, px.height),
+        Layout::Rgb => webp::Encoder::from_rgb(&px.data, px.width, px.height),
+        Layout::L | Layout::La => return Err(enc_err(Format::Webp, "expected RGB or RGBA")),
+    };
+    let mem = enc
+        .encode_simple(false, quality)
+        .map_err(|e| enc_err(Format::Webp, format!("{e:?}")))?;
+    Ok(mem.to_vec())
 }
 
 fn encode_gif(px: &Pixels) -> Result<Vec<u8>, JobError> {

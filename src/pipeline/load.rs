@@ -8,6 +8,7 @@ use crate::budget::Reservation;
 use crate::config::IccPolicy;
 use crate::error::JobError;
 use crate::format::Format;
+use crate::geometry::Geometry;
 use crate::job::ImageJob;
 use crate::metadata::Metadata;
 use crate::pool::{JobHandle, SpareCores};
@@ -35,13 +36,16 @@ pub(super) struct Loaded<'a> {
     pub(super) memory: Reservation<'a>,
 }
 
-/// Decodes `probe` for the outputs still to be made in `plan`.
+/// Decodes `probe` for the outputs still to be made in `plan`, and for the placeholders'
+/// `sample` (displayed geometry) when they are to be computed.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn load<'c>(
     job: &ImageJob,
     ctx: &'c Context,
     bytes: &[u8],
     probe: Probe<'_>,
     sizes: &[SizePlan],
+    sample: Option<Geometry>,
     scratch: (&mut DecodeScratch, &mut MakeScratch),
     handle: &JobHandle,
 ) -> Result<Loaded<'c>, JobError> {
@@ -53,7 +57,7 @@ pub(super) fn load<'c>(
     } else {
         settings.shrink.margin()
     };
-    let min_size = min_decoded_size(margin, &probe.header, sizes);
+    let min_size = min_decoded_size(margin, &probe.header, sizes, sample);
     // Waiting for memory is not the image's fault: its time limit is paused meanwhile and
     // starts afresh after.
     handle.pause_clock();
@@ -117,17 +121,20 @@ fn min_decoded_size(
     margin: Option<f64>,
     header: &Header,
     sizes: &[SizePlan],
+    sample: Option<Geometry>,
 ) -> Option<(f64, f64)> {
     let k = margin?;
     let (stored_w, stored_h) = (f64::from(header.width), f64::from(header.height));
     sizes
         .iter()
         .filter(|p| !p.is_fresh())
-        .map(|p| {
+        .map(|p| p.shown)
+        .chain(sample)
+        .map(|shown| {
             let stored = if header.is_transposed() {
-                p.shown.transposed()
+                shown.transposed()
             } else {
-                p.shown
+                shown
             };
             let sx = stored.crop.width / stored_w;
             let sy = stored.crop.height / stored_h;

@@ -35,6 +35,9 @@ pub(super) struct Writer<'a> {
     pub(super) ctx: &'a Context,
     pub(super) job: &'a ImageJob,
     pub(super) handle: &'a JobHandle,
+    /// `--keep-mtime`: the source's modification time, read before anything is written (in
+    /// place, the first write replaces the source).
+    pub(super) mtime: Option<std::time::SystemTime>,
 }
 
 impl Writer<'_> {
@@ -62,6 +65,7 @@ impl Writer<'_> {
             keep_permissions_of: ctx.mode.in_place.then_some(self.job.src.as_path()),
             abandoned: Some(&abandoned),
             sync: ctx.mode.sync,
+            mtime: self.mtime,
         };
         write_atomic(&target, encoded)?;
         stages.write += t.elapsed();
@@ -148,8 +152,8 @@ impl Maker<'_> {
                 let settings = self.render.settings;
                 let encoded = encode_output(&px, &mut flat, &out, settings, &out_meta, scratch)?;
                 stages.encode += t.elapsed();
-                self.writer.write(&out, &encoded, stages)?;
-                finished.wrote(out, size, encoded.len() as u64);
+                self.writer.write(&out, &encoded.bytes, stages)?;
+                finished.wrote(out, size, encoded.bytes.len() as u64, encoded.saved);
             }
         }
         Ok(())
@@ -203,7 +207,7 @@ pub(super) fn animate(
             // Decode, resize and encode are interleaved frame by frame: counted as encoding.
             stages.encode += t.elapsed();
             writer.write(&out, &encoded, stages)?;
-            finished.wrote(out, dims, encoded.len() as u64);
+            finished.wrote(out, dims, encoded.len() as u64, 0);
         }
         size.outputs = still;
     }
@@ -232,7 +236,7 @@ pub(super) struct Render<'a> {
 impl Render<'_> {
     /// Resamples, pads and orients the decoded image `src` to the size `shown`, on `threads`
     /// threads. An owned `src` that needs no resampling is passed through without a copy.
-    fn size(
+    pub(super) fn size(
         &self,
         shown: &geometry::Geometry,
         src: Decoded<'_>,
@@ -285,8 +289,16 @@ impl Render<'_> {
     }
 }
 
+/// One encoded output.
+struct Encoded {
+    bytes: Vec<u8>,
+    /// Bytes the lossless PNG recompression took off (`--effort png`); 0 for other formats.
+    saved: u64,
+}
+
 /// Encodes one output of the resized `px`: flattened onto the background for a format without
-/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF.
+/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF, recompressed
+/// losslessly when PNG.
 fn encode_output(
     px: &Pixels,
     flat: &mut Option<Pixels>,
@@ -294,7 +306,7 @@ fn encode_output(
     settings: &Settings,
     meta: &Metadata,
     scratch: &mut MakeScratch,
-) -> Result<Vec<u8>, JobError> {
+) -> Result<Encoded, JobError> {
     let pixels = if !out.format.has_alpha() && px.layout.has_alpha() {
         flat.get_or_insert_with(|| resize::flatten(px.clone(), settings.background))
     } else {
@@ -318,7 +330,14 @@ fn encode_output(
         }
         _ => pixels,
     };
-    encode::encode(pixels, out.format, settings, meta, &mut scratch.encode)
+    let bytes = encode::encode(pixels, out.format, settings, meta, &mut scratch.encode)?;
+    if out.format != Format::Png {
+        return Ok(Encoded { bytes, saved: 0 });
+    }
+    let before = bytes.len() as u64;
+    let bytes = encode::optimise_png(bytes, settings.effort.png);
+    let saved = before - bytes.len() as u64;
+    Ok(Encoded { bytes, saved })
 }
 
 /// The sizes with something to make, and each output to make with the index of its size;
@@ -390,8 +409,9 @@ fn make_in_parallel(
     let resize_threads = (threads / sizes.len()).max(1);
     let order = longest_first(&sizes, &work);
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Option<Result<u64, JobError>>>> =
-        Mutex::new(work.iter().map(|_| None).collect());
+    // Per output: its bytes and what the PNG recompression saved, once made.
+    type Made = Result<(u64, u64), JobError>;
+    let done: Mutex<Vec<Option<Made>>> = Mutex::new(work.iter().map(|_| None).collect());
     // One thread's share: take outputs until none is left; returns the time it spent.
     let run = |scratch: &mut MakeScratch| -> Stages {
         let mut spent = Stages::default();
@@ -422,9 +442,9 @@ fn make_in_parallel(
                     let encoded =
                         encode_output(px, &mut None, out, render.settings, &meta, scratch);
                     spent.encode += t.elapsed();
-                    encoded.and_then(|bytes| {
-                        maker.writer.write(out, &bytes, &mut spent)?;
-                        Ok(bytes.len() as u64)
+                    encoded.and_then(|encoded| {
+                        maker.writer.write(out, &encoded.bytes, &mut spent)?;
+                        Ok((encoded.bytes.len() as u64, encoded.saved))
                     })
                 }
             };
@@ -452,7 +472,9 @@ fn make_in_parallel(
     let mut first_error = None;
     for ((size_index, out), result) in work.into_iter().zip(results) {
         match result.expect("every output was taken by a thread") {
-            Ok(bytes) => finished.wrote(out, sizes[size_index].output_size(), bytes),
+            Ok((bytes, saved)) => {
+                finished.wrote(out, sizes[size_index].output_size(), bytes, saved);
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }

@@ -16,6 +16,7 @@ mod ico;
 mod load;
 mod make;
 pub mod pixels;
+mod placeholder;
 mod plan;
 pub mod resize;
 pub mod restart;
@@ -112,7 +113,18 @@ fn run_stages(
         return Ok((Outcome::Planned(plan.pending()), None));
     }
 
-    let writer = Writer { ctx, job, handle };
+    let mtime = if ctx.mode.keep_mtime {
+        let modified = fs::metadata(&job.src).and_then(|m| m.modified());
+        Some(modified.map_err(|e| JobError::io("cannot read the modification time", e))?)
+    } else {
+        None
+    };
+    let writer = Writer {
+        ctx,
+        job,
+        handle,
+        mtime,
+    };
     if ctx.settings.animated && orientation <= 1 {
         make::animate(
             &writer,
@@ -124,12 +136,15 @@ fn run_stages(
         )?;
     }
     let mut sizes = std::mem::take(&mut plan.sizes);
-    if sizes.iter().all(SizePlan::is_fresh) {
+    if sizes.iter().all(SizePlan::is_fresh) && !plan.placeholder_pending {
         sizes.into_iter().for_each(|size| finished.keep_all(size));
     } else {
         let t = Instant::now();
         let scratches = (&mut scratch.decode, &mut scratch.make);
-        let loaded = load::load(job, ctx, bytes, probe, &sizes, scratches, handle);
+        let sample = plan
+            .placeholder_pending
+            .then(|| placeholder::sample_geometry(plan.shown_size));
+        let loaded = load::load(job, ctx, bytes, probe, &sizes, sample, scratches, handle);
         stages.decode += t.elapsed();
         let Loaded {
             pixels,
@@ -162,9 +177,29 @@ fn run_stages(
             },
             meta: &meta,
         };
+        if plan.placeholder_pending {
+            // Counted as encoding: it is the placeholders' own encoders that take the time.
+            let t = Instant::now();
+            let kinds = &ctx.settings.placeholders;
+            let shown = plan.shown_size;
+            let made = placeholder::make(
+                &maker.render,
+                &pixels,
+                &meta,
+                shown,
+                kinds,
+                &mut scratch.make,
+            );
+            plan.placeholder = Some(made?);
+            stages.encode += t.elapsed();
+        }
         maker.make(pixels, sizes, &mut scratch.make, stages, &mut finished)?;
     }
     let entry = plan.entry(job, ctx, &finished);
+    if finished.written.is_empty() {
+        // Only the placeholders were new: every output file was already up to date.
+        return Ok((Outcome::Skipped(SkipReason::UpToDate), entry));
+    }
     Ok((Outcome::Written(finished.written), entry))
 }
 

@@ -13,7 +13,7 @@ use crate::error::JobError;
 use crate::format::Format;
 use crate::geometry::{self, Crop, Geometry, Target};
 use crate::job::{ImageJob, Output};
-use crate::manifest::{self, Dropped, OutputEntry, OutputOptions, SourceEntry};
+use crate::manifest::{self, Dropped, OutputEntry, OutputOptions, Placeholder, SourceEntry};
 use crate::metadata::DpiPolicy;
 use crate::naming;
 
@@ -53,6 +53,12 @@ pub(super) struct SourcePlan {
     pub(super) dropped: Vec<Dropped>,
     /// The sizes to make, each with its outputs.
     pub(super) sizes: Vec<SizePlan>,
+    /// `--placeholder`: the source's placeholders, carried over from the previous manifest
+    /// (same content, every kind asked for present) or, once computed, this run's.
+    pub(super) placeholder: Option<Placeholder>,
+    /// Placeholders were asked for and are not in `placeholder` yet: the source must be
+    /// decoded even when every output is up to date.
+    pub(super) placeholder_pending: bool,
 }
 
 /// What [`plan_source`] decided.
@@ -163,12 +169,21 @@ pub(super) fn plan_source(
         sizes.push(SizePlan { shown, outputs });
     }
     refuse_shared_names(&sizes)?;
+    // A placeholder depends on the source's content alone (not on the options that shape the
+    // outputs), so it is kept while that content is unchanged.
+    let kinds = &settings.placeholders;
+    let placeholder = old
+        .filter(|_| !ctx.mode.force && !kinds.is_empty())
+        .and_then(|e| e.placeholder.as_ref()?.covering(kinds));
+    let placeholder_pending = ctx.manifest.is_some() && !kinds.is_empty() && placeholder.is_none();
     Ok(Planned::Outputs(SourcePlan {
         shown_size,
         content_hash,
         bytes,
         dropped,
         sizes,
+        placeholder,
+        placeholder_pending,
     }))
 }
 
@@ -296,9 +311,9 @@ impl SizePlan {
 }
 
 impl SourcePlan {
-    /// Returns true if and only if every output is up to date.
+    /// Returns true if and only if every output and the placeholders are up to date.
     pub(super) fn is_fresh(&self) -> bool {
-        self.sizes.iter().all(SizePlan::is_fresh)
+        self.sizes.iter().all(SizePlan::is_fresh) && !self.placeholder_pending
     }
 
     /// The outputs a dry run reports: those that would be written.
@@ -316,6 +331,7 @@ impl SourcePlan {
                         height,
                         format: o.format,
                         bytes: 0,
+                        saved: 0,
                     })
             })
             .collect()
@@ -351,6 +367,7 @@ impl SourcePlan {
             srcset: manifest::srcset(&outputs, None),
             outputs,
             dropped: self.dropped.clone(),
+            placeholder: self.placeholder.clone(),
         };
         entry.normalise();
         Some(entry)
@@ -367,13 +384,15 @@ pub(super) struct Finished {
 
 impl Finished {
     /// An output just written.
-    pub(super) fn wrote(&mut self, out: PlannedOutput, size: (u32, u32), bytes: u64) {
+    /// `saved`: bytes the lossless PNG recompression took off.
+    pub(super) fn wrote(&mut self, out: PlannedOutput, size: (u32, u32), bytes: u64, saved: u64) {
         self.written.push(Output {
             path: out.dst.clone(),
             width: size.0,
             height: size.1,
             format: out.format,
             bytes,
+            saved,
         });
         self.done.push((out, size, bytes));
     }
