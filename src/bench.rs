@@ -257,6 +257,7 @@ fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Con
         manifest: None,
         force: true,
         prune: false,
+        isolate: plan.args.image.isolate,
     }
 }
 

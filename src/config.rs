@@ -352,6 +352,8 @@ pub struct Config {
     pub force: bool,
     /// Delete outputs of sources that are gone (with a manifest). Default: false.
     pub prune: bool,
+    /// Decode in a confined process per worker (`--isolate`). Default: false.
+    pub isolate: bool,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -484,6 +486,7 @@ impl Config {
             manifest: cli.manifest,
             force: cli.force,
             prune: cli.prune,
+            isolate: cli.image.isolate,
         };
         config.validate()?;
         Ok(config)

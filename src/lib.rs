@@ -50,6 +50,7 @@ pub mod internals {
     pub use crate::exit::Exit;
     pub use crate::geometry::Rect;
     pub use crate::job::{ImageJob, Outcome};
+    pub use crate::pipeline::isolate::{serve as serve_decoder_process, DECODER_ARG};
     pub use crate::pool::JobHandle;
     pub use crate::report::Reporter;
     pub use crate::{execute, run};
@@ -194,6 +195,7 @@ pub fn execute(
             dry_run: config.dry_run,
             discard,
             in_place: config.in_place,
+            isolate: config.isolate,
         },
         budget: Budget::new(config.limits.memory),
         out_dir: config.out_dir.clone(),

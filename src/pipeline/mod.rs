@@ -11,6 +11,7 @@ pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]
 pub(crate) mod heif;
+pub(crate) mod isolate;
 mod load;
 mod make;
 pub mod pixels;
@@ -86,11 +87,13 @@ fn run_stages(
     let bytes = &scratch.input[..];
 
     let t = Instant::now();
-    let probed = probe_and_plan(job, ctx, bytes, content_hash, &mut scratch.decode);
+    let decoders = (&mut scratch.decode, &mut scratch.decoder);
+    let probed = probe_and_plan(job, ctx, bytes, content_hash, decoders, handle);
     stages.decode = t.elapsed();
     let (probe, planned) = probed?;
-    let (orientation, transposed) = (probe.header.orientation, probe.header.is_transposed());
-    *input_size = Some(probe.header.displayed_size());
+    let header = probe.header();
+    let (orientation, transposed) = (header.orientation, header.is_transposed());
+    *input_size = Some(header.displayed_size());
     let mut plan = match planned {
         Planned::AlreadyFits => return Ok((Outcome::Skipped(SkipReason::AlreadyFits), None)),
         Planned::Outputs(plan) => plan,
@@ -123,7 +126,7 @@ fn run_stages(
         sizes.into_iter().for_each(|size| finished.keep_all(size));
     } else {
         let t = Instant::now();
-        let scratches = (&mut scratch.decode, &mut scratch.make);
+        let scratches = (&mut scratch.decode, &mut scratch.decoder, &mut scratch.make);
         let loaded = load::load(job, ctx, bytes, probe, &sizes, scratches, handle);
         stages.decode += t.elapsed();
         let Loaded {
@@ -161,19 +164,24 @@ fn read(job: &ImageJob, ctx: &Context, buffer: &mut Vec<u8>) -> Result<Option<St
     Ok(wanted.then(|| crate::hash::content_hash(buffer)))
 }
 
-/// The probe stage: the header (checked against the pixel limit), then the outputs planned
-/// from it.
+/// The probe stage: the header (checked against the pixel limit; read by the worker's decoder
+/// process under `--isolate`), then the outputs planned from it.
 fn probe_and_plan<'b>(
     job: &ImageJob,
     ctx: &Context,
     bytes: &'b [u8],
     content_hash: Option<String>,
-    scratch: &mut decode::DecodeScratch,
-) -> Result<(decode::Probe<'b>, Planned), JobError> {
-    let probe = decode::probe(bytes, job.input_format, ctx.settings.max_pixels, scratch)?;
+    decoders: (
+        &mut decode::DecodeScratch,
+        &mut Option<isolate::DecoderProcess>,
+    ),
+    handle: &JobHandle,
+) -> Result<(isolate::Probed<'b>, Planned), JobError> {
+    let source = (job.src.as_path(), job.input_format);
+    let probe = isolate::probe(ctx, source, bytes, decoders, handle)?;
     let facts = SourceFacts {
-        shown_size: probe.header.displayed_size(),
-        orientation: probe.header.orientation,
+        shown_size: probe.header().displayed_size(),
+        orientation: probe.header().orientation,
         content_hash,
         bytes: bytes.len() as u64,
     };
