@@ -29,7 +29,7 @@ mod sandbox;
 mod serve;
 mod wire;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::config::FailOn;
@@ -52,8 +52,8 @@ pub(super) fn isolated(ctx: &Context, format: Format) -> bool {
 
 /// A probed source: its header, and where the decoder that read it waits for [`decode`].
 pub(super) enum Probed<'b> {
-    /// In this process.
-    Here(Probe<'b>),
+    /// In this process (boxed: a probe holds a libjpeg-turbo header and a decoder).
+    Here(Box<Probe<'b>>),
     /// In the worker's decoder process, which also reported the coefficient memory a
     /// progressive JPEG's decode will hold.
     There { header: Header, coefficients: u64 },
@@ -101,7 +101,7 @@ pub(super) fn probe<'b>(
 ) -> Result<Probed<'b>, JobError> {
     let max_pixels = ctx.settings.max_pixels;
     if !isolated(ctx, format) {
-        return decode::probe(bytes, format, max_pixels, local).map(Probed::Here);
+        return decode::probe(bytes, format, max_pixels, local).map(|p| Probed::Here(Box::new(p)));
     }
     let request = wire::Request::Probe {
         format,
@@ -137,7 +137,7 @@ pub(super) fn decode(
     local.set_fail_on(fail_on);
     let header = match probed {
         Probed::Here(probe) => {
-            return decode::decode_probed(bytes, format, probe, min_size, local, threads)
+            return decode::decode_probed(bytes, format, *probe, min_size, local, threads)
         }
         Probed::There { header, .. } => header,
     };
@@ -158,11 +158,7 @@ pub(super) fn decode(
             Err(e) => return Ok(Err(e)),
         };
         let mut data = Vec::new();
-        wire::receive_bulk(
-            &mut (&mut p.from).take(announced.len),
-            announced.len,
-            &mut data,
-        )?;
+        wire::receive_bulk(&mut p.from, announced.len, &mut data)?;
         Ok(Ok((announced, data)))
     })?;
     let (a, data) = reply?;

@@ -114,6 +114,11 @@ impl Drop for DecoderProcess {
 fn describe(status: ExitStatus) -> String {
     #[cfg(unix)]
     if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        // SIGSYS is how the seccomp filter ends a process: say so, it is not a decoder bug.
+        #[cfg(target_os = "linux")]
+        if signal == libc::SIGSYS {
+            return format!("signal {signal}: a system call the sandbox forbids");
+        }
         return format!("signal {signal}");
     }
     match status.code() {

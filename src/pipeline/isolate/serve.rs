@@ -16,6 +16,10 @@ use super::wire::{self, Request};
 
 /// Runs the decoder process; returns its exit code (0 when the parent closed its stdin).
 pub fn serve() -> u8 {
+    // If presize dies without ending it (a second Ctrl-C exits at once), so does this process,
+    // even in the middle of a decode.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     let sandbox = prepare_and_confine();
     let mut to = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let ready = sandbox.is_ok();
