@@ -18,8 +18,13 @@ use super::wire::{self, Request};
 pub fn serve() -> u8 {
     // If presize dies without ending it (a second Ctrl-C exits at once), so does this process,
     // even in the middle of a decode.
+    // (Not for the debug-build `hang` fault: its test checks that the watchdog's kill, not
+    // presize's exit, ends a stuck decoder.)
     #[cfg(target_os = "linux")]
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if !(cfg!(debug_assertions) && debug_fault_is("hang")) {
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    }
     let sandbox = prepare_and_confine();
     let mut to = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let ready = sandbox.is_ok();
@@ -132,6 +137,11 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, JobError>) -> Result<T, JobError> {
             payload.as_ref(),
         )))
     })
+}
+
+/// Returns true if and only if the debug-build fault asked for is `action`.
+fn debug_fault_is(action: &str) -> bool {
+    std::env::var("PRESIZE_DEBUG_DECODER").is_ok_and(|s| s.starts_with(&format!("{action}:")))
 }
 
 /// Debug builds only: `PRESIZE_DEBUG_DECODER=ACTION:NAME` makes the decoder process misbehave
