@@ -51,7 +51,14 @@ impl DecoderProcess {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().map_err(fail)?;
         let to = child.stdin.take().expect("piped");
-        let from = BufReader::with_capacity(64 << 10, child.stdout.take().expect("piped"));
+        let from = child.stdout.take().expect("piped");
+        // Megabytes of input and pixels cross these pipes per image: 1 MiB buffers (the most an
+        // unprivileged process may ask for) instead of 64 KiB cut the round trips sixteenfold.
+        #[cfg(target_os = "linux")]
+        for pipe in [rustix::fd::AsFd::as_fd(&to), rustix::fd::AsFd::as_fd(&from)] {
+            let _ = rustix::pipe::fcntl_setpipe_size(pipe, 1 << 20);
+        }
+        let from = BufReader::with_capacity(64 << 10, from);
         let mut process = DecoderProcess {
             child: Arc::new(Mutex::new(child)),
             to,
