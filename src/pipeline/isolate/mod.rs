@@ -11,7 +11,7 @@
 //!               ◀──pixels──────────────   decode: the kept decoder, shrink-on-load
 //! ```
 //!
-//! [`probe`] and [`decode`] are the pipeline's two calls into a decoder; here, once, they choose
+//! [`probe()`] and [`decode()`] are the pipeline's two calls into a decoder; here, once, they choose
 //! between this process and the decoder process ([`isolated`]). One process per worker thread,
 //! started on its first image and kept, so the cost is two pipe round trips and one copy of the
 //! decoded pixels per image. On Linux the process confines itself with a seccomp filter before
@@ -50,7 +50,7 @@ pub(super) fn isolated(ctx: &Context, format: Format) -> bool {
     ctx.mode.isolate && !format.is_vector()
 }
 
-/// A probed source: its header, and where the decoder that read it waits for [`decode`].
+/// A probed source: its header, and where the decoder that read it waits for [`decode()`].
 pub(super) enum Probed<'b> {
     /// In this process (boxed: a probe holds a libjpeg-turbo header and a decoder).
     Here(Box<Probe<'b>>),
