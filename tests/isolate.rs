@@ -250,3 +250,45 @@ fn isolated_decoding_gives_the_same_outputs_and_errors() {
     assert!(files_here.len() > 30, "{} outputs", files_here.len());
     assert!(files_here == files_there, "the outputs differ");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_at_the_terminal_lets_the_decoders_finish_the_images_in_hand() {
+    // A terminal sends SIGINT to its whole foreground process group. The decoder processes
+    // have a group of their own, so presize finishes the images in hand instead of failing them
+    // as crashed; none is left behind.
+    use std::os::unix::process::CommandExt;
+    // PNGs to thumbnails: decoding is most of each image's time, so the signal finds
+    // decoders at work.
+    let mut tree = TestTree::new();
+    for i in 0..40 {
+        tree = tree.png(&format!("img{i:02}.png"), 1600, 1200);
+    }
+    let out = tree.path("out");
+    let tag = format!("sigint-{}", std::process::id());
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("presize"))
+        .args([p(tree.root()), "-o", p(&out), "-w", "64", "-f", "jpeg"])
+        .args(["-j", "2", "--isolate", "--progress", "never"])
+        .env("PRESIZE_TEST_TAG", &tag)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start presize");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let group = format!("-{}", child.id());
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("presize ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "stderr: {stderr}");
+    assert!(!stderr.contains("decoder crashed"), "stderr: {stderr}");
+    assert!(stderr.contains("inputs not processed"), "stderr: {stderr}");
+    for file in files_under(&out) {
+        assert_eq!(dims(&out.join(&file)), (64, 48), "{}", file.display());
+    }
+    assert_eq!(processes_tagged(&tag), Vec::<String>::new());
+}
