@@ -343,6 +343,12 @@ pub struct ImageArgs {
     /// with a warning, and its outputs are written as usual.
     #[arg(long, value_enum, default_value_t = FailOnArg::Warning, value_name = "LEVEL")]
     pub fail_on: FailOnArg,
+
+    /// Decode in a separate process per worker, confined on Linux by a seccomp filter (no file
+    /// can be opened, no program started, no network reached): a decoder that crashes on a
+    /// hostile file costs that file only ("decoder crashed (signal 11)"), and the run goes on.
+    #[arg(long)]
+    pub isolate: bool,
 }
 
 /// `--fail-on` values, from the most lenient.

@@ -399,6 +399,8 @@ pub struct Config {
     pub sync_manifest: Durability,
     /// Give each output its source's modification time. Default: false.
     pub keep_mtime: bool,
+    /// Decode in a confined process per worker (`--isolate`). Default: false.
+    pub isolate: bool,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -543,6 +545,7 @@ impl Config {
             sync_outputs,
             sync_manifest,
             keep_mtime: cli.keep_mtime,
+            isolate: cli.image.isolate,
         };
         config.validate()?;
         Ok(config)

@@ -70,6 +70,10 @@ pub enum JobError {
     /// the job stopped before writing. Never shown: the pool discards an abandoned job's result.
     #[error("abandoned after the time limit; nothing was written")]
     Abandoned,
+    /// The decoder process ended while it decoded this image (`--isolate`): a crash inside a
+    /// decoder, or the sandbox stopping it. The worker started a new one and carried on.
+    #[error("decoder crashed ({0})")]
+    DecoderCrashed(String),
     /// The decoder or encoder panicked; the worker survived and carried on.
     #[error("internal error (panic) while processing: {0}")]
     Panicked(String),
@@ -94,6 +98,7 @@ impl JobError {
             JobError::Encode { .. } => ErrorKind::Encode,
             JobError::Conflict(_) => ErrorKind::Conflict,
             JobError::TimedOut(_) | JobError::Abandoned => ErrorKind::TimedOut,
+            JobError::DecoderCrashed(_) => ErrorKind::Crashed,
         }
     }
 }
@@ -120,6 +125,8 @@ pub enum ErrorKind {
     TimedOut,
     /// A bug inside presize or a codec.
     Internal,
+    /// A decoder process died (`--isolate`).
+    Crashed,
 }
 
 impl fmt::Display for ErrorKind {
@@ -134,6 +141,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Conflict => "output conflicts",
             ErrorKind::TimedOut => "images over the time limit",
             ErrorKind::Internal => "internal errors",
+            ErrorKind::Crashed => "decoder crashes",
         })
     }
 }

@@ -57,6 +57,7 @@ pub mod internals {
     pub use crate::exit::Exit;
     pub use crate::geometry::Rect;
     pub use crate::job::{ImageJob, Outcome};
+    pub use crate::pipeline::isolate::{serve as serve_decoder_process, DECODER_ARG};
     pub use crate::pool::JobHandle;
     pub use crate::report::Reporter;
     pub use crate::watch::run as run_and_watch;
@@ -335,6 +336,7 @@ fn context(
             in_place: config.in_place,
             sync: config.sync_outputs,
             keep_mtime: config.keep_mtime,
+            isolate: config.isolate,
         },
         budget: Arc::clone(budget),
         out_dir: config.out_dir.clone(),

@@ -6,9 +6,16 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use presize::internals::{dispatch, remove_in_flight, run_and_watch, Cli, Exit, Request};
+use presize::internals::{
+    dispatch, remove_in_flight, run_and_watch, serve_decoder_process, Cli, Exit, Request,
+    DECODER_ARG,
+};
 
 fn main() -> ExitCode {
+    // The same binary is the `--isolate` decoder process, started by the workers.
+    if std::env::args_os().nth(1).is_some_and(|a| a == DECODER_ARG) {
+        return ExitCode::from(serve_decoder_process());
+    }
     match run() {
         Ok(exit) => ExitCode::from(exit.code()),
         // The reader went away (`presize man | head -1`): it has what it wanted. Ending quietly

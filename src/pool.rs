@@ -148,6 +148,10 @@ enum Slot<J> {
 /// Sets the running job's clock: `Some(now)` to (re)start it, `None` to pause it.
 type SetClock = Arc<dyn Fn(Option<Instant>) + Send + Sync>;
 
+/// What the watchdog runs when it gives up on a worker's job (see
+/// [`JobHandle::kill_on_abandon`]): at most one at a time per worker.
+type AbandonHook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
 /// What a job may ask of the pool, handed to the job function with every job: has the watchdog
 /// given up on me, pause my clock while I wait for something that is not my fault, lend me the
 /// cores no other job will need. Cheap to clone; threads a job starts take a clone, so they see
@@ -157,6 +161,7 @@ pub struct JobHandle {
     abandoned: Arc<AtomicBool>,
     clock: Option<SetClock>,
     cores: Option<Arc<Cores>>,
+    on_abandon: AbandonHook,
 }
 
 impl std::fmt::Debug for JobHandle {
@@ -176,7 +181,30 @@ impl JobHandle {
             abandoned: Arc::new(AtomicBool::new(false)),
             clock: None,
             cores: None,
+            on_abandon: AbandonHook::default(),
         }
+    }
+
+    /// Runs `work` (a wait on something outside this process, such as a decoder process) so that
+    /// the watchdog, if it gives up on the job meanwhile, calls `kill` at once to end the wait:
+    /// an abandoned thread then does not linger, nor does what it waits on. `kill` is also called
+    /// if the job was abandoned before `work` starts.
+    pub fn kill_on_abandon<T>(
+        &self,
+        kill: impl FnOnce() + Send + 'static,
+        work: impl FnOnce() -> T,
+    ) -> T {
+        *lock(&self.on_abandon) = Some(Box::new(kill));
+        // The watchdog sets the flag before it takes the hook: either it finds the hook, or the
+        // flag is seen here.
+        if self.is_abandoned() {
+            if let Some(kill) = lock(&self.on_abandon).take() {
+                kill();
+            }
+        }
+        let result = work();
+        lock(&self.on_abandon).take();
+        result
     }
 
     /// Returns true if and only if the watchdog gave up on this job: it was already reported
@@ -291,6 +319,7 @@ struct Shared<J, R, S> {
 struct WorkerHandle<J> {
     slot: Arc<Mutex<Slot<J>>>,
     abandoned: Arc<AtomicBool>,
+    on_abandon: AbandonHook,
     thread: JoinHandle<()>,
 }
 
@@ -302,10 +331,12 @@ where
 {
     let slot = Arc::new(Mutex::new(Slot::Idle));
     let abandoned = Arc::new(AtomicBool::new(false));
-    let (shared, my_slot, my_flag) = (
+    let on_abandon = AbandonHook::default();
+    let (shared, my_slot, my_flag, my_hook) = (
         Arc::clone(shared),
         Arc::clone(&slot),
         Arc::clone(&abandoned),
+        Arc::clone(&on_abandon),
     );
     let thread = thread::Builder::new()
         .name(format!("presize-worker-{id}"))
@@ -319,6 +350,7 @@ where
                     }
                 })),
                 cores: Some(Arc::clone(&shared.cores)),
+                on_abandon: my_hook,
             };
             worker_loop(&shared, &my_slot, &handle);
         })
@@ -326,6 +358,7 @@ where
     WorkerHandle {
         slot,
         abandoned,
+        on_abandon,
         thread,
     }
 }
@@ -406,6 +439,9 @@ where
         };
         if let Some(job) = job {
             workers[i].abandoned.store(true, Ordering::SeqCst);
+            if let Some(kill) = lock(&workers[i].on_abandon).take() {
+                kill();
+            }
             let id = workers.len();
             workers.push(spawn_worker(shared, id));
             overdue.push(job);
@@ -833,5 +869,53 @@ mod tests {
         results.sort();
         assert_eq!(results, ["ok 0", "ok 1"]);
         assert_eq!(stats.timed_out, 0);
+    }
+
+    #[test]
+    fn the_watchdog_kills_what_an_abandoned_job_waits_on() {
+        // Job 0 waits on a channel that only its kill hook fills (as an isolated decode waits on
+        // a decoder process only a kill ends): abandoning it must end the wait at once.
+        let woken = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&woken);
+        let mut results = Vec::new();
+        let start = Instant::now();
+        run(
+            Limits {
+                workers: NonZeroUsize::new(1).unwrap(),
+                job_timeout: Some(Duration::from_millis(200)),
+            },
+            &no_cancel(),
+            |f| {
+                f.submit(0u32);
+                f.submit(1);
+            },
+            work(
+                move |&j, handle: &JobHandle| {
+                    if j == 0 {
+                        let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+                        let got = handle.kill_on_abandon(
+                            move || {
+                                let _ = tx.send(());
+                            },
+                            || rx.recv_timeout(Duration::from_secs(20)),
+                        );
+                        *lock(&seen) = Some((got.is_ok(), start.elapsed()));
+                    }
+                    format!("ok {j}")
+                },
+                |&j, m| format!("panic {j} {m}"),
+                |&j, _| format!("timeout {j}"),
+            ),
+            |r| results.push(r),
+        );
+        results.sort();
+        assert_eq!(results, ["ok 1", "timeout 0"]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lock(&woken).is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let (killed, after) = lock(&woken).expect("the abandoned job never woke");
+        assert!(killed, "the hook did not end the wait");
+        assert!(after < Duration::from_secs(5), "woke only after {after:?}");
     }
 }

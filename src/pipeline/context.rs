@@ -2,7 +2,7 @@
 //! [`Scratch`] each worker owns and reuses from job to job.
 //!
 //! A leaf of the pipeline: every stage reads these, and this module imports no stage but the
-//! codecs' scratch types.
+//! codecs' scratch types (and the decoder process's handle, itself a leaf below `isolate`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::manifest::Manifest;
 use crate::naming::Template;
 
-use super::{color, decode, encode, resize};
+use super::{color, decode, encode, isolate, resize};
 
 /// Run-wide switches a worker needs besides the image settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct Mode {
     pub sync: Durability,
     /// Each output gets its source's modification time (`--keep-mtime`).
     pub keep_mtime: bool,
+    /// Decode in a confined decoder process per worker (`--isolate`, see `isolate`).
+    pub isolate: bool,
 }
 
 /// Everything a worker shares with the others for the whole run.
@@ -77,6 +79,9 @@ impl Context {
 #[derive(Default)]
 pub struct Scratch {
     pub(super) decode: decode::DecodeScratch,
+    /// With `--isolate`: the worker's decoder process, started on first use and replaced after
+    /// it dies.
+    pub(super) decoder: Option<isolate::DecoderProcess>,
     pub(super) make: MakeScratch,
     pub(super) input: Vec<u8>,
 }

@@ -39,8 +39,8 @@ pub struct Header {
     /// budget.
     pub bytes_per_pixel: u8,
     /// libjpeg-turbo's view of a JPEG header (colour space, lossless), kept so the decode does
-    /// not parse the markers again.
-    jpeg: Option<DecompressHeader>,
+    /// not parse the markers again (`None` in a header read by a decoder process).
+    pub(super) jpeg: Option<DecompressHeader>,
 }
 
 impl Header {
@@ -131,6 +131,11 @@ impl DecodeScratch {
     /// The warning for the damage the last image was decoded through, if any; clears it.
     pub fn take_damage(&mut self) -> Option<String> {
         self.damage.take()
+    }
+
+    /// Notes the damage a decoder process read the current image through (`--isolate`).
+    pub(crate) fn note_damage(&mut self, damage: Option<String>) {
+        self.damage = damage;
     }
 
     /// Reads the current image through `damage` if `--fail-on` allows it (noting the warning),

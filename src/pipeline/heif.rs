@@ -52,6 +52,12 @@ fn libheif() -> &'static LibHeif {
     LIBHEIF.get_or_init(LibHeif::new)
 }
 
+/// Sets libheif up now (it may load plugins from files): for the `--isolate` decoder process,
+/// which can open no file once confined.
+pub(crate) fn warm_up() {
+    libheif();
+}
+
 fn decode_err(format: &'static str, e: &HeifError) -> JobError {
     let message = if e.message.is_empty() {
         format!("{:?} ({:?})", e.code, e.sub_code)

@@ -3,6 +3,8 @@
 //!
 //! Called by [`super::process`] after planning, only when some output is not up to date. The
 //! memory the decoded image needs is reserved here (and held by [`Loaded`] until the job ends).
+//! The pixels come from wherever the probe's decoder is (`isolate`); only the colour work after
+//! it is done here.
 
 use crate::budget::Reservation;
 use crate::config::IccPolicy;
@@ -15,7 +17,8 @@ use crate::pool::{JobHandle, SpareCores};
 
 use super::color::{self, LinearPixels};
 use super::context::{Context, MakeScratch};
-use super::decode::{self, DecodeScratch, Header, Probe};
+use super::decode::{self, DecodeScratch, Header};
+use super::isolate::{self, DecoderProcess, Probed};
 use super::pixels::Pixels;
 use super::plan::{self, SizePlan};
 
@@ -43,35 +46,39 @@ pub(super) fn load<'c>(
     job: &ImageJob,
     ctx: &'c Context,
     bytes: &[u8],
-    probe: Probe<'_>,
+    probe: Probed<'_>,
     sizes: &[SizePlan],
     sample: Option<Geometry>,
-    scratch: (&mut DecodeScratch, &mut MakeScratch),
+    scratch: (
+        &mut DecodeScratch,
+        &mut Option<DecoderProcess>,
+        &mut MakeScratch,
+    ),
     handle: &JobHandle,
 ) -> Result<Loaded<'c>, JobError> {
     let settings = &ctx.settings;
-    let (stored_w, stored_h) = (probe.header.width, probe.header.height);
+    let (stored_w, stored_h) = (probe.header().width, probe.header().height);
     // A drawing is rendered at exactly the size its largest output needs (`Format::is_vector`).
     let margin = if job.input_format.is_vector() {
         Some(1.0)
     } else {
         settings.shrink.margin()
     };
-    let min_size = min_decoded_size(margin, &probe.header, sizes, sample);
+    let min_size = min_decoded_size(margin, probe.header(), sizes, sample);
     // Waiting for memory is not the image's fault: its time limit is paused meanwhile and
     // starts afresh after.
     handle.pause_clock();
     let memory = ctx.budget.reserve(memory_estimate(
-        &probe.header,
-        decode::jpeg_coefficient_bytes(bytes, &probe.header),
+        probe.header(),
+        probe.coefficient_bytes(bytes),
         job,
-        min_size,
-        sizes,
+        (min_size, sizes),
         settings.linear,
+        probe.is_remote(),
     ));
     handle.restart_clock();
     let mut probe = probe;
-    let mut meta = probe.header.take_metadata();
+    let mut meta = probe.header_mut().take_metadata();
     // Spare cores can decode a large JPEG that has restart markers (see `restart`).
     let pixels = u64::from(stored_w) * u64::from(stored_h);
     let spare = if job.input_format == Format::Jpeg && pixels >= decode::PARALLEL_DECODE_PIXELS {
@@ -79,15 +86,13 @@ pub(super) fn load<'c>(
     } else {
         SpareCores::none()
     };
-    let (decode_scratch, make_scratch) = scratch;
-    decode_scratch.set_fail_on(settings.fail_on);
-    let mut decoded = decode::decode_probed(
-        bytes,
-        job.input_format,
+    let (decode_scratch, process, make_scratch) = scratch;
+    let mut decoded = isolate::decode(
+        (bytes, job.input_format),
         probe,
-        min_size,
-        decode_scratch,
-        spare.count() + 1,
+        (min_size, spare.count() + 1, settings.fail_on),
+        (decode_scratch, process),
+        handle,
     )?;
     drop(spare);
     if settings.icc == IccPolicy::Srgb || settings.linear {
@@ -148,14 +153,15 @@ fn min_decoded_size(
 
 /// Bytes an image holds at its peak: the input file, a progressive JPEG's coefficient buffer,
 /// the decoded pixels (after any JPEG shrink-on-load, at the source's bytes per pixel) and the
-/// resized outputs.
+/// resized outputs. A decoder process (`remote`) holds its own copy of the first three while
+/// it sends the pixels.
 fn memory_estimate(
     header: &Header,
     coefficients: u64,
     job: &ImageJob,
-    min_size: Option<(f64, f64)>,
-    sizes: &[SizePlan],
+    (min_size, sizes): (Option<(f64, f64)>, &[SizePlan]),
     linear: bool,
+    remote: bool,
 ) -> u64 {
     let shrink = if job.input_format == Format::Jpeg {
         decode::jpeg_shrink(header.width, header.height, min_size) as u64
@@ -174,5 +180,7 @@ fn memory_estimate(
     let bpp = u64::from(header.bytes_per_pixel.max(1));
     // `--linear` keeps a 16-bit copy of the decoded image (and 16-bit resized buffers).
     let linear = if linear { 2 * bpp.min(4) } else { 0 };
-    job.bytes + coefficients + (bpp + linear) * (decoded + 2 * output * sizes)
+    let decoder = job.bytes + coefficients + bpp * decoded;
+    let process = if remote { decoder } else { 0 };
+    decoder + process + linear * decoded + (bpp + linear) * 2 * output * sizes
 }

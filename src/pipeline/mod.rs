@@ -13,6 +13,7 @@ pub mod encode;
 #[cfg(feature = "heif")]
 pub(crate) mod heif;
 mod ico;
+pub(crate) mod isolate;
 mod load;
 mod make;
 pub mod pixels;
@@ -91,11 +92,13 @@ fn run_stages(
     let bytes = &scratch.input[..];
 
     let t = Instant::now();
-    let probed = probe_and_plan(job, ctx, bytes, content_hash, &mut scratch.decode);
+    let decoders = (&mut scratch.decode, &mut scratch.decoder);
+    let probed = probe_and_plan(job, ctx, bytes, content_hash, decoders, handle);
     stages.decode = t.elapsed();
     let (probe, planned) = probed?;
-    let orientation = probe.header.orientation;
-    let shown_size = probe.header.displayed_size();
+    let header = probe.header();
+    let orientation = header.orientation;
+    let shown_size = header.displayed_size();
     *input_size = Some(shown_size);
     let mut plan = match planned {
         Planned::AlreadyFits => return Ok((Outcome::Skipped(SkipReason::AlreadyFits), None)),
@@ -140,7 +143,7 @@ fn run_stages(
         sizes.into_iter().for_each(|size| finished.keep_all(size));
     } else {
         let t = Instant::now();
-        let scratches = (&mut scratch.decode, &mut scratch.make);
+        let scratches = (&mut scratch.decode, &mut scratch.decoder, &mut scratch.make);
         let sample = plan
             .placeholder_pending
             .then(|| placeholder::sample_geometry(plan.shown_size));
@@ -214,19 +217,24 @@ fn read(job: &ImageJob, ctx: &Context, buffer: &mut Vec<u8>) -> Result<Option<St
     Ok(wanted.then(|| crate::hash::content_hash(buffer)))
 }
 
-/// The probe stage: the header (checked against the pixel limit), then the outputs planned
-/// from it.
+/// The probe stage: the header (checked against the pixel limit; read by the worker's decoder
+/// process under `--isolate`), then the outputs planned from it.
 fn probe_and_plan<'b>(
     job: &ImageJob,
     ctx: &Context,
     bytes: &'b [u8],
     content_hash: Option<String>,
-    scratch: &mut decode::DecodeScratch,
-) -> Result<(decode::Probe<'b>, Planned), JobError> {
-    let probe = decode::probe(bytes, job.input_format, ctx.settings.max_pixels, scratch)?;
+    decoders: (
+        &mut decode::DecodeScratch,
+        &mut Option<isolate::DecoderProcess>,
+    ),
+    handle: &JobHandle,
+) -> Result<(isolate::Probed<'b>, Planned), JobError> {
+    let source = (job.src.as_path(), job.input_format);
+    let probe = isolate::probe(ctx, source, bytes, decoders, handle)?;
     let facts = SourceFacts {
-        shown_size: probe.header.displayed_size(),
-        orientation: probe.header.orientation,
+        shown_size: probe.header().displayed_size(),
+        orientation: probe.header().orientation,
         content_hash,
         bytes: bytes.len() as u64,
     };
