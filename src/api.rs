@@ -231,6 +231,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The `--html` markup could not be written.
+    #[error("cannot write markup {path}: {source}")]
+    Markup {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: JobError,
+    },
     /// The `--report` page could not be written.
     #[error("cannot write report {path}: {source}")]
     Report {

@@ -262,6 +262,7 @@ fn config_for(plan: &Plan, jobs: NonZeroUsize, out_dir: &std::path::Path) -> Con
         sync_outputs: crate::config::Durability::File,
         sync_manifest: crate::config::Durability::FileAndFolder,
         keep_mtime: false,
+        html: None,
         isolate: plan.args.image.isolate,
     }
 }

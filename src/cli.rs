@@ -156,6 +156,20 @@ pub struct Cli {
     #[arg(long, value_name = "FILE.json")]
     pub manifest: Option<PathBuf>,
 
+    /// After the run, write the <picture> markup of the manifest to this file (what `presize
+    /// manifest html` prints), so one run, or `presize build`, makes the files, the manifest and
+    /// the markup; written again after every run, --watch included.
+    #[arg(long, value_name = "FILE.html", requires = "manifest")]
+    pub html: Option<PathBuf>,
+
+    /// With --html: put in front of every output path to make its URL (e.g. /img).
+    #[arg(long, value_name = "URL", requires = "html")]
+    pub html_prefix: Option<String>,
+
+    /// With --html: the sizes attribute, how wide the image is shown [default: 100vw].
+    #[arg(long, value_name = "SIZES", requires = "html")]
+    pub html_sizes: Option<String>,
+
     /// Redo every output, ignoring the manifest and existing files.
     #[arg(long)]
     pub force: bool,

@@ -399,8 +399,22 @@ pub struct Config {
     pub sync_manifest: Durability,
     /// Give each output its source's modification time. Default: false.
     pub keep_mtime: bool,
+    /// `--html`: the markup of the manifest, written after it. Default: none.
+    pub html: Option<HtmlOut>,
     /// Decode in a confined process per worker (`--isolate`). Default: false.
     pub isolate: bool,
+}
+
+/// Where `--html` writes the manifest's `<picture>` markup, and how (as `presize manifest html
+/// --prefix --sizes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtmlOut {
+    /// The file.
+    pub path: PathBuf,
+    /// Put in front of every output path.
+    pub prefix: Option<String>,
+    /// The `sizes` attribute; the markup's default when `None`.
+    pub sizes: Option<String>,
 }
 
 /// How long the run and each image may take, and how much decoded-image memory is shared.
@@ -545,6 +559,11 @@ impl Config {
             sync_outputs,
             sync_manifest,
             keep_mtime: cli.keep_mtime,
+            html: cli.html.map(|path| HtmlOut {
+                path,
+                prefix: cli.html_prefix,
+                sizes: cli.html_sizes,
+            }),
             isolate: cli.image.isolate,
         };
         config.validate()?;

@@ -194,6 +194,9 @@ pub fn run_jobs(
                 let (manifest, warnings) = build.finish(config, previous, complete);
                 warnings.iter().for_each(|w| reporter.warn(w));
                 manifest.save(path, config.sync_manifest)?;
+                if let Some(out) = &config.html {
+                    markup::write(&manifest, out, config.sync_manifest)?;
+                }
             }
         }
     }

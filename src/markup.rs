@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 
+use crate::atomic::{write_atomic, Durability, WriteTarget};
 use crate::cli::{Density, DEFAULT_SIZES};
+use crate::config::HtmlOut;
 use crate::format::Format;
 use crate::html::Esc;
 use crate::manifest::{self, Manifest, OutputEntry, SourceEntry};
@@ -40,6 +42,30 @@ pub(crate) struct Markup<'a> {
     pub(crate) density: &'a [Density],
     /// Put in front of every output path to make its URL (`/img`, `https://cdn.example/img`).
     pub(crate) prefix: Option<&'a str>,
+}
+
+/// `--html`: writes the markup of `manifest` to `out.path`, atomically and as durably as the
+/// manifest it comes from.
+pub(crate) fn write(
+    manifest: &Manifest,
+    out: &HtmlOut,
+    sync: Durability,
+) -> Result<(), crate::api::Error> {
+    let markup = Markup {
+        sizes: out.sizes.as_deref(),
+        density: &[],
+        prefix: out.prefix.as_deref(),
+    };
+    let target = WriteTarget {
+        sync,
+        ..WriteTarget::replacing(&out.path)
+    };
+    write_atomic(&target, render(manifest, &markup).as_bytes()).map_err(|source| {
+        crate::api::Error::Markup {
+            path: out.path.clone(),
+            source,
+        }
+    })
 }
 
 /// One `<picture>` per source, in the manifest's order, separated by blank lines. A source

@@ -543,3 +543,44 @@ fn the_library_api_asks_for_placeholders_and_dates_the_same_way() {
         .starts_with('#'));
     assert_eq!(mtime(&out.join("g.webp")), taken);
 }
+
+#[test]
+fn html_writes_the_same_markup_as_manifest_html_after_every_run() {
+    let tree = TestTree::new()
+        .jpeg("in/a.jpg", 600, 400)
+        .png("in/b.png", 300, 500);
+    let (input, out, m) = (tree.path("in"), tree.path("out"), tree.path("m.json"));
+    let page = tree.path("site/pictures.html");
+    let args = [
+        "-w",
+        "100,200",
+        "-f",
+        "webp,jpeg",
+        "--placeholder",
+        "color",
+        "--html",
+        p(&page),
+        "--html-prefix",
+        "/img",
+        "--html-sizes",
+        "50vw",
+    ];
+    let (code, _, stderr) = build(&input, &out, &m, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let written = fs::read_to_string(&page).unwrap();
+    let printed = html_of(&[p(&m), "--prefix", "/img", "--sizes", "50vw"]);
+    assert_eq!(written, printed);
+    let doc = parse_page(&written);
+    assert_eq!(select(doc.root_element(), "picture").len(), 2);
+    // A rerun that makes nothing still leaves the markup of the whole build.
+    fs::remove_file(&page).unwrap();
+    let (code, _, stderr) = build(&input, &out, &m, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fs::read_to_string(&page).unwrap(), printed);
+    // --html needs the manifest it is made from.
+    let no_manifest = common::presize()
+        .args([p(&input), "-o", p(&out), "-w", "100", "--html", p(&page)])
+        .output()
+        .unwrap();
+    assert_eq!(no_manifest.status.code(), Some(2));
+}
