@@ -209,4 +209,7 @@ pub enum ConfigError {
     /// --quality out of range.
     #[error("--quality must be between 1 and 100, got {0}")]
     BadQuality(u8),
+    /// --quality auto=SCORE out of range.
+    #[error("--quality auto=SCORE: the SSIMULACRA2 score must be between 10 and 95 (70 is high quality, 90 visually lossless), got {0}")]
+    BadScore(String),
 }

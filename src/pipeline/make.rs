@@ -19,10 +19,10 @@ use crate::pool::JobHandle;
 use super::animation;
 use super::color;
 use super::context::{Context, MakeScratch};
-use super::encode;
 use super::pixels::Pixels;
 use super::plan::{self, Finished, PlannedOutput, SizePlan, SourcePlan};
 use super::resize;
+use super::tune;
 
 /// Decoded images at least this large get their resize split across spare cores.
 const PARALLEL_RESIZE_PIXELS: u64 = 4_000_000;
@@ -146,10 +146,11 @@ impl Maker<'_> {
                 }
                 let t = Instant::now();
                 let settings = self.render.settings;
-                let encoded = encode_output(&px, &mut flat, &out, settings, &out_meta, scratch)?;
+                let tuned = encode_output(&px, &mut flat, &out, settings, &out_meta, scratch)?;
                 stages.encode += t.elapsed();
-                self.writer.write(&out, &encoded, stages)?;
-                finished.wrote(out, size, encoded.len() as u64);
+                self.writer.write(&out, &tuned.bytes, stages)?;
+                finished.note(&out, tuned.note);
+                finished.wrote(out, size, tuned.bytes.len() as u64);
             }
         }
         Ok(())
@@ -290,7 +291,8 @@ impl Render<'_> {
 }
 
 /// Encodes one output of the resized `px`: flattened onto the background for a format without
-/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF.
+/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF, at the quality
+/// `--quality auto` / `--max-bytes` choose (`tune.rs`).
 fn encode_output(
     px: &Pixels,
     flat: &mut Option<Pixels>,
@@ -298,7 +300,7 @@ fn encode_output(
     settings: &Settings,
     meta: &Metadata,
     scratch: &mut MakeScratch,
-) -> Result<Vec<u8>, JobError> {
+) -> Result<tune::Tuned, JobError> {
     let pixels = if !out.format.has_alpha() && px.layout.has_alpha() {
         flat.get_or_insert_with(|| resize::flatten(px.clone(), settings.background))
     } else {
@@ -320,7 +322,7 @@ fn encode_output(
         }
         _ => pixels,
     };
-    encode::encode(pixels, out.format, settings, meta, &mut scratch.encode)
+    tune::encode_tuned(pixels, out.format, settings, meta, &mut scratch.encode)
 }
 
 /// The sizes with something to make, and each output to make with the index of its size;
@@ -369,6 +371,9 @@ fn longest_first(sizes: &[geometry::Geometry], work: &[(usize, PlannedOutput)]) 
     order
 }
 
+/// One output made on some thread: its size in bytes and its warning, or the error.
+type OutputResult = Result<(u64, Option<String>), JobError>;
+
 /// Makes every pending output of one image on `threads` threads (this one and spare cores):
 /// each thread takes the next (size, format) output; the first to need a size resamples it
 /// (with all threads when there is a single size) and the others wait for that copy. Outputs
@@ -392,8 +397,7 @@ fn make_in_parallel(
     let resize_threads = (threads / sizes.len()).max(1);
     let order = longest_first(&sizes, &work);
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Option<Result<u64, JobError>>>> =
-        Mutex::new(work.iter().map(|_| None).collect());
+    let done: Mutex<Vec<Option<OutputResult>>> = Mutex::new(work.iter().map(|_| None).collect());
     // One thread's share: take outputs until none is left; returns the time it spent.
     let run = |scratch: &mut MakeScratch| -> Stages {
         let mut spent = Stages::default();
@@ -424,9 +428,9 @@ fn make_in_parallel(
                     let encoded =
                         encode_output(px, &mut None, out, render.settings, &meta, scratch);
                     spent.encode += t.elapsed();
-                    encoded.and_then(|bytes| {
-                        maker.writer.write(out, &bytes, &mut spent)?;
-                        Ok(bytes.len() as u64)
+                    encoded.and_then(|tuned| {
+                        maker.writer.write(out, &tuned.bytes, &mut spent)?;
+                        Ok((tuned.bytes.len() as u64, tuned.note))
                     })
                 }
             };
@@ -454,7 +458,10 @@ fn make_in_parallel(
     let mut first_error = None;
     for ((size_index, out), result) in work.into_iter().zip(results) {
         match result.expect("every output was taken by a thread") {
-            Ok(bytes) => finished.wrote(out, sizes[size_index].output_size(), bytes),
+            Ok((bytes, note)) => {
+                finished.note(&out, note);
+                finished.wrote(out, sizes[size_index].output_size(), bytes);
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
