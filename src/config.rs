@@ -318,6 +318,10 @@ impl Settings {
             if !(10.0..=95.0).contains(&score) {
                 return Err(ConfigError::BadScore(score.to_string()));
             }
+            // Scoring a candidate AVIF means decoding it, which only libheif does here.
+            if !cfg!(feature = "heif") && self.formats.contains(&Some(Format::Avif)) {
+                return Err(ConfigError::AutoNeedsHeif);
+            }
         }
         Ok(())
     }
