@@ -9,7 +9,10 @@ close to, not identical with, the Rust crate that `--quality auto` uses.
 
 Usage:
   python3 benches/auto_saving.py --presize target/release/presize --images DIR \\
-      [--width 640] [--score 70] [--formats jpeg,webp,avif]
+      [--width 640] [--score 70] [--formats jpeg,webp,avif] [--presize-args "--icc srgb"]
+AVIF outputs are converted to sRGB (AVIF carries no profile here) while the PNG reference keeps
+the source's profile, which this scorer ignores: give --presize-args "--icc srgb" so that both
+hold sRGB pixels, or the wide-gamut photos score low whatever the quality.
 Needs: pip install ssimulacra2 pillow.
 """
 import argparse, os, shutil, subprocess, tempfile
@@ -24,8 +27,12 @@ def score_one(pair):
 
 
 def run(presize, images, out, width, args):
+    args = args + EXTRA
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([presize, images, "-o", out, "-w", str(width), "-q", "--overwrite"] + args, check=True)
+
+
+EXTRA = []
 
 
 def measure(pool, out, ref, ext):
@@ -43,7 +50,9 @@ def main():
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--score", type=float, default=70.0)
     ap.add_argument("--formats", default="jpeg,webp,avif")
+    ap.add_argument("--presize-args", default="")
     a = ap.parse_args()
+    EXTRA.extend(a.presize_args.split())
     tmp = tempfile.mkdtemp(prefix="auto-saving-")
     ref, out = os.path.join(tmp, "ref"), os.path.join(tmp, "out")
     run(a.presize, a.images, ref, a.width, ["-f", "png"])
