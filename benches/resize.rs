@@ -1,7 +1,7 @@
 //! Criterion benches for presize, from the codec and resize kernels up to a whole run.
 //!
 //! Groups: `decode`, `resize`, `encode` (one stage each, on a real photo), `process` (one file
-//! end to end) and `run` (a temp folder at several worker counts). `cargo bench` runs them all;
+//! end to end), `tune` (`--quality auto` and `--max-bytes` against a fixed quality) and `run` (a temp folder at several worker counts). `cargo bench` runs them all;
 //! see `benches/README.md` for filters and for how to read the results.
 
 use std::ffi::OsString;
@@ -306,16 +306,17 @@ fn bench_encode(c: &mut Criterion) {
     )
     .expect("resizes");
     let settings = settings_for_width(TARGET.0);
-    assert_eq!(settings.quality.jpeg, 82);
+    let q = settings.quality;
 
     let mut scratch = EncodeScratch::default();
     let mut group = c.benchmark_group("encode");
     // WebP takes tens of milliseconds per iteration.
     group.sampling_mode(SamplingMode::Flat);
     for (name, format) in [
-        ("jpeg_q82", Format::Jpeg),
-        ("webp_q80", Format::Webp),
-        ("png", Format::Png),
+        (format!("jpeg_q{}", q.jpeg), Format::Jpeg),
+        (format!("webp_q{}", q.webp), Format::Webp),
+        (format!("avif_q{}", q.avif), Format::Avif),
+        ("png".to_owned(), Format::Png),
     ] {
         let id = BenchmarkId::new(name, size_label(&px));
         group.bench_function(id, |b| {
@@ -372,6 +373,58 @@ fn bench_process(c: &mut Criterion) {
                 pipeline::process(black_box(&job), &ctx, &mut scratch, &JobHandle::detached())
             });
         });
+    }
+    group.finish();
+}
+
+/// `--quality auto` and `--max-bytes` against the fixed default quality, one lossy format at a
+/// time, through `process` on one photo at 800 px: what the search costs per output.
+fn bench_tune(c: &mut Criterion) {
+    let photo = Photo::get();
+    let out = tempfile::tempdir().expect("temp dir");
+    let job = ImageJob {
+        src: photo.path.clone(),
+        rel: "photo.jpg".into(),
+        input_format: Format::Jpeg,
+        bytes: photo.bytes.len() as u64,
+        group: 0,
+    };
+    let mode = Mode {
+        overwrite: true,
+        ..Mode::default()
+    };
+    let mut scratch = Scratch::default();
+    let mut group = c.benchmark_group("tune");
+    group.sampling_mode(SamplingMode::Flat);
+    for format in [Format::Jpeg, Format::Webp, Format::Avif] {
+        for (name, score, max_bytes) in [
+            ("fixed", None, None),
+            ("auto70", Some(70.0), None),
+            ("max40k", None, Some(40 << 10)),
+        ] {
+            let mut settings = Settings {
+                formats: vec![Some(format)],
+                ..settings_for_width(TARGET.0)
+            };
+            settings.tuning.score = score;
+            settings.tuning.max_bytes = max_bytes;
+            let ctx = Context {
+                mode,
+                out_dir: out.path().to_path_buf(),
+                ..Context::new(settings)
+            };
+            let first = pipeline::process(&job, &ctx, &mut scratch, &JobHandle::detached());
+            assert!(
+                matches!(first.outcome, Ok(Outcome::Written(_))),
+                "process failed: {:?}",
+                first.outcome
+            );
+            group.bench_function(BenchmarkId::new(name, format.name()), |b| {
+                b.iter(|| {
+                    pipeline::process(black_box(&job), &ctx, &mut scratch, &JobHandle::detached())
+                });
+            });
+        }
     }
     group.finish();
 }
@@ -461,6 +514,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_progressive, bench_resize, bench_split, bench_encode, bench_process, bench_run
+    targets = bench_decode, bench_progressive, bench_resize, bench_split, bench_encode, bench_process, bench_tune, bench_run
 }
 criterion_main!(benches);

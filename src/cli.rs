@@ -272,9 +272,16 @@ pub struct ImageArgs {
     pub format: Vec<FormatArg>,
 
     /// Lossy quality, 1-100: one number for every format, or per format (webp=75,avif=45).
-    /// Defaults: jpeg 82, webp 80, avif 50 (sharp's defaults for WebP and AVIF).
-    #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…")]
-    pub quality: Option<PerFormat>,
+    /// Defaults: jpeg 78, webp 78, avif 50 (chosen by bytes per SSIMULACRA2 point). `auto[=SCORE]`
+    /// searches each JPEG, WebP and AVIF output for the lowest quality whose SSIMULACRA2 score
+    /// (90 visually lossless, 70 high, 50 medium) reaches SCORE, default 70: at most 4 encodes.
+    #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…|auto[=SCORE]")]
+    pub quality: Option<QualityArg>,
+
+    /// Largest size of each lossy output (JPEG, WebP, AVIF), e.g. 200K: the highest quality (up
+    /// to --quality) that fits; when none fits, the smallest output and a warning naming it.
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<ByteSize>,
 
     /// Encoder effort, 0-10 (higher is slower and smaller), per format: avif=4,webp=6,png=3.
     /// Defaults: avif 1 (rav1e speed 9), webp 4 (libwebp method 4), png 1 (lossless oxipng
@@ -920,26 +927,75 @@ impl FromStr for MemoryArg {
                 Err(format!("memory share {s:?} must be between 0 and 100%"))
             };
         }
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let unit = unit.trim().to_ascii_lowercase();
-        let unit = unit.trim_end_matches("ib").trim_end_matches('b');
-        let scale: f64 = match unit {
-            "" => 1.0,
-            "k" => 1024.0,
-            "m" => 1024.0 * 1024.0,
-            "g" => 1024.0 * 1024.0 * 1024.0,
-            "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-            _ => return Err(bad()),
+        parse_byte_size(t).map(MemoryArg::Bytes).ok_or_else(bad)
+    }
+}
+
+/// Bytes with an optional binary unit (`200K`, `1.5M`, `4GiB`): the one reading of a size for
+/// `--memory` and `--max-bytes`. `None` when it is not one, or not between 1 byte and 1 EB.
+fn parse_byte_size(t: &str) -> Option<u64> {
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches("ib").trim_end_matches('b');
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v: f64 = num.parse().ok()?;
+    let bytes = v * scale;
+    if !(1.0..1e18).contains(&bytes) {
+        return None;
+    }
+    Some(bytes as u64)
+}
+
+/// `--max-bytes`: a size in bytes (`200K`, `1.5M`, `150000`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_byte_size(s.trim())
+            .map(ByteSize)
+            .ok_or_else(|| format!("invalid size {s:?} (e.g. 200K, 1.5M, 150000)"))
+    }
+}
+
+/// `--quality`: fixed qualities (one for all, or per format), or `auto[=SCORE]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityArg {
+    /// Fixed encoder qualities.
+    Fixed(PerFormat),
+    /// Search each output's quality for this SSIMULACRA2 score (`None`: the default score).
+    Auto(Option<f32>),
+}
+
+impl FromStr for QualityArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        let Some(rest) = t.strip_prefix("auto") else {
+            return s.parse().map(QualityArg::Fixed);
         };
-        let v: f64 = num.parse().map_err(|_| bad())?;
-        let bytes = v * scale;
-        if !(1.0..1e18).contains(&bytes) {
-            return Err(bad());
+        if rest.is_empty() {
+            return Ok(QualityArg::Auto(None));
         }
-        Ok(MemoryArg::Bytes(bytes as u64))
+        rest.strip_prefix('=')
+            .and_then(|v| v.trim().parse::<f32>().ok())
+            .map(|v| QualityArg::Auto(Some(v)))
+            .ok_or_else(|| {
+                format!("invalid {s:?}: auto or auto=SCORE (a SSIMULACRA2 score, e.g. auto=70)")
+            })
     }
 }
 

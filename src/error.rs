@@ -223,4 +223,11 @@ pub enum ConfigError {
     /// --placeholder values live in the manifest.
     #[error("--placeholder stores its values in the manifest: add --manifest FILE.json")]
     PlaceholderNeedsManifest,
+    /// --quality auto=SCORE out of range.
+    #[error("--quality auto=SCORE: the SSIMULACRA2 score must be between 10 and 95 (70 is high quality, 90 visually lossless), got {0}")]
+    BadScore(String),
+    /// --quality auto with AVIF output in a build without libheif (nothing decodes the
+    /// candidates to score them).
+    #[error("--quality auto cannot score AVIF outputs in this build (built without the heif feature): give AVIF a fixed quality or rebuild with libheif")]
+    AutoNeedsHeif,
 }

@@ -38,6 +38,7 @@ impl<'a> OutputOptions<'a> {
             formats,
             quality,
             effort,
+            tuning,
             progressive,
             lossless,
             filter,
@@ -115,6 +116,12 @@ impl<'a> OutputOptions<'a> {
             let names = placeholders.iter().map(|k| Value::from(k.name())).collect();
             values.insert("placeholder".into(), Value::Array(names));
         }
+        if let Some(score) = tuning.score {
+            values.insert("quality_auto".into(), Value::from(score));
+        }
+        if let Some(max) = tuning.max_bytes {
+            values.insert("max_bytes".into(), Value::from(max));
+        }
         Options::new(values)
     }
 
@@ -128,6 +135,7 @@ impl<'a> OutputOptions<'a> {
             formats: _, // this output's own format is `format`
             quality: _, // only this format's quality, below
             effort,
+            tuning,
             progressive,
             lossless,
             filter,
@@ -177,6 +185,11 @@ impl<'a> OutputOptions<'a> {
             Some(crop) => format!("{text}|crop {crop}"),
             None => text,
         };
+        // The search replaces the fixed quality of lossy formats, and the cap may lower it.
+        let text = match (tuning.score, tuning.max_bytes) {
+            (None, None) => text,
+            (score, max) => format!("{text}|auto{score:?}|max{max:?}"),
+        };
         format!("{:016x}", crate::hash::xxh64(text.as_bytes(), 0))
     }
 }
@@ -209,6 +222,16 @@ mod tests {
             ("webp quality", Box::new(|s| s.quality.webp = 50), false),
             ("avif effort", Box::new(|s| s.effort.avif = 7), true),
             ("png effort", Box::new(|s| s.effort.png = 5), false),
+            (
+                "quality auto",
+                Box::new(|s| s.tuning.score = Some(70.0)),
+                true,
+            ),
+            (
+                "max bytes",
+                Box::new(|s| s.tuning.max_bytes = Some(200 << 10)),
+                true,
+            ),
             (
                 "baseline",
                 Box::new(|s| s.progressive = !s.progressive),
@@ -294,5 +317,6 @@ mod tests {
         assert_eq!(key, KEY_OF_DEFAULT_320_JPEG);
     }
 
-    const KEY_OF_DEFAULT_320_JPEG: &str = "f6bcdd101ed0115b";
+    /// Changed once by issue #17 (default JPEG quality 82 → 78).
+    const KEY_OF_DEFAULT_320_JPEG: &str = "7f14823e54480d88";
 }

@@ -43,6 +43,26 @@ pub fn encode(
     meta: &Metadata,
     scratch: &mut EncodeScratch,
 ) -> Result<Vec<u8>, JobError> {
+    encode_at(
+        px,
+        format,
+        settings.quality_for(format),
+        settings,
+        meta,
+        scratch,
+    )
+}
+
+/// [`encode`] at lossy quality `quality` (1-100) instead of the settings' own: the candidates
+/// of `--quality auto` and `--max-bytes` (see `tune.rs`).
+pub fn encode_at(
+    px: &Pixels,
+    format: Format,
+    quality: u8,
+    settings: &Settings,
+    meta: &Metadata,
+    scratch: &mut EncodeScratch,
+) -> Result<Vec<u8>, JobError> {
     // 16 bits survive only into formats that hold them; everything else gets 8, after the
     // resize (never before).
     let narrowed;
@@ -61,11 +81,11 @@ pub fn encode(
     };
     match format {
         Format::Jpeg => Ok(metadata::embed_jpeg(
-            &encode_jpeg(px, settings.quality.jpeg, settings.progressive, scratch)?,
+            &encode_jpeg(px, quality, settings.progressive, scratch)?,
             &meta,
         )),
         Format::Png => encode_png(px, &meta),
-        Format::Webp => encode_webp(px, settings, &meta),
+        Format::Webp => encode_webp(px, quality, settings, &meta),
         Format::Gif => encode_gif(px),
         Format::Tiff => encode_tiff(px, &meta),
         Format::Bmp => encode_bmp(px, &meta),
@@ -84,7 +104,7 @@ pub fn encode(
             // ravif cannot embed a profile: the make stage converts non-sRGB sources to sRGB
             // before AVIF encoding (see `make::encode_output`).
             let speed = super::avif::speed_for_effort(settings.effort.avif);
-            super::avif::encode_avif(px, settings.quality.avif, speed, None)
+            super::avif::encode_avif(px, quality, speed, None)
         }
     }
 }
@@ -122,7 +142,12 @@ pub(crate) fn optimise_png(png: Vec<u8>, effort: u8) -> Vec<u8> {
     }
 }
 
-fn encode_webp(px: &Pixels, settings: &Settings, meta: &Metadata) -> Result<Vec<u8>, JobError> {
+fn encode_webp(
+    px: &Pixels,
+    quality: u8,
+    settings: &Settings,
+    meta: &Metadata,
+) -> Result<Vec<u8>, JobError> {
     check_webp_size(px.width, px.height)?;
     let rgb;
     let (data, has_alpha) = match px.layout {
@@ -138,7 +163,10 @@ fn encode_webp(px: &Pixels, settings: &Settings, meta: &Metadata) -> Result<Vec<
     } else {
         webp::Encoder::from_rgb(data, px.width, px.height)
     };
-    let config = webp_config(settings)?;
+    let mut config = webp_config(settings)?;
+    if !settings.lossless {
+        config.quality = f32::from(quality);
+    }
     let mem = enc
         .encode_advanced(&config)
         .map_err(|e| enc_err(Format::Webp, format!("{e:?}")))?;

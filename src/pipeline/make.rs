@@ -23,6 +23,7 @@ use super::encode;
 use super::pixels::Pixels;
 use super::plan::{self, Finished, PlannedOutput, SizePlan, SourcePlan};
 use super::resize;
+use super::tune;
 
 /// Decoded images at least this large get their resize split across spare cores.
 const PARALLEL_RESIZE_PIXELS: u64 = 4_000_000;
@@ -153,6 +154,7 @@ impl Maker<'_> {
                 let encoded = encode_output(&px, &mut flat, &out, settings, &out_meta, scratch)?;
                 stages.encode += t.elapsed();
                 self.writer.write(&out, &encoded.bytes, stages)?;
+                finished.note(&out, encoded.note);
                 finished.wrote(out, size, encoded.bytes.len() as u64, encoded.saved);
             }
         }
@@ -294,11 +296,13 @@ struct Encoded {
     bytes: Vec<u8>,
     /// Bytes the lossless PNG recompression took off (`--effort png`); 0 for other formats.
     saved: u64,
+    /// Why the output does not meet `--max-bytes`, when it does not.
+    note: Option<String>,
 }
 
 /// Encodes one output of the resized `px`: flattened onto the background for a format without
-/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF, recompressed
-/// losslessly when PNG.
+/// alpha (kept in `flat` for the next such format), converted to sRGB for AVIF, at the quality
+/// `--quality auto` / `--max-bytes` choose (`tune.rs`), recompressed losslessly when PNG.
 fn encode_output(
     px: &Pixels,
     flat: &mut Option<Pixels>,
@@ -330,14 +334,19 @@ fn encode_output(
         }
         _ => pixels,
     };
-    let bytes = encode::encode(pixels, out.format, settings, meta, &mut scratch.encode)?;
+    let tune::Tuned { bytes, note } =
+        tune::encode_tuned(pixels, out.format, settings, meta, &mut scratch.encode)?;
     if out.format != Format::Png {
-        return Ok(Encoded { bytes, saved: 0 });
+        return Ok(Encoded {
+            bytes,
+            saved: 0,
+            note,
+        });
     }
     let before = bytes.len() as u64;
     let bytes = encode::optimise_png(bytes, settings.effort.png);
     let saved = before - bytes.len() as u64;
-    Ok(Encoded { bytes, saved })
+    Ok(Encoded { bytes, saved, note })
 }
 
 /// The sizes with something to make, and each output to make with the index of its size;
@@ -386,6 +395,10 @@ fn longest_first(sizes: &[geometry::Geometry], work: &[(usize, PlannedOutput)]) 
     order
 }
 
+/// One output made on some thread: its size in bytes and its warning, or the error.
+/// Per output: its bytes, what the PNG recompression saved, and a `--max-bytes` note, once made.
+type OutputResult = Result<(u64, u64, Option<String>), JobError>;
+
 /// Makes every pending output of one image on `threads` threads (this one and spare cores):
 /// each thread takes the next (size, format) output; the first to need a size resamples it
 /// (with all threads when there is a single size) and the others wait for that copy. Outputs
@@ -409,9 +422,7 @@ fn make_in_parallel(
     let resize_threads = (threads / sizes.len()).max(1);
     let order = longest_first(&sizes, &work);
     let next = AtomicUsize::new(0);
-    // Per output: its bytes and what the PNG recompression saved, once made.
-    type Made = Result<(u64, u64), JobError>;
-    let done: Mutex<Vec<Option<Made>>> = Mutex::new(work.iter().map(|_| None).collect());
+    let done: Mutex<Vec<Option<OutputResult>>> = Mutex::new(work.iter().map(|_| None).collect());
     // One thread's share: take outputs until none is left; returns the time it spent.
     let run = |scratch: &mut MakeScratch| -> Stages {
         let mut spent = Stages::default();
@@ -444,7 +455,7 @@ fn make_in_parallel(
                     spent.encode += t.elapsed();
                     encoded.and_then(|encoded| {
                         maker.writer.write(out, &encoded.bytes, &mut spent)?;
-                        Ok((encoded.bytes.len() as u64, encoded.saved))
+                        Ok((encoded.bytes.len() as u64, encoded.saved, encoded.note))
                     })
                 }
             };
@@ -472,7 +483,8 @@ fn make_in_parallel(
     let mut first_error = None;
     for ((size_index, out), result) in work.into_iter().zip(results) {
         match result.expect("every output was taken by a thread") {
-            Ok((bytes, saved)) => {
+            Ok((bytes, saved, note)) => {
+                finished.note(&out, note);
                 finished.wrote(out, sizes[size_index].output_size(), bytes, saved);
             }
             Err(e) => {

@@ -22,8 +22,10 @@ mod plan;
 pub mod resize;
 pub mod restart;
 mod scans;
+mod score;
 mod svg;
 mod tiff;
+mod tune;
 
 use std::fs;
 use std::io::Read;
@@ -49,7 +51,16 @@ pub fn process(
 ) -> JobResult {
     let mut stages = Stages::default();
     let mut input_size = None;
-    let done = run_stages(job, ctx, scratch, handle, &mut stages, &mut input_size);
+    let mut warnings = Vec::new();
+    let done = run_stages(
+        job,
+        ctx,
+        scratch,
+        handle,
+        &mut stages,
+        &mut input_size,
+        &mut warnings,
+    );
     let damage = scratch.decode.take_damage();
     // Keep the read buffer from pinning a huge allocation after one big file.
     if scratch.input.capacity() > 64 << 20 {
@@ -66,7 +77,16 @@ pub fn process(
         bytes_in: job.bytes,
         pixels_in: input_size.map_or(0, |(w, h)| u64::from(w) * u64::from(h)),
         input_size,
-        warning: damage.filter(|_| outcome.is_ok()),
+        warning: outcome
+            .is_ok()
+            .then(|| {
+                damage
+                    .into_iter()
+                    .chain(warnings)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|w| !w.is_empty()),
         outcome,
         stages,
         manifest,
@@ -76,7 +96,7 @@ pub fn process(
 
 /// The stages in order, each a function of its own; returns how the job ended and, with
 /// `--manifest`, the source's new entry. Each stage's time goes to `stages` as it ends, so an
-/// early end needs no bookkeeping.
+/// early end needs no bookkeeping; warnings about written outputs go to `warnings`.
 fn run_stages(
     job: &ImageJob,
     ctx: &Context,
@@ -84,6 +104,7 @@ fn run_stages(
     handle: &JobHandle,
     stages: &mut Stages,
     input_size: &mut Option<(u32, u32)>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Outcome, Option<SourceEntry>), JobError> {
     let t = Instant::now();
     let content_hash = read(job, ctx, &mut scratch.input);
@@ -199,6 +220,7 @@ fn run_stages(
         maker.make(pixels, sizes, &mut scratch.make, stages, &mut finished)?;
     }
     let entry = plan.entry(job, ctx, &finished);
+    warnings.append(&mut finished.warnings);
     if finished.written.is_empty() {
         // Only the placeholders were new: every output file was already up to date.
         return Ok((Outcome::Skipped(SkipReason::UpToDate), entry));

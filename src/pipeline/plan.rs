@@ -380,9 +380,18 @@ impl SourcePlan {
 pub(super) struct Finished {
     pub(super) written: Vec<Output>,
     done: Vec<(PlannedOutput, (u32, u32), u64)>,
+    /// Warnings about outputs written (`--max-bytes` not met), each naming its file.
+    pub(super) warnings: Vec<String>,
 }
 
 impl Finished {
+    /// A warning about the output `out`, if there is one.
+    pub(super) fn note(&mut self, out: &PlannedOutput, note: Option<String>) {
+        if let Some(note) = note {
+            self.warnings.push(format!("{}: {note}", out.dst.display()));
+        }
+    }
+
     /// An output just written.
     /// `saved`: bytes the lossless PNG recompression took off.
     pub(super) fn wrote(&mut self, out: PlannedOutput, size: (u32, u32), bytes: u64, saved: u64) {
