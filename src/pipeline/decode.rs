@@ -381,6 +381,36 @@ pub(crate) fn image_err(format: Format, e: image::ImageError) -> JobError {
     }
 }
 
+impl Header {
+    /// A header that says nothing but the size: upright, no metadata. Readers of formats that
+    /// carry little start from it.
+    fn sized(width: u32, height: u32, bytes_per_pixel: u8) -> Header {
+        Header {
+            width,
+            height,
+            orientation: 1,
+            icc: None,
+            cmyk_icc: None,
+            exif: None,
+            xmp: None,
+            resolution: None,
+            bytes_per_pixel,
+            jpeg: None,
+        }
+    }
+}
+
+impl Probe<'_> {
+    /// A probe whose pixels are decoded later without a kept `image` decoder.
+    fn bare(header: Header) -> Self {
+        Probe {
+            header,
+            decoder: None,
+            svg: None,
+        }
+    }
+}
+
 /// A header that has been read, with the decoder that read it (formats other than JPEG), so that
 /// decoding the pixels does not parse the file a second time.
 pub struct Probe<'a> {
@@ -435,28 +465,13 @@ pub fn probe<'a>(
                 bytes_per_pixel: if cmyk { 4 } else { 3 },
                 jpeg: Some(h),
             };
-            Probe {
-                header,
-                decoder: None,
-                svg: None,
-            }
+            Probe::bare(header)
         }
         Format::Heic | Format::Avif => heif_probe(bytes, format, max_pixels)?,
         Format::Svg => {
             let tree = super::svg::parse(bytes)?;
             let (width, height) = super::svg::intrinsic_size(&tree);
-            let header = Header {
-                width,
-                height,
-                orientation: 1,
-                icc: None,
-                cmyk_icc: None,
-                exif: None,
-                xmp: None,
-                resolution: None,
-                bytes_per_pixel: 4,
-                jpeg: None,
-            };
+            let header = Header::sized(width, height, 4);
             Probe {
                 header,
                 decoder: None,
@@ -543,11 +558,7 @@ fn own_tiff_probe<'a>(bytes: &[u8]) -> Result<Probe<'a>, JobError> {
             .expect("at most 8"),
         jpeg: None,
     };
-    Ok(Probe {
-        header,
-        decoder: None,
-        svg: None,
-    })
+    Ok(Probe::bare(header))
 }
 
 /// Decodes a TIFF that `super::tiff` claims, then finishes it as any TIFF (associated alpha).
@@ -585,22 +596,10 @@ fn icon_bitmap(bytes: &[u8]) -> Result<Option<super::ico::Dib<'_>>, JobError> {
 fn icon_probe<'a>(bytes: &[u8]) -> Result<Probe<'a>, JobError> {
     let dib = icon_bitmap(bytes)?.expect("checked by the caller");
     let header = Header {
-        width: dib.width,
-        height: dib.height,
-        orientation: 1,
         icc: metadata::dib_icc(dib.data),
-        cmyk_icc: None,
-        exif: None,
-        xmp: None,
-        resolution: None,
-        bytes_per_pixel: 4,
-        jpeg: None,
+        ..Header::sized(dib.width, dib.height, 4)
     };
-    Ok(Probe {
-        header,
-        decoder: None,
-        svg: None,
-    })
+    Ok(Probe::bare(header))
 }
 
 /// Decodes an icon's bitmap image (see `ico`), then finishes it as any icon.
@@ -620,22 +619,13 @@ fn heif_probe<'a>(bytes: &[u8], _format: Format, max_pixels: u64) -> Result<Prob
     // pixels arrive upright; the EXIF Orientation tag is informative only and must not be
     // applied a second time.
     let header = Header {
-        width: h.width,
-        height: h.height,
-        orientation: 1,
         icc: h.icc,
-        cmyk_icc: None,
         resolution: h.exif.as_deref().and_then(metadata::exif_resolution),
         exif: h.exif,
         xmp: h.xmp,
-        bytes_per_pixel: 4,
-        jpeg: None,
+        ..Header::sized(h.width, h.height, 4)
     };
-    Ok(Probe {
-        header,
-        decoder: None,
-        svg: None,
-    })
+    Ok(Probe::bare(header))
 }
 
 #[cfg(not(feature = "heif"))]

@@ -192,7 +192,7 @@ pub(crate) fn encode_webp_plain(px: &Pixels, quality: f32) -> Result<Vec<u8>, Jo
 }
 
 fn encode_gif(px: &Pixels) -> Result<Vec<u8>, JobError> {
-    let mut rgba = to_rgba(px);
+    let mut rgba = px.rgba_samples();
     binarise_alpha(&mut rgba);
     let mut out = Vec::new();
     GifEncoder::new_with_speed(&mut out, 10)
@@ -207,7 +207,7 @@ fn encode_tiff(px: &Pixels, meta: &Metadata) -> Result<Vec<u8>, JobError> {
     let (data, ct) = match px.layout {
         Layout::La => {
             let px8 = px.clone().into_8bit();
-            (Cow::Owned(to_rgba(&px8)), ExtendedColorType::Rgba8)
+            (Cow::Owned(px8.rgba_samples()), ExtendedColorType::Rgba8)
         }
         other => (Cow::Borrowed(&px.data[..]), color_type(other, px.depth)),
     };
@@ -316,23 +316,6 @@ fn expand_grey(px: &Pixels) -> Pixels {
         height: px.height,
         layout,
         depth: Depth::Eight,
-    }
-}
-
-fn to_rgba(px: &Pixels) -> Vec<u8> {
-    match px.layout {
-        Layout::Rgba => px.data.clone(),
-        Layout::Rgb => px
-            .data
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-        Layout::L => px.data.iter().flat_map(|&g| [g, g, g, 255]).collect(),
-        Layout::La => px
-            .data
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0], p[1]])
-            .collect(),
     }
 }
 

@@ -69,6 +69,26 @@ pub struct Pixels {
 }
 
 impl Pixels {
+    /// The samples of an 8-bit image as RGBA, 4 bytes a pixel (grey spread to R, G and B;
+    /// opaque where there is no alpha).
+    pub(crate) fn rgba_samples(&self) -> Vec<u8> {
+        debug_assert_eq!(self.depth, Depth::Eight);
+        match self.layout {
+            Layout::Rgba => self.data.clone(),
+            Layout::Rgb => self
+                .data
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
+            Layout::L => self.data.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+            Layout::La => self
+                .data
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                .collect(),
+        }
+    }
+
     /// The same image with 8 bits per sample (rounded), for the stages and formats that only
     /// take 8: a no-op for 8-bit images.
     pub fn into_8bit(self) -> Pixels {

@@ -99,22 +99,8 @@ pub(super) fn make(
 
 /// An 8-bit image as RGBA.
 fn to_rgba(px: &Pixels) -> Pixels {
-    let data = match px.layout {
-        Layout::Rgba => px.data.clone(),
-        Layout::Rgb => px
-            .data
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-        Layout::L => px.data.iter().flat_map(|&v| [v, v, v, 255]).collect(),
-        Layout::La => px
-            .data
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0], p[1]])
-            .collect(),
-    };
     Pixels {
-        data,
+        data: px.rgba_samples(),
         layout: Layout::Rgba,
         ..*px
     }
