@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::format::Format;
 use crate::geometry::Dim;
 
-const EXAMPLES: &str = "\
+pub(crate) const EXAMPLES: &str = "\
 Examples:
   Shrink a photo folder to 1600 px wide, mirroring sub-folders:
     presize ~/Pictures/2024 -o ~/Pictures/2024-small -w 1600
@@ -37,6 +37,18 @@ Examples:
 
   Replace originals with smaller versions; drop GPS positions:
     presize ~/Uploads --in-place -w 2048 --strip-gps
+
+  Square thumbnails that keep the subject, not just the centre:
+    presize photos -o thumbs -s 256x256 --fit cover --crop attention
+
+  Every output at one perceptual quality, and none over 200 KB:
+    presize photos -o web -w 1280 -f webp -Q auto --max-bytes 200K
+
+  Files, placeholders and <picture> markup for a site, in one run:
+    presize src -o img -w 400,800 -f avif,webp,jpeg --manifest img.json --placeholder lqip,color --html pictures.html --html-prefix /img
+
+  A site's whole image step from presize.toml, redone on every change:
+    presize build --watch
 
 Exit codes:
   0    every input was written or skipped

@@ -775,6 +775,33 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    #[test]
+    fn every_help_example_is_a_valid_command_line() {
+        let mut seen = 0;
+        for line in crate::cli::EXAMPLES
+            .lines()
+            .filter(|l| l.starts_with("    "))
+        {
+            // The presize part of the line: after a pipe, before a redirection.
+            let Some(at) = line.find("presize ") else {
+                continue;
+            };
+            let command = line[at..].split(" > ").next().expect("a command");
+            let args: Vec<&str> = command.split_whitespace().collect();
+            let mut cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{command}: {e}"));
+            // Beyond parsing: every policy check a run makes before it starts. The examples name
+            // the reader's own folders; a folder that exists stands in for each.
+            if cli.command.is_none() {
+                cli.inputs = cli.inputs.iter().map(|_| std::env::temp_dir()).collect();
+                if let Err(e) = Config::from_cli(cli) {
+                    panic!("{command}: {e}");
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 12, "{seen} examples");
+    }
+
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir();
         let mut argv = vec!["presize", dir.to_str().unwrap()];
