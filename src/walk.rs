@@ -173,7 +173,9 @@ pub(crate) fn walk(
         feeder.not_processed(w.window.len() as u64);
         let out_dir = config.out_dir.canonicalize().ok();
         for root in roots {
-            feeder.not_processed(count_image_names(tree(config, root, out_dir.as_deref())));
+            let base = w.root_rel(root, root.is_dir());
+            let left = w.count_left(root, &base, tree(config, root, out_dir.as_deref()));
+            feeder.not_processed(left);
         }
     }
 }
@@ -195,11 +197,6 @@ fn tree<'a>(
         })
         .into_iter()
         .filter_entry(move |e| !(e.file_type().is_dir() && is_same_dir(e.path(), out_dir)))
-}
-
-/// Counts the files in `entries` whose names promise an image, without opening any.
-fn count_image_names(entries: impl Iterator<Item = walkdir::Result<walkdir::DirEntry>>) -> u64 {
-    entries.flatten().filter(is_image_name).count() as u64
 }
 
 /// Returns true if and only if `entry` is a file whose name promises an image.
@@ -233,9 +230,9 @@ impl Walker<'_, '_, '_> {
         while let Some(entry) = walker.next() {
             if self.stopped || self.feeder.cancelled() {
                 // The entry in hand was not submitted either.
-                let this = entry.as_ref().is_ok_and(is_image_name);
-                let rest = count_image_names(walker.by_ref());
-                self.feeder.not_processed(rest + u64::from(this));
+                let left =
+                    self.count_left(root, &base, std::iter::once(entry).chain(walker.by_ref()));
+                self.feeder.not_processed(left);
                 return;
             }
             let entry = match entry {
@@ -319,11 +316,35 @@ impl Walker<'_, '_, '_> {
         }
     }
 
+    /// Returns true if and only if the source mirrored as `rel` is this machine's (`--shard`).
+    fn in_shard(&self, rel: &Path) -> bool {
+        self.config
+            .shard
+            .as_ref()
+            .is_none_or(|shard| shard.contains(&crate::shard::key(rel)))
+    }
+
+    /// Counts the files of `entries` (below `root`, mirrored under `base`) whose names promise
+    /// an image of this machine's shard, without opening any: what a stopped run leaves undone.
+    fn count_left(
+        &self,
+        root: &Path,
+        base: &Path,
+        entries: impl Iterator<Item = walkdir::Result<walkdir::DirEntry>>,
+    ) -> u64 {
+        entries
+            .flatten()
+            .filter(is_image_name)
+            .filter(|e| {
+                let below = e.path().strip_prefix(root).unwrap_or(e.path());
+                self.in_shard(&base.join(below))
+            })
+            .count() as u64
+    }
+
     fn consider(&mut self, src: PathBuf, rel: PathBuf, bytes: u64, named: bool) {
-        if let Some(shard) = &self.config.shard {
-            if !shard.contains(&crate::shard::key(&rel)) {
-                return; // another machine's share: not opened, not counted
-            }
+        if !self.in_shard(&rel) {
+            return; // another machine's share: not opened, not counted
         }
         let format = match classify(&src) {
             Ok(Found::Image(f)) => f,

@@ -928,3 +928,54 @@ fn a_run_waiting_for_the_manifest_lock_stops_at_its_timeout_and_writes_nothing()
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(dims(&out.join("a.png")), (32, 24));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stopped_shard_counts_only_its_own_share_as_not_processed() {
+    use std::io::{BufRead, BufReader, Read};
+
+    let big = common::png_bytes(&DynamicImage::ImageRgb8(common::gradient(800, 800)));
+    let mut tree = TestTree::new();
+    for i in 0..40 {
+        tree = tree.file(&format!("in/sub{}/img{i:02}.png", i % 3), &big);
+    }
+    let out = tree.path("out");
+    let args = ["-w", "100", "-j", "1", "--json", "--shard", "1/2"];
+    let planned = presize()
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "--dry-run"])
+        .args(args)
+        .output()
+        .unwrap();
+    let planned = json_lines(&planned.stdout);
+    let share = summary(&planned)["inputs"].as_u64().unwrap();
+    assert!((5..35).contains(&share), "shard 1/2 holds {share} of 40");
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_presize"))
+        .arg(tree.path("in"))
+        .args(["-o", p(&out), "--progress", "never"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut report = String::new();
+    stdout.read_line(&mut report).unwrap();
+    let sent = StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    stdout.read_to_string(&mut report).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let lines = json_lines(report.as_bytes());
+    let s = summary(&lines);
+    let left = s["not_processed"].as_u64().unwrap();
+    assert!(left > 0, "the run was stopped before its share was done");
+    assert_eq!(
+        s["inputs"].as_u64().unwrap() + left,
+        share,
+        "the other shard's images are not this run's to count"
+    );
+}
