@@ -884,6 +884,28 @@ fn decode_bands(
     Some(data)
 }
 
+/// Decompresses `jpeg` at the scale set on `d` into a new buffer of `width`×`height` pixels of
+/// `format` (`channels` bytes each). The buffer comes back with the result, since a warning
+/// still leaves a whole image in it.
+fn decompress(
+    d: &mut Decompressor,
+    jpeg: &[u8],
+    (width, height): (usize, usize),
+    format: PixelFormat,
+    channels: usize,
+) -> (Vec<u8>, Result<(), turbojpeg::Error>) {
+    let mut data = vec![0u8; width * height * channels];
+    let image = turbojpeg::Image {
+        pixels: data.as_mut_slice(),
+        width,
+        pitch: width * channels,
+        height,
+        format,
+    };
+    let decoded = d.decompress(jpeg, image);
+    (data, decoded)
+}
+
 fn decode_jpeg(
     bytes: &[u8],
     header: &Header,
@@ -919,15 +941,8 @@ fn decode_jpeg(
         .then(|| super::scans::needed_scans(bytes, denom))
         .flatten()
         .and_then(|jpeg| {
-            let mut data = vec![0u8; width * height * channels];
-            let image = turbojpeg::Image {
-                pixels: data.as_mut_slice(),
-                width,
-                pitch: width * channels,
-                height,
-                format,
-            };
-            d.decompress(&jpeg, image).ok().map(|()| data)
+            let (data, decoded) = decompress(d, &jpeg, (width, height), format, channels);
+            decoded.ok().map(|()| data)
         });
     let split = (cut.is_none() && threads > 1 && !h.is_lossless)
         .then(|| super::restart::Intervals::parse(bytes))
@@ -946,15 +961,8 @@ fn decode_jpeg(
     let mut data = match cut.or(split) {
         Some(data) => data,
         None => {
-            let mut data = vec![0u8; width * height * channels];
-            let image = turbojpeg::Image {
-                pixels: data.as_mut_slice(),
-                width,
-                pitch: width * channels,
-                height,
-                format,
-            };
-            if let Err(e) = d.decompress(bytes, image) {
+            let (data, decoded) = decompress(d, bytes, (width, height), format, channels);
+            if let Err(e) = decoded {
                 let damage = jpeg_damage(&e).ok_or_else(|| jpeg_err(&e))?;
                 scratch.tolerate(Format::Jpeg, damage, &jpeg_message(&e))?;
             }
