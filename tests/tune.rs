@@ -174,44 +174,21 @@ fn max_bytes_keeps_every_lossy_output_within_the_limit() {
 fn max_bytes_picks_the_highest_quality_that_fits() {
     let t = TestTree::new().copy(PHOTOS[0], "in/dune.jpg");
     let (input, out) = (t.path("in"), t.path("out"));
-    let size_at = |q: u8| {
+    // One 320-px WebP of the photo with `extra` flags; its bytes.
+    let webp = |extra: &[&str]| {
         presize()
             .arg(&input)
-            .args([
-                "-o",
-                out.to_str().unwrap(),
-                "-w",
-                "320",
-                "-f",
-                "webp",
-                "--overwrite",
-            ])
-            .args(["-Q", &q.to_string()])
+            .args(["-o", out.to_str().unwrap(), "-w", "320", "-f", "webp"])
+            .args(["--overwrite"])
+            .args(extra)
             .assert()
             .success();
         std::fs::read(out.join("dune.webp")).unwrap()
     };
-    let (q60, q61) = (size_at(60), size_at(61));
+    let (q60, q61) = (webp(&["-Q", "60"]), webp(&["-Q", "61"]));
     assert!(q61.len() > q60.len(), "WebP grows with quality here");
-    presize()
-        .arg(&input)
-        .args([
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "320",
-            "-f",
-            "webp",
-            "--overwrite",
-        ])
-        .args(["--max-bytes", &q60.len().to_string()])
-        .assert()
-        .success();
-    assert_eq!(
-        std::fs::read(out.join("dune.webp")).unwrap(),
-        q60,
-        "the largest quality whose output fits is 60"
-    );
+    let fitted = webp(&["--max-bytes", &q60.len().to_string()]);
+    assert_eq!(fitted, q60, "the largest quality whose output fits is 60");
 }
 
 #[test]
