@@ -50,6 +50,25 @@ impl Drop for Watching {
     }
 }
 
+/// Sends Ctrl-C (SIGINT) to the watching presize and waits for it to end. The shell's own
+/// `kill`: sh is essential on every Debian, a `kill` program is not.
+fn interrupt(watching: &mut Watching) -> std::process::ExitStatus {
+    let pid = watching.child.id();
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -INT {pid}"))
+        .status();
+    assert!(sent.unwrap().success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = watching.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < PATIENCE, "presize did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
     common::files_under(dir)
         .into_iter()
@@ -103,22 +122,8 @@ fn watch_redoes_new_changed_and_deleted_sources_and_ctrl_c_exits_130() {
         m.contains("\"a.png\"") && !m.contains("b.png")
     });
 
-    // Ctrl-C: exit 130, no temporary file left. The shell's own `kill` (sh is essential on
-    // every Debian; a `kill` program is not).
-    let pid = watching.child.id();
-    let sent = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -INT {pid}"))
-        .status();
-    assert!(sent.unwrap().success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = watching.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < PATIENCE, "presize did not stop on Ctrl-C");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Ctrl-C: exit 130, no temporary file left.
+    let status = interrupt(&mut watching);
     let stderr = fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
@@ -191,20 +196,7 @@ manifest = "public/square.json"
     });
     assert_eq!(dims(&public.join("w40/b.png")), (40, 20));
     assert_eq!(dims(&public.join("square/b.png")), (20, 20));
-    let pid = watching.child.id();
-    let sent = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -INT {pid}"))
-        .status();
-    assert!(sent.unwrap().success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = watching.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < PATIENCE, "presize did not stop on Ctrl-C");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = interrupt(&mut watching);
     assert_eq!(
         status.code(),
         Some(130),
