@@ -56,7 +56,7 @@ pub struct Settings {
     pub targets: Vec<Target>,
     /// Output formats; `None` keeps each input's format. Default: `[None]`.
     pub formats: Vec<Option<Format>>,
-    /// Lossy quality per format. Default: JPEG 78, WebP 78, AVIF 50.
+    /// Lossy quality per format. Default: JPEG 78, WebP 78, AVIF 52.
     pub quality: Qualities,
     /// Encoder effort 0-10 per format. Default: WebP 4, AVIF 1.
     pub effort: Efforts,
@@ -126,11 +126,11 @@ pub struct Qualities {
     /// and 72.0, below both in bytes and within 1 of both scores (q77: 1523 KB, 71.2). sharp_yuv
     /// was measured and costs bytes at these scores (1567 KB at eleventy's, against 1550 KB).
     pub webp: u8,
-    /// AVIF. Default 50, the default of sharp and squoosh: presize's AVIF quality is the scale
-    /// of libavif and libheif, carried to rav1e through the AV1 quantiser index it implies
-    /// (`avif::ravif_quality`: 50 is index 128, ravif quality 75). Measured on three 800 px
-    /// photos at the default effort, 50 gives files 13-33 % smaller than libwebp at q82 with a
-    /// luma SSIM 0.01-0.04 lower: rav1e smooths fine texture (sand, foliage) more than libwebp.
+    /// AVIF, on the scale of libavif, libheif and sharp (libaom's cq-level is
+    /// `((100 − q) × 63 + 50) / 100`, so 52 and 53 are the same level, 30). Default 52: in the
+    /// web build, libaom speed 6 with presize's tuning gave 827 KB and score 68.5 against sharp's
+    /// 886 KB / 69.4 and eleventy-img's 897 KB / 67.6, under both in bytes and within 1 of both
+    /// scores; 50 gave 724 KB / 65.0 (more than 1 below sharp), 54 gave 871 KB / 69.4.
     pub avif: u8,
 }
 
@@ -139,7 +139,7 @@ impl Default for Qualities {
         Qualities {
             jpeg: 78,
             webp: 78,
-            avif: 50,
+            avif: 52,
         }
     }
 }
@@ -166,12 +166,21 @@ impl Tuning {
 pub struct Efforts {
     /// WebP (mapped to libwebp's method 0-6).
     pub webp: u8,
-    /// AVIF (mapped to rav1e's speed 10..1).
+    /// AVIF (the encoder's speed 10 − effort: libaom 9..0, rav1e 10..1; see
+    /// `pipeline::avif::speed_for_effort`).
     pub avif: u8,
     /// PNG: 0 writes the `image` crate's PNG as it is; 1-10 recompress it losslessly with
     /// oxipng (its presets 0-6; 7 and above are preset 6).
     pub png: u8,
 }
+
+/// The default `--effort avif`, the encoder's speed 10 − effort (see `pipeline::avif::speed_for_effort`).
+/// - libaom: 4, speed 6. Speed 5 (sharp's default) gives 0.95× its bytes at its score, against
+///   0.98×, for three times the CPU (20.6 s against 6.9 s for the web build's 42 AVIFs), which
+///   would take the whole build from 4.3× faster than eleventy-img to under 3×.
+/// - rav1e: 1, speed 9: about ten WebP encodes of the same pixels; speed 8 and 7 (which code
+///   stills alike) cost 20-27×, speed 10 made files 3-22 % larger.
+pub(crate) const AVIF_EFFORT_DEFAULT: u8 = if cfg!(feature = "heif") { 4 } else { 1 };
 
 /// The default `--effort png`: oxipng's preset 0 (two filters, libdeflate level 5). Measured on
 /// 9 corpus images made 800-px PNGs: 9 % smaller at 20x the time of the plain PNG encoder;
@@ -180,13 +189,12 @@ pub struct Efforts {
 pub(crate) const PNG_EFFORT_DEFAULT: u8 = 1;
 
 impl Default for Efforts {
-    /// WebP 4 is libwebp's own default method. AVIF 1 is rav1e speed 9: about 10x a WebP encode
-    /// and 13-33 % smaller files at quality 50; speed 6 (effort 4, squoosh's default) costs
-    /// 20-30x a WebP for 5-30 % less again (measured on three corpus photos at 800 px).
+    /// WebP 4 is libwebp's own default method. AVIF: libaom speed 6 (4), or rav1e speed 9 (1)
+    /// in builds without libheif; measured at [`AVIF_EFFORT_DEFAULT`].
     fn default() -> Self {
         Efforts {
             webp: 4,
-            avif: 1,
+            avif: AVIF_EFFORT_DEFAULT,
             png: PNG_EFFORT_DEFAULT,
         }
     }

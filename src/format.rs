@@ -22,7 +22,7 @@ pub enum Format {
     Tiff,
     /// Windows BMP.
     Bmp,
-    /// AVIF: written with rav1e; read through libheif (the default `heif` feature).
+    /// AVIF: read through libheif (the default `heif` feature); written by [`AVIF_ENCODER`].
     Avif,
     /// HEIC/HEIF (HEVC stills, iPhone photos): read only, through libheif (the default `heif`
     /// feature).
@@ -52,6 +52,17 @@ const HEIF_BRANDS: [[u8; 4]; 9] = [
 /// How many leading bytes [`Format::sniff`] looks at. Binary formats need 18 (a TGA header);
 /// the rest is for text formats, whose signature may follow a comment or a declaration.
 pub(crate) const SNIFF_LEN: usize = 1024;
+
+/// The encoder this build writes AVIF with, as the output keys name it; `None` when it writes
+/// none. One per build, by cargo feature: libaom through libheif (`heif`, the
+/// default), else rav1e (`rav1e`); see `pipeline/avif/mod.rs` for why.
+pub(crate) const AVIF_ENCODER: Option<&str> = if cfg!(feature = "heif") {
+    Some("libaom")
+} else if cfg!(feature = "rav1e") {
+    Some("rav1e")
+} else {
+    None
+};
 
 impl Format {
     /// Every format, in the order `--help` lists them. The one list: the CLI's `--format`
@@ -259,7 +270,7 @@ impl Format {
             Format::Tiff => "TIFF",
             Format::Bmp => "BMP",
             Format::Avif => {
-                "AVIF (AV1 stills via rav1e: small files, slow to encode; see --effort)"
+                "AVIF (AV1 stills: the smallest files, the slowest to encode; see --effort)"
             }
             Format::Heic => "HEIC (read only)",
             Format::Ico => "ICO/CUR icons (read only: the largest image)",
@@ -298,14 +309,8 @@ impl Format {
     pub fn is_writable(self) -> bool {
         matches!(
             self,
-            Format::Jpeg
-                | Format::Png
-                | Format::Webp
-                | Format::Gif
-                | Format::Tiff
-                | Format::Bmp
-                | Format::Avif
-        )
+            Format::Jpeg | Format::Png | Format::Webp | Format::Gif | Format::Tiff | Format::Bmp
+        ) || (self == Format::Avif && AVIF_ENCODER.is_some())
     }
 
     /// The format `--format same` writes for an input of this format: the format itself when

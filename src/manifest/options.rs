@@ -153,20 +153,23 @@ impl<'a> OutputOptions<'a> {
             // stage keeps a source's placeholder while its content hash is unchanged.
             placeholders: _,
         } = self.settings;
-        // The efforts as their text was before the PNG effort existed, so that the keys in
-        // existing manifests stay valid; the PNG effort shapes PNG outputs only (below).
+        // Only this format's own effort, and for AVIF the encoder too: a build that changes it
+        // (libaom for rav1e) redoes its AVIFs.
         let Efforts { webp, avif, png } = effort;
-        let efforts = format!("Efforts {{ webp: {webp}, avif: {avif} }}");
+        let effort = match format {
+            Format::Webp => format!("|e{webp}"),
+            Format::Avif => format!(
+                "|e{avif}|{}",
+                crate::format::AVIF_ENCODER.unwrap_or("no encoder")
+            ),
+            Format::Png => format!("|png{png}"),
+            _ => String::new(),
+        };
         let text = format!(
-            "{target:?}|{format:?}|q{}|e{efforts}|p{progressive}|l{lossless}|{filter:?}|\
-             {background:?}|{shrink:?}|{icc:?}|{metadata:?}|lin{linear}",
+            "{target:?}|{format:?}|q{}|p{progressive}|l{lossless}|{filter:?}|\
+             {background:?}|{shrink:?}|{icc:?}|{metadata:?}|lin{linear}{effort}",
             self.settings.quality_for(format),
         );
-        let text = if format == Format::Png {
-            format!("{text}|png{png}")
-        } else {
-            text
-        };
         // Appended only when set, so turning them on redoes outputs without changing the keys
         // that manifests written before the options existed hold.
         let text = if *animated { text + "|animated" } else { text };
@@ -220,7 +223,8 @@ mod tests {
         vec![
             ("jpeg quality", Box::new(|s| s.quality.jpeg = 50), true),
             ("webp quality", Box::new(|s| s.quality.webp = 50), false),
-            ("avif effort", Box::new(|s| s.effort.avif = 7), true),
+            // Each effort shapes only its own format (`each_effort_keys_its_own_format_only`).
+            ("avif effort", Box::new(|s| s.effort.avif = 7), false),
             ("png effort", Box::new(|s| s.effort.png = 5), false),
             (
                 "quality auto",
@@ -288,22 +292,35 @@ mod tests {
         assert_ne!(options.key(&target, Format::Webp), key, "format");
     }
 
-    /// `--effort png` shapes PNG outputs and no other; placeholders shape no output at all.
+    /// Each format's `--effort` shapes that format's outputs and no other; placeholders shape
+    /// no output at all.
     #[test]
-    fn png_effort_keys_png_outputs_only() {
+    fn each_effort_keys_its_own_format_only() {
         let template = Template::default_for(1);
         let base = settings_for_width(320);
         let target = base.targets[0];
-        let mut changed = base.clone();
-        changed.effort.png = 6;
-        changed.placeholders = PlaceholderKind::ALL.to_vec();
-        let (a, b) = (
-            OutputOptions::new(&base, &template),
-            OutputOptions::new(&changed, &template),
-        );
-        assert_ne!(a.key(&target, Format::Png), b.key(&target, Format::Png));
-        for format in Format::ALL.into_iter().filter(|&f| f != Format::Png) {
-            assert_eq!(a.key(&target, format), b.key(&target, format), "{format}");
+        type EffortChange = (Format, fn(&mut Efforts));
+        let changes: [EffortChange; 3] = [
+            (Format::Png, |e| e.png = 6),
+            (Format::Webp, |e| e.webp = 6),
+            (Format::Avif, |e| e.avif = 9),
+        ];
+        for (own, change) in changes {
+            let mut changed = base.clone();
+            change(&mut changed.effort);
+            changed.placeholders = PlaceholderKind::ALL.to_vec();
+            let (a, b) = (
+                OutputOptions::new(&base, &template),
+                OutputOptions::new(&changed, &template),
+            );
+            assert_ne!(a.key(&target, own), b.key(&target, own), "{own}");
+            for format in Format::ALL.into_iter().filter(|&f| f != own) {
+                assert_eq!(
+                    a.key(&target, format),
+                    b.key(&target, format),
+                    "{own}: {format}"
+                );
+            }
         }
     }
 
@@ -317,6 +334,8 @@ mod tests {
         assert_eq!(key, KEY_OF_DEFAULT_320_JPEG);
     }
 
-    /// Changed once by issue #17 (default JPEG quality 82 → 78).
-    const KEY_OF_DEFAULT_320_JPEG: &str = "7f14823e54480d88";
+    /// Changed twice by issue #17: the default JPEG quality (82 → 78), then the key kept only
+    /// its own format's effort (a JPEG's held the WebP and AVIF efforts, whose AVIF default
+    /// changed with the encoder).
+    const KEY_OF_DEFAULT_320_JPEG: &str = "1e2255a933553635";
 }

@@ -1088,7 +1088,7 @@ fn finish(format: Format, bytes: &[u8], px: Pixels) -> Pixels {
         // The GIF decoder hands back RGBA whatever the file holds. A GIF none of whose pixels is
         // transparent is an RGB image, as libvips reads it: a PNG made from it must not carry
         // an alpha channel that says "opaque" everywhere (issue #13 item 13).
-        Format::Gif | Format::Ico => drop_opaque_alpha(px),
+        Format::Gif | Format::Ico => px.without_opaque_alpha(),
         Format::Bmp => bmp_alpha(bytes, px),
         // TIFF's associated alpha: the decoder returns the colours as stored, multiplied by
         // alpha. Everything after decoding takes straight alpha (the resizer premultiplies
@@ -1197,25 +1197,6 @@ fn bmp_fourth_bytes(bytes: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
         );
     }
     Some(alpha)
-}
-
-/// The image without its alpha channel if every pixel is fully opaque, else unchanged.
-fn drop_opaque_alpha(px: Pixels) -> Pixels {
-    if px.layout != Layout::Rgba || px.depth != Depth::Eight {
-        return px;
-    }
-    if px.data.chunks_exact(4).any(|p| p[3] != 255) {
-        return px;
-    }
-    Pixels {
-        data: px
-            .data
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect(),
-        layout: Layout::Rgb,
-        ..px
-    }
 }
 
 fn wide(width: u32, height: u32, samples: Vec<u16>, layout: Layout) -> Pixels {

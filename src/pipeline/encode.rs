@@ -100,12 +100,9 @@ pub fn encode_at(
             format,
             format_args!("presize does not write {}", format.display_name()),
         )),
-        Format::Avif => {
-            // ravif cannot embed a profile: the make stage converts non-sRGB sources to sRGB
-            // before AVIF encoding (see `make::encode_output`).
-            let speed = super::avif::speed_for_effort(settings.effort.avif);
-            super::avif::encode_avif(px, quality, speed, None)
-        }
+        // No profile: the make stage converts non-sRGB sources to sRGB before AVIF encoding
+        // (see `make::encode_output`).
+        Format::Avif => super::avif::encode_avif(px, quality, settings.effort.avif),
     }
 }
 

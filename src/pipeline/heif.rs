@@ -47,7 +47,7 @@ fn format_name(bytes: &[u8]) -> &'static str {
 /// libheif's global state (plugin registry, colour-conversion tables). `heif_init` counts its
 /// callers, so one instance kept for the life of the process means it is set up once, not per
 /// image.
-fn libheif() -> &'static LibHeif {
+pub(crate) fn libheif() -> &'static LibHeif {
     static LIBHEIF: OnceLock<LibHeif> = OnceLock::new();
     LIBHEIF.get_or_init(LibHeif::new)
 }

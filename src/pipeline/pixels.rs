@@ -69,6 +69,43 @@ pub struct Pixels {
 }
 
 impl Pixels {
+    /// Returns true if and only if every pixel is fully opaque: no alpha channel, or an 8-bit
+    /// one that is 255 everywhere (16-bit alpha is not looked at, and counts as not opaque).
+    pub(crate) fn is_opaque(&self) -> bool {
+        let channels = self.layout.channels();
+        match (self.layout.has_alpha(), self.depth) {
+            (false, _) => true,
+            (true, Depth::Eight) => self
+                .data
+                .iter()
+                .skip(channels - 1)
+                .step_by(channels)
+                .all(|&a| a == 255),
+            (true, Depth::Sixteen) => false,
+        }
+    }
+
+    /// The image without its alpha channel if every pixel is fully opaque ([`Self::is_opaque`]),
+    /// else unchanged: an alpha channel that hides nothing only costs bytes and time.
+    pub(crate) fn without_opaque_alpha(self) -> Pixels {
+        if !self.layout.has_alpha() || !self.is_opaque() {
+            return self;
+        }
+        let (layout, keep) = match self.layout {
+            Layout::Rgba => (Layout::Rgb, 3),
+            _ => (Layout::L, 1),
+        };
+        Pixels {
+            data: self
+                .data
+                .chunks_exact(keep + 1)
+                .flat_map(|p| p[..keep].iter().copied())
+                .collect(),
+            layout,
+            ..self
+        }
+    }
+
     /// The samples of an 8-bit image as RGBA, 4 bytes a pixel (grey spread to R, G and B;
     /// opaque where there is no alpha).
     pub(crate) fn rgba_samples(&self) -> Vec<u8> {

@@ -89,8 +89,11 @@ fn prior(format: Format, target: f64) -> (f64, f64) {
     // (quality at score 70, score points per quality step)
     // Read off the corpus sweep (scores there are against Pillow's own resize, a little lower
     // than against presize's resized pixels, hence the guesses sit a step or two low).
+    // AVIF's scale is libaom's quantiser for both encoders, but rav1e reaches a score at lower
+    // qualities than libaom (score 70: about q45 against q54).
     let (q70, slope) = match format {
-        Format::Avif => (45.0, 1.2),
+        Format::Avif if crate::format::AVIF_ENCODER == Some("rav1e") => (45.0, 1.2),
+        Format::Avif => (53.0, 1.2),
         Format::Webp => (74.0, 0.6),
         _ => (58.0, 0.5),
     };
@@ -119,7 +122,7 @@ fn auto(
         if (target..=target + CLOSE_ENOUGH).contains(&score) {
             break;
         }
-        next = next_guess(&tried, target, prior_slope);
+        next = next_guess(format, &tried, target, prior_slope);
     }
     let accepted = tried
         .iter()
@@ -137,8 +140,10 @@ fn auto(
 
 /// The next quality to try, or `None` when the search cannot improve: between the highest
 /// quality that missed the target and the lowest that reached it (by linear interpolation of
-/// their scores), or a step from the one side known, at the slope measured so far.
-fn next_guess(tried: &[Candidate], target: f64, prior_slope: f64) -> Option<u8> {
+/// their scores), or a step from the one side known, at the slope measured so far. A guess that
+/// would make the same file as one tried ([`same_file`]) moves to the nearest one that would
+/// not, inside the bracket.
+fn next_guess(format: Format, tried: &[Candidate], target: f64, prior_slope: f64) -> Option<u8> {
     let below = tried
         .iter()
         .filter(|c| c.score < target)
@@ -159,16 +164,17 @@ fn next_guess(tried: &[Candidate], target: f64, prior_slope: f64) -> Option<u8> 
         }
         _ => prior_slope,
     };
+    // The qualities a next guess may take: strictly inside the bracket, or beyond the known side.
+    let (low, high) = match (below, above) {
+        (Some(b), Some(a)) => (b.quality.saturating_add(1), a.quality.saturating_sub(1)),
+        (Some(b), None) => (b.quality.saturating_add(1), 100),
+        (None, Some(a)) => (1, a.quality.saturating_sub(1)),
+        (None, None) => return None,
+    };
     let guess = match (below, above) {
         (Some(b), Some(a)) => {
-            if a.quality <= b.quality + 1 {
-                return None;
-            }
             let t = (target - b.score) / (a.score - b.score).max(1e-6);
-            let q = f64::from(b.quality) + t * f64::from(a.quality - b.quality);
-            // Strictly inside the bracket, so the search always narrows it.
-            q.round()
-                .clamp(f64::from(b.quality + 1), f64::from(a.quality - 1))
+            f64::from(b.quality) + t * f64::from(a.quality - b.quality)
         }
         // Aim a little above the target: a miss below costs one more encode.
         (Some(b), None) => {
@@ -179,8 +185,26 @@ fn next_guess(tried: &[Candidate], target: f64, prior_slope: f64) -> Option<u8> 
         }
         (None, None) => return None,
     };
-    let q = to_quality(guess);
-    (!tried.iter().any(|c| c.quality == q)).then_some(q)
+    if low > high {
+        return None;
+    }
+    let guess = to_quality(guess).clamp(low, high);
+    let untried = |q: u8| !tried.iter().any(|c| same_file(format, c.quality, q));
+    // Outwards from the guess, nearest first.
+    (0..=100u8)
+        .flat_map(|d| [guess.checked_add(d), guess.checked_sub(d)])
+        .flatten()
+        .filter(|q| (low..=high).contains(q))
+        .find(|&q| untried(q))
+}
+
+/// Returns true if and only if qualities `a` and `b` make the same file of `format`: AVIF's
+/// 100 qualities are 64 quantiser levels; every JPEG and WebP quality is its own.
+fn same_file(format: Format, a: u8, b: u8) -> bool {
+    match format {
+        Format::Avif => super::avif::quantiser(a) == super::avif::quantiser(b),
+        _ => a == b,
+    }
 }
 
 fn to_quality(q: f64) -> u8 {

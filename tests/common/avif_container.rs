@@ -1,6 +1,6 @@
 // Reads an AVIF file's container (ISO-BMFF boxes) without decoding it, for the tests that
 // check presize's AVIF outputs. One copy: the integration tests use it through `common`, and
-// the unit tests of `src/pipeline/avif.rs` include this file by path.
+// the unit tests of `src/pipeline/avif/mod.rs` include this file by path.
 
 /// What the container of an AVIF file declares.
 #[derive(Debug, PartialEq, Eq)]
@@ -10,6 +10,11 @@ pub(crate) struct AvifContainer {
     pub(crate) height: u32,
     /// True if and only if an alpha auxiliary image is declared (`auxC` naming the alpha URN).
     pub(crate) alpha: bool,
+    /// The colour image's `nclx` colour box (primaries, transfer, matrix, full range), if any.
+    pub(crate) nclx: Option<(u16, u16, u16, bool)>,
+    /// True if and only if the colour image is coded without chroma (AV1 4:0:0, from the
+    /// primary item's `av1C`).
+    pub(crate) monochrome: bool,
 }
 
 /// The ISO-BMFF boxes in `bytes`: each one's four-character type and payload. Panics on a box
@@ -46,8 +51,10 @@ pub(crate) fn avif_container(avif: &[u8]) -> AvifContainer {
     assert!(!find_box(&top, b"mdat").is_empty(), "empty mdat");
     // `meta` is a full box: 4 bytes of version and flags before its children.
     let meta = boxes(&find_box(&top, b"meta")[4..]);
-    let ipco = boxes(find_box(&boxes(find_box(&meta, b"iprp")), b"ipco"));
-    let av1c = find_box(&ipco, b"av1C");
+    let iprp = boxes(find_box(&meta, b"iprp"));
+    let ipco = boxes(find_box(&iprp, b"ipco"));
+    let primary = primary_properties(&meta, &iprp, &ipco);
+    let av1c = find_box(&primary, b"av1C");
     assert_eq!(av1c[0], 0x81, "av1C marker and version 1");
     let sizes: Vec<(u32, u32)> = ipco
         .iter()
@@ -67,9 +74,68 @@ pub(crate) fn avif_container(avif: &[u8]) -> AvifContainer {
     let alpha = ipco
         .iter()
         .any(|(k, body)| k == b"auxC" && body[4..].starts_with(ALPHA_URN));
+    let nclx = primary
+        .iter()
+        .find(|(k, body)| k == b"colr" && body.starts_with(b"nclx"))
+        .map(|(_, body)| {
+            let at = |i: usize| u16::from_be_bytes([body[i], body[i + 1]]);
+            (at(4), at(6), at(8), body[10] & 0x80 != 0)
+        });
     AvifContainer {
         width: sizes[0].0,
         height: sizes[0].1,
         alpha,
+        nclx,
+        // av1C byte 2: high_bitdepth, twelve_bit, then monochrome (bit 4).
+        monochrome: av1c[2] & 0x10 != 0,
     }
+}
+
+/// The properties (`ipco` children) the primary item (`pitm`) is associated with in `ipma`.
+fn primary_properties<'a>(
+    meta: &[([u8; 4], &[u8])],
+    iprp: &[([u8; 4], &[u8])],
+    ipco: &[([u8; 4], &'a [u8])],
+) -> Vec<([u8; 4], &'a [u8])> {
+    let pitm = find_box(meta, b"pitm");
+    let primary = if pitm[0] == 0 {
+        u32::from(u16::from_be_bytes([pitm[4], pitm[5]]))
+    } else {
+        u32::from_be_bytes(pitm[4..8].try_into().unwrap())
+    };
+    let ipma = find_box(iprp, b"ipma");
+    let (version, wide_index) = (ipma[0], ipma[3] & 1 != 0);
+    let mut at = 8; // version and flags, then the entry count
+    let count = u32::from_be_bytes(ipma[4..8].try_into().unwrap());
+    for _ in 0..count {
+        let item = if version < 1 {
+            at += 2;
+            u32::from(u16::from_be_bytes([ipma[at - 2], ipma[at - 1]]))
+        } else {
+            at += 4;
+            u32::from_be_bytes(ipma[at - 4..at].try_into().unwrap())
+        };
+        let associations = usize::from(ipma[at]);
+        at += 1;
+        let mut indices = Vec::new();
+        for _ in 0..associations {
+            let index = if wide_index {
+                at += 2;
+                usize::from(u16::from_be_bytes([ipma[at - 2], ipma[at - 1]]) & 0x7fff)
+            } else {
+                at += 1;
+                usize::from(ipma[at - 1] & 0x7f)
+            };
+            indices.push(index);
+        }
+        if item == primary {
+            // Indices count from 1; 0 means "no property".
+            return indices
+                .into_iter()
+                .filter(|&i| i > 0)
+                .map(|i| ipco[i - 1])
+                .collect();
+        }
+    }
+    panic!("the primary item {primary} has no properties");
 }

@@ -1,89 +1,81 @@
-//! AVIF encoding through `ravif` (the rav1e AV1 encoder plus a HEIF container writer).
+//! AVIF encoding: resized, oriented 8-bit pixels to a still AV1 image in an AVIF file.
 //!
-//! `encode` calls [`encode_avif`] with resized, oriented pixels. AV1 is slow: one 800 px photo
-//! costs about half a second of CPU at the default speed, ten times a WebP, so the speed has
-//! its own knob and a default measured against WebP (see [`speed_for_effort`]). rav1e runs on one
-//! thread here (ravif's `threading` feature is off): presize already keeps every core busy with
-//! one image each, and a second pool inside the encoder would only oversubscribe them.
+//! One encoder per build, chosen by cargo feature:
+//! - `heif` (default): libaom through the system libheif, which also reads HEIC and AVIF
+//!   (`aom.rs`);
+//! - `rav1e` in a build without `heif`: rav1e through `ravif`, pure Rust (`rav1e.rs`);
+//! - neither: no AVIF output (`format::AVIF_ENCODER` is `None`), so `-f avif` is refused.
+//!
+//! Why libaom by default (issue #17, `web.py` on the 14 corpus photos, 320/640/1280 px): at
+//! sharp's median SSIMULACRA2 (69.4) libaom speed 6 with presize's tuning needs 0.98× sharp's
+//! bytes, where rav1e needed 1.16× at speed 9 (1.11× at speed 8); and the AVIF-only build took
+//! 6.9 s of CPU with libaom speed 6 against 10.5 s with rav1e speed 9.
+//!
+//! This file holds what both encoders share: the checks on the pixels, the effort scale, and
+//! dropping an alpha channel that hides nothing. The defaults are in `config.rs`.
 
-use ravif::{Encoder, Img, RGB8, RGBA8};
+#[cfg(feature = "heif")]
+mod aom;
+#[cfg(feature = "rav1e")]
+mod rav1e;
 
-use super::pixels::{Layout, Pixels};
+use std::borrow::Cow;
+
 use crate::error::JobError;
+use crate::pipeline::pixels::{Depth, Pixels};
 
-/// rav1e's speed for presize's `--effort avif=N`: effort 0..10 is speed 10..1. The default
-/// effort 1 is speed 9, chosen so that an AVIF costs at most about ten WebPs of the same pixels
-/// on one core: at quality 50 (ravif 75) on 800×500 photos, speed 9 took 10-12× libwebp's time,
-/// speed 8 (and 7, which codes the same stills) 20-27×, speed 6 22-32×. Speed 10 is only
-/// 3.5-4.5×, but its files were 3-22 % larger than speed 9's, and on one photo larger than the
-/// WebP.
+/// The encoder speed for `--effort avif=N` (0-10): 10 − N, clamped by each encoder to its own
+/// range (libaom 0-9, rav1e 1-10).
 pub(crate) fn speed_for_effort(effort: u8) -> u8 {
-    10u8.saturating_sub(effort).clamp(1, 10)
+    10u8.saturating_sub(effort)
 }
 
-/// Converts a quality on the libavif/sharp scale (1-100) to ravif's own 1-100 scale.
-///
-/// The two scales share nothing but their range, so the conversion goes through what both
-/// finally ask of the encoder, AV1's quantiser index (0 best, 255 worst):
-/// 1. libavif (`avifQualityToQuantizer`) and libheif give libaom the quantiser
-///    `((100 − q) × 63 + 50) / 100`, 0-63;
-/// 2. libaom (`quantizer_to_qindex`) turns that into index `4n`, with 249 and 255 at the top;
-/// 3. ravif turns its quality `r` into index `255 × x`, where `x` is `(1 − r) × 2.6` for
-///    `r ≥ 0.82`, `0.875 − r/2` in between and `1 − r` for `r ≤ 0.25`; this inverts that.
-///
-/// So 50 → quantiser 32 → index 128 → ravif 74.6; 40 → quantiser 38 → index 152 → ravif 55.8.
-pub(crate) fn ravif_quality(quality: u8) -> f32 {
-    let q = i32::from(quality.clamp(1, 100));
-    let quantizer = ((100 - q) * 63 + 50) / 100;
-    let index = match quantizer {
-        62 => 249,
-        63 => 255,
-        n => 4 * n,
-    };
-    let x = index as f32 / 255.0;
-    let r = if x >= 0.75 {
-        1.0 - x
-    } else if x > 0.468 {
-        2.0 * (0.875 - x)
-    } else {
-        1.0 - x / 2.6
-    };
-    (r * 100.0).clamp(1.0, 100.0)
+/// The AV1 quantiser (0 best .. 63) for `quality` (clamped to 1-100), as libavif and libheif
+/// give it to libaom (cq-level), and as `rav1e.rs` carries it to rav1e: 100 qualities fall on
+/// 64 levels, so neighbouring qualities often make the same file (52 and 53 are both 30).
+pub(crate) fn quantiser(quality: u8) -> u8 {
+    let q = u32::from(quality.clamp(1, 100));
+    (((100 - q) * 63 + 50) / 100) as u8
 }
 
-/// The largest width or height AV1 can code (rav1e refuses anything above `u16::MAX`).
+/// The largest width or height AV1 can code.
 const MAX_SIDE: u32 = u16::MAX as u32;
 
-fn avif_err(message: impl Into<String>) -> JobError {
+pub(super) fn avif_err(message: impl Into<String>) -> JobError {
     JobError::Encode {
         format: "AVIF",
         message: message.into(),
     }
 }
 
-/// Encodes `px` as a still AVIF image.
+/// Encodes `px` as a still AVIF image at `quality` (1-100, libavif's and sharp's scale; the
+/// default is `Qualities::default`'s) and `effort` (`--effort avif`).
 ///
-/// - `quality` is 1-100 on the libavif/sharp scale (clamped into it), converted for ravif by
-///   [`ravif_quality`]; the default, 50, is `Qualities::default`'s.
-/// - `speed` is rav1e's 1-10 (clamped); see [`speed_for_effort`].
-/// - Grey images are coded as YCbCr with flat chroma, which costs a few bytes over true
-///   monochrome (ravif offers no 4:0:0 colour planes).
-/// - Alpha is kept for `La` and `Rgba`. Our pixels are straight (unassociated) alpha, which is
-///   what ravif takes; it stores the alpha unassociated and replaces the colour of fully
-///   transparent pixels with a blur of their neighbours, which compresses better and changes
-///   nothing visible. An alpha channel that is 255 everywhere is dropped.
-/// - `icc` is **not embedded**: ravif (0.13) and its container writer have no ICC call; the
-///   file gets an `nclx` colour box that says sRGB (BT.709 primaries, sRGB transfer, BT.601
-///   matrix). Pixels in another space (Display P3, Adobe RGB) must be converted to sRGB before
-///   this call, or they will show with the wrong colours.
-pub(crate) fn encode_avif(
-    px: &Pixels,
-    quality: u8,
-    speed: u8,
-    icc: Option<&[u8]>,
-) -> Result<Vec<u8>, JobError> {
-    // The profile cannot be stored; see the doc comment for what callers must do instead.
-    let _ = icc;
+/// No ICC profile is embedded: the make stage converts sources in other colour spaces to sRGB
+/// before AVIF, and the file's colour box says sRGB. An alpha channel that is 255 everywhere
+/// is dropped.
+pub(crate) fn encode_avif(px: &Pixels, quality: u8, effort: u8) -> Result<Vec<u8>, JobError> {
+    check(px)?;
+    let px = if px.layout.has_alpha() && px.is_opaque() {
+        Cow::Owned(px.clone().without_opaque_alpha())
+    } else {
+        Cow::Borrowed(px)
+    };
+    let speed = speed_for_effort(effort);
+    #[cfg(feature = "heif")]
+    return aom::encode(&px, quality, speed);
+    #[cfg(all(feature = "rav1e", not(feature = "heif")))]
+    return rav1e::encode(&px, quality, speed);
+    #[cfg(not(any(feature = "heif", feature = "rav1e")))]
+    {
+        let _ = (px, quality, speed);
+        Err(avif_err("this build of presize writes no AVIF"))
+    }
+}
+
+/// An error for pixels no encoder can take: empty, beyond AV1's size, not 8-bit, or a buffer
+/// that does not hold them.
+fn check(px: &Pixels) -> Result<(), JobError> {
     let (width, height) = (px.width, px.height);
     if width == 0 || height == 0 {
         return Err(avif_err(format!(
@@ -95,76 +87,22 @@ pub(crate) fn encode_avif(
             "{width}x{height} is larger than AV1 allows ({MAX_SIDE} px a side)"
         )));
     }
-    let count = width as usize * height as usize;
-    if px.data.len() != count * px.layout.channels() {
+    let need = width as usize * height as usize * px.layout.channels();
+    if px.depth != Depth::Eight || px.data.len() != need {
         return Err(avif_err(format!(
-            "pixel buffer holds {} bytes, {width}x{height} {:?} needs {}",
+            "pixel buffer holds {} bytes, {width}x{height} 8-bit {:?} needs {need}",
             px.data.len(),
             px.layout,
-            count * px.layout.channels()
         )));
     }
-    // ravif asserts on out-of-range settings; clamping keeps a bad value from becoming a panic.
-    let encoder = Encoder::new()
-        .with_quality(ravif_quality(quality))
-        .with_alpha_quality(ravif_quality(quality))
-        .with_speed(speed.clamp(1, 10))
-        .with_num_threads(Some(1));
-    let (w, h) = (width as usize, height as usize);
-    let encoded = match px.layout {
-        Layout::Rgb => {
-            let rgb: Vec<RGB8> = px
-                .data
-                .chunks_exact(3)
-                .map(|c| RGB8::new(c[0], c[1], c[2]))
-                .collect();
-            encoder.encode_rgb(Img::new(&rgb[..], w, h))
-        }
-        Layout::L => {
-            let rgb: Vec<RGB8> = px.data.iter().map(|&v| RGB8::new(v, v, v)).collect();
-            encoder.encode_rgb(Img::new(&rgb[..], w, h))
-        }
-        Layout::Rgba => {
-            let rgba: Vec<RGBA8> = px
-                .data
-                .chunks_exact(4)
-                .map(|c| RGBA8::new(c[0], c[1], c[2], c[3]))
-                .collect();
-            encoder.encode_rgba(Img::new(&rgba[..], w, h))
-        }
-        Layout::La => {
-            let rgba: Vec<RGBA8> = px
-                .data
-                .chunks_exact(2)
-                .map(|c| RGBA8::new(c[0], c[0], c[0], c[1]))
-                .collect();
-            encoder.encode_rgba(Img::new(&rgba[..], w, h))
-        }
-    };
-    encoded
-        .map(|image| image.avif_file)
-        .map_err(|e| avif_err(e.to_string()))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The default AVIF quality and rav1e speed.
-    const DEFAULTS: (u8, u8) = (50, 9);
-
-    #[test]
-    fn defaults_are_the_configs() {
-        let settings = crate::config::settings_for_width(1);
-        assert_eq!(
-            (
-                settings.quality.avif,
-                speed_for_effort(settings.effort.avif)
-            ),
-            DEFAULTS
-        );
-    }
-    use crate::pipeline::pixels::Depth;
+    use crate::pipeline::pixels::Layout;
     use crate::pipeline::test_util::psnr;
 
     /// A smooth colour ramp with a soft diagonal edge, like a small photo.
@@ -213,11 +151,18 @@ mod tests {
         container.alpha
     }
 
+    /// The default quality and effort.
+    fn defaults() -> (u8, u8) {
+        let settings = crate::config::settings_for_width(1);
+        (settings.quality.avif, settings.effort.avif)
+    }
+
     /// The three test images as AVIF at the default settings, with their sources.
     fn encoded_gradients() -> [(Pixels, Vec<u8>); 3] {
+        let (quality, effort) = defaults();
         [Layout::Rgb, Layout::Rgba, Layout::L].map(|layout| {
             let px = gradient(64, 48, layout);
-            let avif = encode_avif(&px, DEFAULTS.0, DEFAULTS.1, None).unwrap();
+            let avif = encode_avif(&px, quality, effort).unwrap();
             (px, avif)
         })
     }
@@ -276,12 +221,46 @@ mod tests {
             let has_alpha = px.layout.has_alpha();
             assert_eq!(check_container(&avif, 64, 48), has_alpha, "{:?}", px.layout);
         }
-        let avif = encode_avif(&gradient(64, 48, Layout::La), 50, 10, None).unwrap();
+        let avif = encode_avif(&gradient(64, 48, Layout::La), 50, 10).unwrap();
         assert!(check_container(&avif, 64, 48));
     }
 
-    /// libheif (Debian's, with libdav1d or libaom) decodes what rav1e wrote: an AV1 decoder that
-    /// shares no code with the encoder, in-process.
+    /// The colour box says what the pixels are (sRGB, coded with the BT.601 matrix at full
+    /// range; rav1e's files leave out a box that would say only that), and grey is coded as
+    /// grey where the encoder can (libaom: AV1 4:0:0).
+    #[test]
+    fn the_colour_box_says_srgb_and_grey_is_monochrome() {
+        for (px, avif) in encoded_gradients() {
+            let container = avif_container::avif_container(&avif);
+            let want = cfg!(feature = "heif").then_some((1, 2, 6, true));
+            assert_eq!(container.nclx, want, "{:?}", px.layout);
+            let grey = px.layout == Layout::L;
+            assert_eq!(
+                container.monochrome,
+                grey && cfg!(feature = "heif"),
+                "{:?}",
+                px.layout
+            );
+        }
+    }
+
+    /// An alpha channel that is 255 everywhere is not written: it would cost bytes and tell
+    /// nothing. One that hides anything is.
+    #[test]
+    fn opaque_alpha_is_dropped() {
+        let mut px = gradient(32, 24, Layout::Rgba);
+        for a in px.data.iter_mut().skip(3).step_by(4) {
+            *a = 255;
+        }
+        let opaque = encode_avif(&px, 50, 10).unwrap();
+        assert!(!check_container(&opaque, 32, 24));
+        px.data[3] = 254;
+        let translucent = encode_avif(&px, 50, 10).unwrap();
+        assert!(check_container(&translucent, 32, 24));
+    }
+
+    /// libheif (Debian's, with libdav1d) decodes what the encoder wrote: an AV1 decoder that
+    /// shares no code with either encoder, in-process.
     #[cfg(feature = "heif")]
     #[test]
     fn libheif_decodes_the_gradients_back_with_their_alpha() {
@@ -339,49 +318,11 @@ mod tests {
         }
     }
 
-    /// ravif's quality → quantiser index curve (its `quality_to_quantizer`), restated.
-    fn ravif_index(r: f32) -> i32 {
-        let q = r / 100.0;
-        let x = if q >= 0.82 {
-            (1.0 - q) * 2.6
-        } else if q > 0.25 {
-            0.875 - q / 2.0
-        } else {
-            1.0 - q
-        };
-        (x * 255.0).round() as i32
-    }
-
-    #[test]
-    fn quality_reaches_rav1e_as_libaom_would_get_it() {
-        // The index libaom gets from libavif/libheif at each quality.
-        let libaom = |q: i32| match ((100 - q) * 63 + 50) / 100 {
-            62 => 249,
-            63 => 255,
-            n => 4 * n,
-        };
-        assert_eq!(libaom(50), 128);
-        assert_eq!(ravif_index(ravif_quality(50)), 128);
-        let mut last = 0.0;
-        for q in 1..=100u8 {
-            let r = ravif_quality(q);
-            assert!((1.0..=100.0).contains(&r) && r >= last, "{q} -> {r}");
-            last = r;
-            let (want, got) = (libaom(i32::from(q)), ravif_index(r));
-            assert!(
-                (want - got).abs() <= 1,
-                "quality {q}: libaom index {want}, ravif {got}"
-            );
-        }
-        assert_eq!(ravif_quality(0), ravif_quality(1));
-        assert_eq!(ravif_quality(255), 100.0);
-    }
-
     #[test]
     fn higher_quality_costs_more_bytes() {
         let px = gradient(64, 48, Layout::Rgb);
-        let low = encode_avif(&px, 20, 10, None).unwrap();
-        let high = encode_avif(&px, 95, 10, None).unwrap();
+        let low = encode_avif(&px, 20, 10).unwrap();
+        let high = encode_avif(&px, 95, 10).unwrap();
         assert!(high.len() > low.len(), "{} <= {}", high.len(), low.len());
     }
 
@@ -394,9 +335,9 @@ mod tests {
             layout: Layout::Rgba,
             depth: Depth::Eight,
         };
-        let avif = encode_avif(&one, 0, 0, None).unwrap();
+        let avif = encode_avif(&one, 0, 0).unwrap();
         assert!(check_container(&avif, 1, 1));
-        let avif = encode_avif(&gradient(3, 2, Layout::Rgb), 255, 255, Some(b"icc")).unwrap();
+        let avif = encode_avif(&gradient(3, 2, Layout::Rgb), 255, 255).unwrap();
         assert!(!check_container(&avif, 3, 2));
     }
 
@@ -416,6 +357,13 @@ mod tests {
             layout: Layout::Rgb,
             depth: Depth::Eight,
         };
+        let wide = Pixels {
+            data: vec![0; 8],
+            width: 2,
+            height: 2,
+            layout: Layout::L,
+            depth: Depth::Sixteen,
+        };
         let huge = Pixels {
             data: Vec::new(),
             width: 70_000,
@@ -423,8 +371,8 @@ mod tests {
             layout: Layout::L,
             depth: Depth::Eight,
         };
-        for px in [empty, short, huge] {
-            match encode_avif(&px, 50, 8, None) {
+        for px in [empty, short, wide, huge] {
+            match encode_avif(&px, 50, 8) {
                 Err(JobError::Encode { format, message }) => {
                     assert_eq!(format, "AVIF");
                     assert!(!message.is_empty());
