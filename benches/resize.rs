@@ -312,12 +312,30 @@ fn bench_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     // WebP takes tens of milliseconds per iteration.
     group.sampling_mode(SamplingMode::Flat);
-    for (name, format) in [
-        (format!("jpeg_q{}", q.jpeg), Format::Jpeg),
-        (format!("webp_q{}", q.webp), Format::Webp),
-        (format!("avif_q{}", q.avif), Format::Avif),
-        ("png".to_owned(), Format::Png),
-    ] {
+    // The AVIF encoder's speed around the default effort too (libaom speed 10 − effort; rav1e
+    // in builds without libheif): what each step costs, beside the default.
+    let with_avif_effort = |effort: u8| {
+        let mut s = settings.clone();
+        s.effort.avif = effort;
+        s
+    };
+    let cases = [
+        (format!("jpeg_q{}", q.jpeg), Format::Jpeg, settings.clone()),
+        (format!("webp_q{}", q.webp), Format::Webp, settings.clone()),
+        (format!("avif_q{}", q.avif), Format::Avif, settings.clone()),
+        (
+            format!("avif_q{}_effort1", q.avif),
+            Format::Avif,
+            with_avif_effort(1),
+        ),
+        (
+            format!("avif_q{}_effort5", q.avif),
+            Format::Avif,
+            with_avif_effort(5),
+        ),
+        ("png".to_owned(), Format::Png, settings.clone()),
+    ];
+    for (name, format, settings) in cases {
         let id = BenchmarkId::new(name, size_label(&px));
         group.bench_function(id, |b| {
             b.iter(|| {
