@@ -343,34 +343,17 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_errors() {
-        let empty = Pixels {
-            data: Vec::new(),
-            width: 0,
-            height: 5,
-            layout: Layout::Rgb,
-            depth: Depth::Eight,
+        let pixels = |data: Vec<u8>, width, height, layout, depth| Pixels {
+            data,
+            width,
+            height,
+            layout,
+            depth,
         };
-        let short = Pixels {
-            data: vec![0; 10],
-            width: 4,
-            height: 4,
-            layout: Layout::Rgb,
-            depth: Depth::Eight,
-        };
-        let wide = Pixels {
-            data: vec![0; 8],
-            width: 2,
-            height: 2,
-            layout: Layout::L,
-            depth: Depth::Sixteen,
-        };
-        let huge = Pixels {
-            data: Vec::new(),
-            width: 70_000,
-            height: 1,
-            layout: Layout::L,
-            depth: Depth::Eight,
-        };
+        let empty = pixels(Vec::new(), 0, 5, Layout::Rgb, Depth::Eight);
+        let short = pixels(vec![0; 10], 4, 4, Layout::Rgb, Depth::Eight);
+        let wide = pixels(vec![0; 8], 2, 2, Layout::L, Depth::Sixteen);
+        let huge = pixels(Vec::new(), 70_000, 1, Layout::L, Depth::Eight);
         for px in [empty, short, wide, huge] {
             match encode_avif(&px, 50, 8) {
                 Err(JobError::Encode { format, message }) => {
