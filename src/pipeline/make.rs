@@ -316,9 +316,9 @@ fn encode_output(
     } else {
         px
     };
-    // AVIF cannot carry a profile (ravif declares sRGB): convert a wide-gamut source rather
-    // than let it show dull or shifted colours, and fail the output, saying why, when the
-    // profile cannot be converted: its pixels under an sRGB label would be silently wrong.
+    // AVIF outputs carry no profile (their colour box says sRGB): convert a wide-gamut source
+    // rather than let it show dull or shifted colours, and fail the output, saying why, when
+    // the profile cannot be converted: its pixels under an sRGB label would be silently wrong.
     let converted;
     let pixels = match meta.icc.as_deref() {
         Some(profile) if out.format == Format::Avif && !color::is_srgb(profile) => {
