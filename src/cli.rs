@@ -284,7 +284,7 @@ pub struct ImageArgs {
     pub format: Vec<FormatArg>,
 
     /// Lossy quality, 1-100: one number for every format, or per format (webp=75,avif=45).
-    /// Defaults: jpeg 78, webp 78, avif 52 (chosen by bytes per SSIMULACRA2 point). `auto[=SCORE]`
+    /// Defaults: jpeg 78, webp 78, avif 55 (chosen by bytes per SSIMULACRA2 point). `auto[=SCORE]`
     /// searches each JPEG, WebP and AVIF output for the lowest quality whose SSIMULACRA2 score
     /// (90 visually lossless, 70 high, 50 medium) reaches SCORE, default 70: at most 4 encodes.
     #[arg(short = 'Q', long, value_name = "Q|FMT=Q,…|auto[=SCORE]")]

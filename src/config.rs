@@ -56,7 +56,7 @@ pub struct Settings {
     pub targets: Vec<Target>,
     /// Output formats; `None` keeps each input's format. Default: `[None]`.
     pub formats: Vec<Option<Format>>,
-    /// Lossy quality per format. Default: JPEG 78, WebP 78, AVIF 52.
+    /// Lossy quality per format. Default: JPEG 78, WebP 78, AVIF 55.
     pub quality: Qualities,
     /// Encoder effort 0-10 per format. Default: WebP 4, AVIF 1.
     pub effort: Efforts,
@@ -127,10 +127,10 @@ pub struct Qualities {
     /// was measured and costs bytes at these scores (1567 KB at eleventy's, against 1550 KB).
     pub webp: u8,
     /// AVIF, on the scale of libavif, libheif and sharp (libaom's cq-level is
-    /// `((100 − q) × 63 + 50) / 100`, so 52 and 53 are the same level, 30). Default 52: in the
-    /// web build, libaom speed 6 with presize's tuning gave 827 KB and score 68.5 against sharp's
-    /// 886 KB / 69.4 and eleventy-img's 897 KB / 67.6, under both in bytes and within 1 of both
-    /// scores; 50 gave 724 KB / 65.0 (more than 1 below sharp), 54 gave 871 KB / 69.4.
+    /// `((100 − q) × 63 + 50) / 100`, so 55 and 56 are the same level, 28). Default 55: in the
+    /// web build, libaom speed 6 with presize's tuning gave 808 KB and score 70.2 against sharp's
+    /// 886 KB / 69.4 and eleventy-img's 897 KB / 67.6, under both in bytes and above both in
+    /// score; 54 gave 769 KB / 68.6, 57 853 KB / 71.3, 50 647 KB / 64.3.
     pub avif: u8,
 }
 
@@ -139,7 +139,7 @@ impl Default for Qualities {
         Qualities {
             jpeg: 78,
             webp: 78,
-            avif: 52,
+            avif: 55,
         }
     }
 }
@@ -174,10 +174,12 @@ pub struct Efforts {
     pub png: u8,
 }
 
-/// The default `--effort avif`, the encoder's speed 10 − effort (see `pipeline::avif::speed_for_effort`).
-/// - libaom: 4, speed 6. Speed 5 (sharp's default) gives 0.95× its bytes at its score, against
-///   0.98×, for three times the CPU (20.6 s against 6.9 s for the web build's 42 AVIFs), which
-///   would take the whole build from 4.3× faster than eleventy-img to under 3×.
+/// The default `--effort avif`, the encoder's speed 10 − effort (see
+/// `pipeline::avif::speed_for_effort`).
+/// - libaom: 4, speed 6. Speed 5 (sharp's default) gave 0.95× sharp's bytes at its score,
+///   against speed 6's 0.98× (both before `dist-metric=qm-psnr`), for three times the CPU
+///   (20.6 s against 6.9 s for the AVIF-only web build), which would take the whole build from
+///   4× faster than eleventy-img to under 2×.
 /// - rav1e: 1, speed 9: about ten WebP encodes of the same pixels; speed 8 and 7 (which code
 ///   stills alike) cost 20-27×, speed 10 made files 3-22 % larger.
 pub(crate) const AVIF_EFFORT_DEFAULT: u8 = if cfg!(feature = "heif") { 4 } else { 1 };

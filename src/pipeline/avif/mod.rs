@@ -7,9 +7,9 @@
 //! - neither: no AVIF output (`format::AVIF_ENCODER` is `None`), so `-f avif` is refused.
 //!
 //! Why libaom by default (issue #17, `web.py` on the 14 corpus photos, 320/640/1280 px): at
-//! sharp's median SSIMULACRA2 (69.4) libaom speed 6 with presize's tuning needs 0.98× sharp's
+//! sharp's median SSIMULACRA2 (69.4) libaom speed 6 with presize's tuning needs 0.89× sharp's
 //! bytes, where rav1e needed 1.16× at speed 9 (1.11× at speed 8); and the AVIF-only build took
-//! 6.9 s of CPU with libaom speed 6 against 10.5 s with rav1e speed 9.
+//! 8.2 s of CPU with libaom speed 6 against 10.5 s with rav1e speed 9.
 //!
 //! This file holds what both encoders share: the checks on the pixels, the effort scale, and
 //! dropping an alpha channel that hides nothing. The defaults are in `config.rs`.
@@ -32,7 +32,7 @@ pub(crate) fn speed_for_effort(effort: u8) -> u8 {
 
 /// The AV1 quantiser (0 best .. 63) for `quality` (clamped to 1-100), as libavif and libheif
 /// give it to libaom (cq-level), and as `rav1e.rs` carries it to rav1e: 100 qualities fall on
-/// 64 levels, so neighbouring qualities often make the same file (52 and 53 are both 30).
+/// 64 levels, so neighbouring qualities often make the same file (55 and 56 are both 28).
 pub(crate) fn quantiser(quality: u8) -> u8 {
     let q = u32::from(quality.clamp(1, 100));
     (((100 - q) * 63 + 50) / 100) as u8
