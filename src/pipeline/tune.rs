@@ -305,6 +305,36 @@ mod tests {
         }
     }
 
+    /// The case that broke the ±2 promise, from a real photo-like image: between q53 (56.5)
+    /// and q61 (72.7) interpolation asks for q60, which is q61's quantiser level again.
+    #[test]
+    fn the_next_avif_guess_is_a_new_quantiser_level() {
+        let tried = |pairs: &[(u8, f64)]| -> Vec<Candidate> {
+            pairs
+                .iter()
+                .map(|&(quality, score)| Candidate {
+                    quality,
+                    bytes: Vec::new(),
+                    score,
+                })
+                .collect()
+        };
+        let level = crate::pipeline::avif::quantiser;
+        let before = tried(&[(53, 56.46), (61, 72.68)]);
+        let next = next_guess(Format::Avif, &before, 70.0, 1.2).expect("a guess");
+        assert!((54..=60).contains(&next), "q{next} is outside the bracket");
+        assert!(
+            before.iter().all(|c| level(c.quality) != level(next)),
+            "q{next} codes like a quality already tried"
+        );
+        // JPEG has a file per quality: the plain interpolation stands.
+        assert_eq!(next_guess(Format::Jpeg, &before, 70.0, 1.2), Some(60));
+        // A bracket with no new level inside it ends the search.
+        let tight = tried(&[(55, 60.0), (57, 75.0)]);
+        assert_eq!(level(56), level(55));
+        assert_eq!(next_guess(Format::Avif, &tight, 70.0, 1.2), None);
+    }
+
     #[test]
     fn auto_keeps_the_smallest_acceptable_candidate_and_the_best_when_none_is() {
         let (mut encode, _) = fake(usize::from);
