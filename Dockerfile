@@ -11,7 +11,7 @@ COPY benches ./benches
 RUN cargo build --release --locked --bin presize
 
 # libjpeg-turbo and libwebp are linked statically; the binary needs glibc and libheif (AVIF,
-# HEIC input).
+# HEIC input; AVIF output through the libaom that libheif1 depends on).
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libheif1 \
     && rm -rf /var/lib/apt/lists/*
