@@ -353,9 +353,16 @@ fn bench_encode(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_process(c: &mut Criterion) {
+/// Runs `process` on the photo with `settings` into `out` once (it must write), then benches it
+/// as `id` in `group`.
+fn bench_photo_process(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    settings: Settings,
+    out: &Path,
+    scratch: &mut Scratch,
+) {
     let photo = Photo::get();
-    let out = tempfile::tempdir().expect("temp dir");
     let job = ImageJob {
         src: photo.path.clone(),
         rel: "photo.jpg".into(),
@@ -363,34 +370,38 @@ fn bench_process(c: &mut Criterion) {
         bytes: photo.bytes.len() as u64,
         group: 0,
     };
-    let mode = Mode {
-        overwrite: true,
-        ..Mode::default()
+    let ctx = Context {
+        mode: Mode {
+            overwrite: true,
+            ..Mode::default()
+        },
+        out_dir: out.to_path_buf(),
+        ..Context::new(settings)
     };
+    let first = pipeline::process(&job, &ctx, scratch, &JobHandle::detached());
+    assert!(
+        matches!(first.outcome, Ok(Outcome::Written(_))),
+        "process failed: {:?}",
+        first.outcome
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| pipeline::process(black_box(&job), &ctx, scratch, &JobHandle::detached()));
+    });
+}
+
+fn bench_process(c: &mut Criterion) {
+    let out = tempfile::tempdir().expect("temp dir");
     let mut scratch = Scratch::default();
     let mut group = c.benchmark_group("process");
     // Iterations take tens of milliseconds: the default linear sampling would run hundreds.
     group.sampling_mode(SamplingMode::Flat);
     for (name, shrink) in SHRINKS {
-        let ctx = Context {
-            mode,
-            out_dir: out.path().to_path_buf(),
-            ..Context::new(Settings {
-                shrink,
-                ..settings_for_width(TARGET.0)
-            })
+        let settings = Settings {
+            shrink,
+            ..settings_for_width(TARGET.0)
         };
-        let first = pipeline::process(&job, &ctx, &mut scratch, &JobHandle::detached());
-        assert!(
-            matches!(first.outcome, Ok(Outcome::Written(_))),
-            "process failed: {:?}",
-            first.outcome
-        );
-        group.bench_function(BenchmarkId::new(name, "w800"), |b| {
-            b.iter(|| {
-                pipeline::process(black_box(&job), &ctx, &mut scratch, &JobHandle::detached())
-            });
-        });
+        let id = BenchmarkId::new(name, "w800");
+        bench_photo_process(&mut group, id, settings, out.path(), &mut scratch);
     }
     group.finish();
 }
@@ -398,19 +409,7 @@ fn bench_process(c: &mut Criterion) {
 /// `--quality auto` and `--max-bytes` against the fixed default quality, one lossy format at a
 /// time, through `process` on one photo at 800 px: what the search costs per output.
 fn bench_tune(c: &mut Criterion) {
-    let photo = Photo::get();
     let out = tempfile::tempdir().expect("temp dir");
-    let job = ImageJob {
-        src: photo.path.clone(),
-        rel: "photo.jpg".into(),
-        input_format: Format::Jpeg,
-        bytes: photo.bytes.len() as u64,
-        group: 0,
-    };
-    let mode = Mode {
-        overwrite: true,
-        ..Mode::default()
-    };
     let mut scratch = Scratch::default();
     let mut group = c.benchmark_group("tune");
     group.sampling_mode(SamplingMode::Flat);
@@ -426,22 +425,8 @@ fn bench_tune(c: &mut Criterion) {
             };
             settings.tuning.score = score;
             settings.tuning.max_bytes = max_bytes;
-            let ctx = Context {
-                mode,
-                out_dir: out.path().to_path_buf(),
-                ..Context::new(settings)
-            };
-            let first = pipeline::process(&job, &ctx, &mut scratch, &JobHandle::detached());
-            assert!(
-                matches!(first.outcome, Ok(Outcome::Written(_))),
-                "process failed: {:?}",
-                first.outcome
-            );
-            group.bench_function(BenchmarkId::new(name, format.name()), |b| {
-                b.iter(|| {
-                    pipeline::process(black_box(&job), &ctx, &mut scratch, &JobHandle::detached())
-                });
-            });
+            let id = BenchmarkId::new(name, format.name());
+            bench_photo_process(&mut group, id, settings, out.path(), &mut scratch);
         }
     }
     group.finish();

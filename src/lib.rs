@@ -23,6 +23,7 @@ mod geometry;
 mod hash;
 mod html;
 mod job;
+mod jpeg_segment;
 mod manifest;
 mod markup;
 mod metadata;

@@ -255,24 +255,13 @@ pub(crate) fn dib_icc(dib: &[u8]) -> Option<Vec<u8>> {
 /// JPEG segments before the image data, as (marker, body); stops at anything malformed.
 fn jpeg_segments(bytes: &[u8]) -> Vec<(u8, &[u8])> {
     let mut segments = Vec::new();
-    let mut pos = 2;
-    while let Some(&[0xFF, marker]) = bytes.get(pos..pos + 2) {
-        if marker == 0xFF {
-            pos += 1; // fill byte
-            continue;
-        }
-        if marker == 0xDA || marker == 0xD9 {
+    let mut at = 2;
+    while let Some(segment) = crate::jpeg_segment::segment_at(bytes, at) {
+        if segment.marker == 0xDA || segment.marker == 0xD9 {
             break;
         }
-        let Some(&[hi, lo]) = bytes.get(pos + 2..pos + 4) else {
-            break;
-        };
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        let Some(body) = bytes.get(pos + 4..pos + 2 + len).filter(|_| len >= 2) else {
-            break;
-        };
-        segments.push((marker, body));
-        pos += 2 + len;
+        segments.push((segment.marker, segment.body));
+        at = segment.end;
     }
     segments
 }

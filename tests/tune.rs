@@ -24,11 +24,25 @@ const PHOTOS: [&str; 4] = [
 /// writes its best-scoring candidate there (see `tune::auto`).
 const AUTO_PHOTOS: usize = 3;
 
-fn tree() -> TestTree {
-    PHOTOS[..AUTO_PHOTOS].iter().fold(TestTree::new(), |t, p| {
+/// `photos` copied into `in/`.
+fn tree_of(photos: &[&str]) -> TestTree {
+    photos.iter().fold(TestTree::new(), |t, p| {
         let name = Path::new(p).file_name().unwrap().to_str().unwrap();
         t.copy(p, &format!("in/{name}"))
     })
+}
+
+fn tree() -> TestTree {
+    tree_of(&PHOTOS[..AUTO_PHOTOS])
+}
+
+/// presize on `input` into `out` at width `width`, with `extra` flags.
+fn resize(input: &Path, out: &Path, width: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    presize()
+        .arg(input)
+        .args(["-o", out.to_str().unwrap(), "-w", width])
+        .args(extra)
+        .assert()
 }
 
 /// `img` over white (presize's default background), as the crate's sRGB frame.
@@ -73,18 +87,16 @@ fn scores(out: &Path, refs: &Path, ext: &str) -> Vec<(String, f64)> {
 fn quality_auto_lands_every_output_within_2_of_the_score() {
     let t = tree();
     let (input, out, refs) = (t.path("in"), t.path("out"), t.path("ref"));
-    presize()
-        .arg(&input)
-        .args(["-o", refs.to_str().unwrap(), "-w", "320", "-f", "png"])
-        .assert()
-        .success();
+    resize(&input, &refs, "320", &["-f", "png"]).success();
     for (score, formats) in [(70.0, "jpeg,webp"), (80.0, "webp")] {
-        presize()
-            .arg(&input)
-            .args(["-o", out.to_str().unwrap(), "-w", "320", "-f", formats])
-            .args(["-Q", &format!("auto={score}"), "--overwrite"])
-            .assert()
-            .success();
+        let auto = format!("auto={score}");
+        resize(
+            &input,
+            &out,
+            "320",
+            &["-f", formats, "-Q", &auto, "--overwrite"],
+        )
+        .success();
         for ext in formats.replace("jpeg", "jpg").split(',') {
             for (file, got) in scores(&out, &refs, ext) {
                 assert!(
@@ -100,33 +112,13 @@ fn quality_auto_lands_every_output_within_2_of_the_score() {
 fn quality_auto_without_a_score_aims_at_70_and_refuses_nonsense() {
     let t = tree();
     let (input, out, refs) = (t.path("in"), t.path("out"), t.path("ref"));
-    presize()
-        .arg(&input)
-        .args(["-o", refs.to_str().unwrap(), "-w", "200", "-f", "png"])
-        .assert()
-        .success();
-    presize()
-        .arg(&input)
-        .args([
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "200",
-            "-f",
-            "jpeg",
-            "-Q",
-            "auto",
-        ])
-        .assert()
-        .success();
+    resize(&input, &refs, "200", &["-f", "png"]).success();
+    resize(&input, &out, "200", &["-f", "jpeg", "-Q", "auto"]).success();
     for (file, got) in scores(&out, &refs, "jpg") {
         assert!((got - 70.0).abs() <= 2.0, "{file}: {got:.1}");
     }
     for bad in ["auto=5", "auto=x", "autox"] {
-        presize()
-            .arg(&input)
-            .args(["-o", out.to_str().unwrap(), "-w", "200", "-Q", bad])
-            .assert()
+        resize(&input, &out, "200", &["-Q", bad])
             .code(2)
             .stderr(predicates::str::contains("auto"));
     }
@@ -134,25 +126,17 @@ fn quality_auto_without_a_score_aims_at_70_and_refuses_nonsense() {
 
 #[test]
 fn max_bytes_keeps_every_lossy_output_within_the_limit() {
-    let t = PHOTOS.iter().fold(TestTree::new(), |t, p| {
-        let name = Path::new(p).file_name().unwrap().to_str().unwrap();
-        t.copy(p, &format!("in/{name}"))
-    });
+    let t = tree_of(&PHOTOS);
     let (input, out) = (t.path("in"), t.path("out"));
-    presize()
-        .arg(&input)
-        .args([
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "400",
-            "-f",
-            "jpeg,webp,avif",
-        ])
-        .args(["--max-bytes", "6K", "--strip", "--icc", "strip"])
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("warning").not());
+    let limits = ["--max-bytes", "6K", "--strip", "--icc", "strip"];
+    resize(
+        &input,
+        &out,
+        "400",
+        &[&["-f", "jpeg,webp,avif"][..], &limits].concat(),
+    )
+    .success()
+    .stderr(predicates::str::contains("warning").not());
     let files = common::files_under(&out);
     assert_eq!(files.len(), PHOTOS.len() * 3);
     for f in files.iter().map(|f| out.join(f)) {
@@ -176,13 +160,13 @@ fn max_bytes_picks_the_highest_quality_that_fits() {
     let (input, out) = (t.path("in"), t.path("out"));
     // One 320-px WebP of the photo with `extra` flags; its bytes.
     let webp = |extra: &[&str]| {
-        presize()
-            .arg(&input)
-            .args(["-o", out.to_str().unwrap(), "-w", "320", "-f", "webp"])
-            .args(["--overwrite"])
-            .args(extra)
-            .assert()
-            .success();
+        resize(
+            &input,
+            &out,
+            "320",
+            &[&["-f", "webp", "--overwrite"][..], extra].concat(),
+        )
+        .success();
         std::fs::read(out.join("dune.webp")).unwrap()
     };
     let (q60, q61) = (webp(&["-Q", "60"]), webp(&["-Q", "61"]));
@@ -195,49 +179,19 @@ fn max_bytes_picks_the_highest_quality_that_fits() {
 fn max_bytes_that_nothing_fits_writes_the_smallest_output_and_warns_naming_it() {
     let t = TestTree::new().copy(PHOTOS[0], "in/dune.jpg");
     let (input, out) = (t.path("in"), t.path("out"));
-    presize()
-        .arg(&input)
-        .args([
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "320",
-            "-f",
-            "webp",
-            "-Q",
-            "1",
-        ])
-        .assert()
-        .success();
+    resize(&input, &out, "320", &["-f", "webp", "-Q", "1"]).success();
     let smallest = std::fs::read(out.join("dune.webp")).unwrap();
-    presize()
-        .arg(&input)
-        .args([
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "320",
-            "-f",
-            "webp",
-            "--overwrite",
-        ])
-        .args(["--max-bytes", "100"])
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("dune.webp"))
-        .stderr(predicates::str::contains("--max-bytes 100"));
+    resize(
+        &input,
+        &out,
+        "320",
+        &["-f", "webp", "--overwrite", "--max-bytes", "100"],
+    )
+    .success()
+    .stderr(predicates::str::contains("dune.webp"))
+    .stderr(predicates::str::contains("--max-bytes 100"));
     assert_eq!(std::fs::read(out.join("dune.webp")).unwrap(), smallest);
-    presize()
-        .arg(&input)
-        .args([
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "320",
-            "--max-bytes",
-            "lots",
-        ])
-        .assert()
+    resize(&input, &out, "320", &["--max-bytes", "lots"])
         .code(2)
         .stderr(predicates::str::contains("--max-bytes"));
 }

@@ -1445,18 +1445,7 @@ mod tests {
                 *b ^= 0x55;
             }
         }
-        let header = Header {
-            width: 450,
-            height: 300,
-            orientation: 1,
-            icc: None,
-            cmyk_icc: None,
-            exif: None,
-            xmp: None,
-            resolution: None,
-            bytes_per_pixel: 3,
-            jpeg: None,
-        };
+        let header = Header::sized(450, 300, 3);
         let mut scratch = DecodeScratch::default();
         let one = decode_jpeg(&broken, &header, None, &mut scratch, 1);
         let many = decode_jpeg(&broken, &header, None, &mut scratch, 4);

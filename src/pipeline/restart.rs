@@ -14,6 +14,8 @@
 //! simple shape (progressive or arithmetic coding, several scans, a marker count that does not
 //! add up) are left to the one-thread decoder, which also reports any damage.
 
+use crate::jpeg_segment::{be16, segment_at};
+
 /// A sequential, single-scan JPEG cut at its restart markers.
 #[derive(Debug)]
 pub struct Intervals<'a> {
@@ -47,10 +49,6 @@ pub struct Band {
     pub keep: (u32, u32),
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from(*b.get(at)?) << 8 | u32::from(*b.get(at + 1)?))
-}
-
 impl<'a> Intervals<'a> {
     /// Finds the restart intervals of `bytes`, or `None` when the file is not a sequential
     /// Huffman-coded JPEG with one interleaved scan and a consistent set of restart markers.
@@ -64,25 +62,15 @@ impl<'a> Intervals<'a> {
         let scan_start;
         let scan_components;
         loop {
-            // Markers may be preceded by any number of 0xFF fill bytes.
-            while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
-                at += 1;
-            }
-            if *bytes.get(at)? != 0xFF {
-                return None;
-            }
-            let marker = *bytes.get(at + 1)?;
-            let len = be16(bytes, at + 2)? as usize;
-            let body = at + 4;
-            let end = at + 2 + len;
-            if len < 2 || end > bytes.len() {
-                return None;
-            }
-            match marker {
+            let segment = segment_at(bytes, at)?;
+            // Offset of the body in the file (the height is rewritten there for each band).
+            let body = segment.start + 4;
+            let end = segment.end;
+            match segment.marker {
                 // Baseline and extended sequential, Huffman coded.
                 0xC0 | 0xC1 => {
-                    let height = be16(bytes, body + 1)?;
-                    let width = be16(bytes, body + 3)?;
+                    let height = u32::from(be16(bytes, body + 1)?);
+                    let width = u32::from(be16(bytes, body + 3)?);
                     let count = usize::from(*bytes.get(body + 5)?);
                     let comps: Option<Vec<(u8, u32, u32)>> = (0..count)
                         .map(|i| {
@@ -93,9 +81,12 @@ impl<'a> Intervals<'a> {
                         .collect();
                     frame = Some((body + 1, width, height, comps?));
                 }
-                // Progressive, lossless, hierarchical or arithmetic coding: not handled here.
-                0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
-                0xDD => interval = be16(bytes, body)?,
+                // Progressive, lossless, hierarchical or arithmetic coding: not handled here;
+                // nor a marker without a segment (SOI again, RSTn, EOI) before the scan.
+                0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0x01 | 0xD0..=0xD9 => {
+                    return None
+                }
+                0xDD => interval = u32::from(be16(bytes, body)?),
                 0xDA => {
                     scan_components = usize::from(*bytes.get(body)?);
                     scan_start = end;

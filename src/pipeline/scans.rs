@@ -11,6 +11,8 @@
 //! fraction of the data and produces the same pixels. Called by `decode::decode_jpeg` with the
 //! scale it chose; anything unusual declines (`None`) and the whole file is decoded as before.
 
+use crate::jpeg_segment::{be16, segment_at, Segment};
+
 /// The IDCT size libjpeg-turbo gives each component, and so which coefficients it reads.
 ///
 /// At 1/`denom` the smallest IDCT is `8 / denom`; a component sampled below the image's maximum
@@ -68,10 +70,6 @@ impl Frame {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> Option<usize> {
-    Some(usize::from(*b.get(at)?) << 8 | usize::from(*b.get(at + 1)?))
-}
-
 /// A copy of the progressive JPEG `bytes` holding only the scans a decode at 1/`denom` reads,
 /// or `None` when nothing can be left out or the file is not of the plain shape this handles:
 /// a Huffman-coded progressive frame (SOF2) whose scans follow a consistent progression to full
@@ -94,14 +92,12 @@ pub(crate) fn needed_scans(bytes: &[u8], denom: usize) -> Option<Vec<u8>> {
     let mut interval = 0;
     let mut at = 2;
     loop {
-        // Markers may be preceded by any number of 0xFF fill bytes.
-        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
-            at += 1;
-        }
-        if *bytes.get(at)? != 0xFF {
-            return None;
-        }
-        let marker = *bytes.get(at + 1)?;
+        let Segment {
+            marker,
+            start,
+            body,
+            end,
+        } = segment_at(bytes, at)?;
         if marker == 0xD9 {
             break;
         }
@@ -109,12 +105,6 @@ pub(crate) fn needed_scans(bytes: &[u8], denom: usize) -> Option<Vec<u8>> {
         if matches!(marker, 0x00 | 0x01 | 0xD0..=0xD8) {
             return None;
         }
-        let len = be16(bytes, at + 2)?;
-        let end = at + 2 + len;
-        if len < 2 || end > bytes.len() {
-            return None;
-        }
-        let body = &bytes[at + 4..end];
         match marker {
             0xC2 if frame.is_none() => frame = Some(parse_frame(body)?),
             // Any other frame type (sequential, lossless, hierarchical, arithmetic), a second
@@ -125,14 +115,14 @@ pub(crate) fn needed_scans(bytes: &[u8], denom: usize) -> Option<Vec<u8>> {
             0xDA => {
                 let data_end = scan_end(bytes, end)?;
                 if scan(frame.as_mut()?, body, denom)? {
-                    out.extend_from_slice(&bytes[at..data_end]);
+                    out.extend_from_slice(&bytes[start..data_end]);
                 }
                 at = data_end;
                 continue;
             }
             _ => {}
         }
-        out.extend_from_slice(&bytes[at..end]);
+        out.extend_from_slice(&bytes[start..end]);
         at = end;
     }
     let frame = frame?;
@@ -163,8 +153,8 @@ pub(crate) fn needed_scans(bytes: &[u8], denom: usize) -> Option<Vec<u8>> {
 
 /// The SOF2 body: precision, height, width, then (id, sampling, table) per component.
 fn parse_frame(body: &[u8]) -> Option<Frame> {
-    let height = u32::try_from(be16(body, 1)?).ok()?;
-    let width = u32::try_from(be16(body, 3)?).ok()?;
+    let height = u32::from(be16(body, 1)?);
+    let width = u32::from(be16(body, 3)?);
     let count = usize::from(*body.get(5)?);
     if body[0] != 8 || width == 0 || height == 0 || !(1..=4).contains(&count) {
         return None;
