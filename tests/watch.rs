@@ -42,6 +42,20 @@ struct Watching {
     child: Child,
 }
 
+impl Watching {
+    /// Starts presize with `args`, its stderr into `log` (stdin and stdout closed).
+    fn start(args: &[&str], log: &Path) -> Watching {
+        let child = Command::new(assert_cmd::cargo::cargo_bin("presize"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Watching { child }
+    }
+}
+
 impl Drop for Watching {
     fn drop(&mut self) {
         // A failed test must not leave a watcher running.
@@ -82,19 +96,23 @@ fn watch_redoes_new_changed_and_deleted_sources_and_ctrl_c_exits_130() {
     fs::create_dir_all(tree.path("in/sub")).unwrap();
     let out = tree.path("out");
     let log = tree.path("stderr.txt");
-    let child = Command::new(assert_cmd::cargo::cargo_bin("presize"))
-        .args(["--progress", "never", "-w", "40", "--prune", "--watch"])
-        .arg("--manifest")
-        .arg(tree.path("m.json"))
-        .arg("-o")
-        .arg(&out)
-        .arg(tree.path("in"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut watching = Watching { child };
+    let (manifest, input) = (tree.path("m.json"), tree.path("in"));
+    let mut watching = Watching::start(
+        &[
+            "--progress",
+            "never",
+            "-w",
+            "40",
+            "--prune",
+            "--watch",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        &log,
+    );
     wait_for("the first run", &log, || out.join("a.png").exists());
     assert_eq!(dims(&out.join("a.png")), (40, 30));
 
@@ -177,15 +195,11 @@ manifest = "public/square.json"
 "#,
     );
     let log = tree.path("stderr.txt");
-    let child = Command::new(assert_cmd::cargo::cargo_bin("presize"))
-        .args(["build", "--watch", "--config"])
-        .arg(tree.path("site/presize.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut watching = Watching { child };
+    let config = tree.path("site/presize.toml");
+    let mut watching = Watching::start(
+        &["build", "--watch", "--config", config.to_str().unwrap()],
+        &log,
+    );
     let public = tree.path("site/public");
     wait_for("the first build", &log, || {
         public.join("w40/a.png").exists() && public.join("square/a.png").exists()
